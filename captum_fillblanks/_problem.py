@@ -1,0 +1,310 @@
+"""Plumbing shared by the fill methods: Captum's argument conventions in one place.
+
+``FillProblem`` normalizes one ``attribute()`` call (tensor-or-tuple inputs, baselines,
+targets, extra forward arguments, the loss) once at the top, so each estimator's body
+only handles tuples of masked copies and their updates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from captum._utils.common import (
+    _expand_additional_forward_args,
+    _expand_target,
+    _format_additional_forward_args,
+    _format_tensor_into_tuples,
+    _run_forward,
+    _select_targets,
+    _validate_target,
+)
+from torch import Tensor, nn
+
+from .masks import n_blank_units, patch_grid
+
+LossFn = Callable[[Tensor, Any], Tensor]
+LOSSES = ("cross_entropy", "target")
+SELECTIONS = ("correct", "all")
+
+
+def format_inputs(inputs: Any) -> Tuple[bool, Tuple[Tensor, ...]]:
+    """Check ``inputs`` and return ``(was_tuple, tuple_of_detached_tensors)``."""
+    is_tuple = isinstance(inputs, tuple)
+    formatted = _format_tensor_into_tuples(inputs) if isinstance(inputs, (Tensor, tuple)) else None
+    if not formatted or not all(isinstance(t, Tensor) for t in formatted):
+        raise TypeError(
+            f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+        )
+    for i, tensor in enumerate(formatted):
+        if not tensor.is_floating_point():
+            raise TypeError(
+                f"inputs[{i}] has dtype {tensor.dtype}; filling in the blanks takes gradients "
+                "with respect to the input, so it must be floating point (e.g. x.float())"
+            )
+        if tensor.dim() < 1 or tensor.shape[0] == 0:
+            raise ValueError(f"inputs[{i}] must have a non-empty batch dimension, got {tuple(tensor.shape)}")
+    batch = formatted[0].shape[0]
+    if any(t.shape[0] != batch for t in formatted):
+        raise ValueError(
+            "all input tensors must have the same batch size, got "
+            f"{[t.shape[0] for t in formatted]}"
+        )
+    return is_tuple, tuple(t.detach() for t in formatted)
+
+
+def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Union[float, Tensor], ...]:
+    """Baselines as a tuple matching ``inputs``: scalars, or tensors broadcastable to each input."""
+    if baselines is None:
+        baselines = 0.0
+    if not isinstance(baselines, tuple):
+        baselines = (baselines,) * len(inputs) if len(inputs) > 1 and not isinstance(baselines, Tensor) else (baselines,)
+    if len(baselines) != len(inputs):
+        raise ValueError(f"baselines has {len(baselines)} entries but inputs has {len(inputs)} tensors")
+    formatted: List[Union[float, Tensor]] = []
+    for i, (baseline, tensor) in enumerate(zip(baselines, inputs)):
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
+            raise TypeError(
+                f"baselines[{i}] must be a number or a Tensor, got {type(baseline).__name__}"
+            )
+        if isinstance(baseline, Tensor):
+            try:
+                shape = torch.broadcast_shapes(baseline.shape, tensor.shape)
+            except RuntimeError:
+                shape = None
+            if shape != tensor.shape:
+                raise ValueError(
+                    f"baselines[{i}] of shape {tuple(baseline.shape)} does not broadcast to the "
+                    f"input's shape {tuple(tensor.shape)}; give a scalar, one example's shape "
+                    f"{tuple(tensor.shape[1:])}, or the input's shape"
+                )
+            baseline = baseline.detach().to(device=tensor.device, dtype=tensor.dtype)
+        else:
+            baseline = float(baseline)
+        formatted.append(baseline)
+    return tuple(formatted)
+
+
+def default_unit_maps(
+    inputs: Tuple[Tensor, ...], patch_size: int
+) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...]]:
+    """Units of each input when no ``feature_mask`` is given (SPEC, "Other shapes").
+
+    4-D inputs ``(batch, C, H, W)`` get ``patch_size`` patches shared over channels; any
+    other rank gets one unit per element. Each input is its own group.
+
+    Returns ``(unit_maps, group_of_input, units_per_group)``; each unit map broadcasts to
+    its input and holds unit indices.
+    """
+    maps = []
+    for tensor in inputs:
+        if tensor.dim() == 4:
+            grid = patch_grid(tensor.shape[2], tensor.shape[3], patch_size, device=tensor.device)
+            maps.append(grid[None, None])
+        else:
+            numel = tensor[0].numel()
+            maps.append(torch.arange(numel, device=tensor.device).reshape(1, *tensor.shape[1:]))
+    return tuple(maps), tuple(range(len(inputs))), tuple(int(m.max()) + 1 for m in maps)
+
+
+def feature_unit_maps(
+    feature_mask: Any, inputs: Tuple[Tensor, ...]
+) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...]]:
+    """Units from a Captum ``feature_mask``: each distinct id is one unit, shared across
+    the tensors of a tuple (as in ``FeatureAblation``)."""
+    masks = _format_tensor_into_tuples(feature_mask)
+    if not isinstance(masks, tuple) or len(masks) != len(inputs):
+        raise ValueError(
+            f"feature_mask must give one tensor per input tensor ({len(inputs)}), "
+            f"got {len(masks) if isinstance(masks, tuple) else type(feature_mask).__name__}"
+        )
+    shaped = []
+    for i, (mask, tensor) in enumerate(zip(masks, inputs)):
+        if not isinstance(mask, Tensor) or mask.is_floating_point() or mask.dtype == torch.bool:
+            raise TypeError(f"feature_mask[{i}] must be an integer Tensor of group ids")
+        if mask.dim() > tensor.dim():
+            raise ValueError(f"feature_mask[{i}] has more dimensions than inputs[{i}]")
+        mask = mask.reshape((1,) * (tensor.dim() - mask.dim()) + tuple(mask.shape))
+        try:
+            ok = torch.broadcast_shapes(mask.shape, tensor.shape) == tensor.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"feature_mask[{i}] of shape {tuple(mask.shape)} does not broadcast to "
+                f"inputs[{i}] of shape {tuple(tensor.shape)}"
+            )
+        shaped.append(mask.to(tensor.device))
+    ids = torch.cat([m.reshape(-1) for m in shaped])
+    _, inverse = torch.unique(ids, return_inverse=True)
+    maps, start = [], 0
+    for mask in shaped:
+        maps.append(inverse[start : start + mask.numel()].reshape(mask.shape))
+        start += mask.numel()
+    return tuple(maps), (0,) * len(inputs), (int(inverse.max()) + 1,)
+
+
+class FillProblem:
+    """One call's inputs, baselines, target and loss, normalized.
+
+    The batch of masked copies handed to :meth:`losses` and :meth:`gradient` is laid out
+    mask-major: ``n`` masks times the ``B`` examples, row ``j * B + e`` is example ``e``
+    under mask ``j`` (Captum's ``ExpansionTypes.repeat``).
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        inputs: Any,
+        target: Any,
+        additional_forward_args: Any,
+        baselines: Any,
+        loss: Union[str, LossFn],
+        selection: str,
+    ) -> None:
+        self.forward_func = forward_func
+        self.is_tuple, self.inputs = format_inputs(inputs)
+        self.batch_size = self.inputs[0].shape[0]
+        self.device = self.inputs[0].device
+        self.baselines = format_baselines(baselines, self.inputs)
+        self.additional_forward_args = _format_additional_forward_args(additional_forward_args)
+        if not (callable(loss) or loss in LOSSES):
+            raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        self.loss = loss
+        self.selection = selection
+        self.target = target
+        self._expanded_args: dict = {}
+        warn_if_training(forward_func)
+
+        _validate_target(self.batch_size, target)
+        with torch.no_grad():
+            outputs = self.forward(self.inputs, 1)
+            _select_targets(outputs, target)  # raises exactly what Captum raises
+        self.labels = self._class_labels(outputs, target)
+        needs_classes = loss == "cross_entropy" or selection == "correct"
+        if needs_classes and self.labels is None:
+            raise ValueError(
+                f"loss={loss!r} with selection={selection!r} needs class scores of shape "
+                f"(batch, classes) and an integer class target, but the model returned "
+                f"shape {tuple(outputs.shape)} for target {target!r}; use loss='target' "
+                "and selection='all' for other outputs"
+            )
+
+    @staticmethod
+    def _class_labels(outputs: Tensor, target: Any) -> Optional[Tensor]:
+        """Per-example class index, when the output is class scores and the target a class."""
+        if outputs.dim() != 2 or outputs.shape[1] < 2:
+            return None
+        batch = outputs.shape[0]
+        if target is None:
+            return outputs.argmax(dim=1)
+        if isinstance(target, int):
+            return torch.full((batch,), target, dtype=torch.long, device=outputs.device)
+        if isinstance(target, Tensor) and not target.is_floating_point():
+            return target.reshape(-1).to(outputs.device, torch.long).expand(batch).clone()
+        if isinstance(target, list) and all(isinstance(t, int) for t in target):
+            return torch.tensor(target, dtype=torch.long, device=outputs.device)
+        return None
+
+    def expanded_args(self, n_masks: int) -> Any:
+        if n_masks not in self._expanded_args:
+            self._expanded_args = {
+                n_masks: _expand_additional_forward_args(self.additional_forward_args, n_masks)
+            }
+        return self._expanded_args[n_masks]
+
+    def forward(self, batch: Tuple[Tensor, ...], n_masks: int) -> Tensor:
+        """Model outputs for ``n_masks`` stacked copies of the batch."""
+        outputs = _run_forward(self.forward_func, batch, None, self.expanded_args(n_masks))
+        if not isinstance(outputs, Tensor):
+            raise TypeError(
+                f"forward_func must return a Tensor, got {type(outputs).__name__}"
+            )
+        return outputs
+
+    def row_labels(self, n_masks: int) -> Optional[Tensor]:
+        return None if self.labels is None else self.labels.repeat(n_masks)
+
+    def losses(self, outputs: Tensor, n_masks: int) -> Tensor:
+        """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch."""
+        labels = self.row_labels(n_masks)
+        if self.loss == "cross_entropy":
+            return F.cross_entropy(outputs.float(), labels, reduction="none")
+        if self.loss == "target":
+            if labels is not None:
+                selected = outputs.gather(1, labels[:, None]).squeeze(1)
+            else:
+                selected = _select_targets(outputs, _expand_target(self.target, n_masks))
+            selected = selected.reshape(selected.shape[0], -1) if selected.dim() > 0 else selected
+            if selected.dim() != 2 or selected.shape[1] != 1:
+                raise ValueError(
+                    f"loss='target' needs one output value per example, but target "
+                    f"{self.target!r} selects shape {tuple(selected.shape)}; pass a target "
+                    "that picks one value (an index, or a tuple of indices)"
+                )
+            return -selected[:, 0]
+        target = labels if labels is not None else _expand_target(self.target, n_masks)
+        values = self.loss(outputs, target)
+        if not isinstance(values, Tensor) or values.shape != (outputs.shape[0],):
+            raise ValueError(
+                f"the loss callable must return one loss per row, shape ({outputs.shape[0]},), "
+                f"got {tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}"
+            )
+        return values
+
+    def gradient(self, batch: Tuple[Tensor, ...], n_masks: int) -> Tuple[Tuple[Tensor, ...], Tensor]:
+        """``grad_{x'} L`` at the masked copies themselves, and the model outputs."""
+        with torch.enable_grad():
+            leaves = tuple(t.detach().requires_grad_() for t in batch)
+            outputs = self.forward(leaves, n_masks)
+            losses = self.losses(outputs, n_masks)
+            grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
+        grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
+        return grads, outputs.detach()
+
+    def correct(self, outputs: Tensor, n_masks: int) -> Tensor:
+        """``(n_masks, B)`` bool: which copies the model classifies as their target."""
+        if self.selection == "all":
+            return torch.ones(n_masks, self.batch_size, dtype=torch.bool, device=outputs.device)
+        return (outputs.argmax(dim=1) == self.row_labels(n_masks)).reshape(n_masks, self.batch_size)
+
+    def mask(self, blanks: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+        """The masked copies ``M(x)`` for element blank indicators of shape ``(n, 1|B, ...)``.
+
+        Returns the copies flattened mask-major to ``(n * B, ...)``.
+        """
+        masked = []
+        for tensor, baseline, blank in zip(self.inputs, self.baselines, blanks):
+            fill = baseline if isinstance(baseline, Tensor) else torch.tensor(
+                baseline, dtype=tensor.dtype, device=tensor.device
+            )
+            copies = torch.where(blank, fill, tensor)
+            copies = copies.expand(blank.shape[0], *tensor.shape)
+            masked.append(copies.reshape(-1, *tensor.shape[1:]))
+        return tuple(masked)
+
+
+def warn_if_training(forward_func: Callable) -> None:
+    module = forward_func if isinstance(forward_func, nn.Module) else getattr(forward_func, "__self__", None)
+    if isinstance(module, nn.Module) and module.training:
+        warnings.warn(
+            "the model is in training mode: batch norm couples the masked copies of a "
+            "batch and dropout randomizes them; call model.eval() first",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def units_and_ratio(
+    inputs: Tuple[Tensor, ...], feature_mask: Any, patch_size: int, mask_ratio: float
+) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]:
+    """Unit maps, groups, units per group and blanks per group for one call."""
+    if feature_mask is None:
+        maps, groups, n_units = default_unit_maps(inputs, patch_size)
+    else:
+        maps, groups, n_units = feature_unit_maps(feature_mask, inputs)
+    return maps, groups, n_units, tuple(n_blank_units(n, mask_ratio) for n in n_units)

@@ -1,0 +1,369 @@
+"""``MaskFill``: the expected fill over random masks (paper section 4.1, Fig. 2)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple, Union
+
+import torch
+from captum._utils.common import _format_output
+from captum._utils.progress import progress
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import GradientAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from ._problem import FillProblem, LossFn, units_and_ratio
+from .masks import MaskSequence, SeedLike, resolve_seed
+
+__all__ = ["MaskFill", "FillCounts"]
+
+
+@dataclass
+class FillCounts:
+    """What one call of a fill method measured.
+
+    Attributes:
+        n_drawn (int): masks drawn (every example walks the same sequence).
+        n_kept (Tensor): ``(batch,)`` kept draws per example (at most ``n_samples``).
+        coverage (tuple[Tensor, ...]): per input, shaped like it: the number of kept
+            draws in which each element was blank — the denominator of the estimate.
+    """
+
+    n_drawn: int
+    n_kept: Tensor
+    coverage: Tuple[Tensor, ...]
+
+
+def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
+    """Masked copies per forward pass when the caller gives none.
+
+    About 2**18 input values per chunk on a CPU (256 MNIST copies), 2**24 on an
+    accelerator, within [16, 256] and [64, 4096] copies; see docs/benchmarks.md.
+    """
+    per_copy = sum(t[0].numel() for t in inputs)
+    if inputs[0].device.type == "cpu":
+        return max(16, min(256, 2**18 // per_copy))
+    return max(64, min(4096, 2**24 // per_copy))
+
+
+def format_user_masks(masks: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    """Caller-given masks (``1`` kept, ``0`` blank) as element blank indicators ``(n, 1, ...)``.
+
+    For a 4-D input ``(B, C, H, W)`` a mask is ``(H, W)``, a stack ``(n, H, W)`` or
+    ``(n, C or 1, H, W)``; for an input of another rank ``(B, *S)`` a mask has shape ``S``
+    (broadcastable) and a stack ``(n, *S)``. Tuple inputs take a tuple of masks.
+    """
+    given = masks if isinstance(masks, tuple) else (masks,)
+    if len(given) != len(inputs):
+        raise ValueError(f"masks must give one mask (or stack) per input tensor ({len(inputs)}), got {len(given)}")
+    blanks = []
+    for i, (mask, tensor) in enumerate(zip(given, inputs)):
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"masks[{i}] must be a Tensor, got {type(mask).__name__}")
+        sample_rank = tensor.dim() - 1
+        if tensor.dim() == 4 and mask.dim() in (2, 3):
+            stack = mask.reshape(-1, 1, *mask.shape[-2:])  # spatial masks, shared over channels
+        elif mask.dim() == sample_rank + 1:
+            stack = mask
+        elif mask.dim() == sample_rank:
+            stack = mask[None]
+        else:
+            raise ValueError(
+                f"masks[{i}] of shape {tuple(mask.shape)} does not fit inputs[{i}] of shape "
+                f"{tuple(tensor.shape)}: give one mask shaped like one example (for images "
+                "(H, W)) or a stack with a leading mask dimension"
+            )
+        try:
+            ok = torch.broadcast_shapes(stack.shape[1:], tensor.shape[1:]) == tensor.shape[1:]
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"masks[{i}] of shape {tuple(mask.shape)} does not broadcast to one example "
+                f"of inputs[{i}], shape {tuple(tensor.shape[1:])}"
+            )
+        values = stack.to(tensor.device)
+        if not bool(((values == 0) | (values == 1)).all()):
+            raise ValueError(f"masks[{i}] must hold only 0 (blank) and 1 (kept)")
+        blanks.append((values == 0)[:, None])
+    if len({b.shape[0] for b in blanks}) != 1:
+        raise ValueError(f"every input's mask stack must hold the same number of masks, got {[b.shape[0] for b in blanks]}")
+    return tuple(blanks)
+
+
+class _RandomMasks:
+    """Element blank indicators of the call's reproducible random mask sequence."""
+
+    def __init__(self, unit_maps, groups, n_units, n_blank, seed: int) -> None:
+        self.sequence = MaskSequence(n_units, n_blank, seed)
+        self.unit_maps, self.groups = unit_maps, groups
+
+    def take(self, start: int, stop: int) -> Tuple[Tensor, ...]:
+        units = self.sequence.take(start, stop)
+        blanks = []
+        for unit_map, group in zip(self.unit_maps, self.groups):
+            per_unit = units[group].to(unit_map.device, non_blocking=True)
+            blanks.append(per_unit[:, unit_map])
+        return tuple(blanks)
+
+
+class _GivenMasks:
+    def __init__(self, blanks: Tuple[Tensor, ...]) -> None:
+        self.blanks = blanks
+
+    def take(self, start: int, stop: int) -> Tuple[Tensor, ...]:
+        return tuple(b[start:stop] for b in self.blanks)
+
+
+class MaskFill(GradientAttribution):
+    r"""Fill in the blanks with random masks: the model's expected fill of each example.
+
+    From "Fill in the Blanks: Rethinking Interpretability in Vision" (Deelaka et al.).
+    Random masks ``M`` blank a fraction ``eta`` (``mask_ratio``) of the input's patches.
+    For each masked copy ``M(x)`` the model predicts a class, and the update
+    ``delta = -gamma * grad_{x'} L(f(x'), y)`` is taken *with respect to the masked image
+    itself* (``gamma`` is ``step_size``): the change the model would make to the blanks
+    to make the image more like class ``y``. Draws whose prediction is ``y`` are kept
+    (``selection="correct"``), and each position's estimate is the mean update over the
+    kept draws in which it was blank::
+
+        fill = sum_i (1 - m_i) * delta_i / sum_i (1 - m_i)
+
+    Visualized through :func:`captum_fillblanks.transforms.prototype`, the fill is the
+    model's own prototype of the class, conditioned on the example.
+
+    Every example of a batch walks the same mask sequence, fixed by ``seed``, so a batch
+    gives for each example exactly what that example gives alone, for any
+    ``internal_batch_size`` and on any device (up to float summation order).
+
+    After each call, :attr:`counts` holds a :class:`FillCounts` (draws made, draws kept
+    per example, per-position coverage).
+
+    Args:
+        forward_func (Callable): the model, or any function returning its outputs.
+    """
+
+    def __init__(self, forward_func: Callable) -> None:
+        super().__init__(forward_func)
+        self.counts: Optional[FillCounts] = None
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        baselines: Any = 0.0,
+        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        internal_batch_size: Optional[int] = None,
+        show_progress: bool = False,
+        return_convergence_delta: bool = False,
+        *,
+        n_samples: int = 1000,
+        mask_ratio: float = 0.25,
+        patch_size: int = 2,
+        selection: str = "correct",
+        loss: Union[str, LossFn] = "cross_entropy",
+        step_size: float = 1.0,
+        max_draws: Optional[int] = None,
+        masks: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        seed: SeedLike = None,
+    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        r"""
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): examples to fill, batch first. Must be
+                floating point. 4-D inputs ``(B, C, H, W)`` are masked by patches shared
+                over channels; inputs of other ranks element by element.
+            target (int, tuple, Tensor or list, optional): Captum's target, in any of its
+                forms. ``None`` for a classifier means the model's prediction on the
+                unmasked input. Default: None.
+            additional_forward_args (Any, optional): extra arguments to ``forward_func``
+                after the inputs; tensors are repeated for the masked copies as Captum
+                does. Default: None.
+            baselines (scalar, Tensor or tuple, optional): what a blank holds (``b``);
+                tensors broadcast to the input. ``M(x) = m * x + (1 - m) * b``. Default: 0.
+            feature_mask (Tensor or tuple[Tensor, ...], optional): integer unit ids
+                broadcastable to the input, as in ``FeatureAblation``; each id is one unit
+                (shared across the tensors of a tuple). Replaces patches. Default: None.
+            internal_batch_size (int, optional): masked copies per forward/backward pass
+                (all examples together). ``None`` picks one from the input size (see
+                :func:`default_internal_batch_size`). Memory does not grow with
+                ``n_samples``. Default: None.
+            show_progress (bool, optional): show a progress bar of the draws. Default: False.
+            return_convergence_delta (bool, optional): also return, per example, the
+                Monte-Carlo standard error of the estimate: the largest per-position
+                standard error of the mean over positions covered at least once (``inf``
+                where a covered position was covered only once). Default: False.
+            n_samples (int, optional): kept draws per example. The paper uses more than
+                10,000; use the convergence delta to choose. Default: 1000.
+            mask_ratio (float, optional): ``eta``, the fraction of units each mask blanks,
+                in (0, 1); at least one unit. Default: 0.25.
+            patch_size (int, optional): ``p``, side of the square patches of 4-D inputs.
+                Default: 2.
+            selection (str, optional): ``"correct"`` keeps draws the model classifies as
+                the target (the paper); ``"all"`` keeps every draw. Default: "correct".
+            loss (str or Callable, optional): ``"cross_entropy"`` on logits,
+                ``"target"`` (``L = -f(x')[y]``, for any output Captum can select), or
+                ``loss(outputs, target) -> (rows,)`` losses, where ``target`` is the class
+                index per row when one is known, else Captum's target expanded to the rows.
+                Default: "cross_entropy".
+            step_size (float, optional): ``gamma``; only scales the update. Default: 1.0.
+            max_draws (int, optional): stop after this many draws even if some example
+                has fewer than ``n_samples`` kept (with a warning). Default: ``10 * n_samples``.
+            masks (Tensor or tuple[Tensor, ...], optional): the caller's own masks
+                (``1`` kept, ``0`` blank) instead of random draws: one mask, or a stack with
+                a leading mask dimension (images: ``(H, W)`` or ``(n, H, W)``). Every mask
+                is used once; ``n_samples``, ``mask_ratio``, ``patch_size``,
+                ``feature_mask``, ``max_draws`` and ``seed`` do not apply. With one mask
+                and ``selection="all"`` the result is that mask's update at its blanks.
+            seed (int or torch.Generator, optional): fixes the mask sequence. ``None``
+                draws one seed per call from torch's global RNG. Default: None.
+
+        Returns:
+            **attributions** or (**attributions**, **delta**):
+            - **attributions** (Tensor or tuple[Tensor, ...]): the fill, shaped like the
+              inputs, on their device; zero where no kept draw blanked a position.
+            - **delta** (Tensor): ``(batch,)`` Monte-Carlo standard error, if asked.
+
+        Examples::
+
+            >>> import torch
+            >>> from captum.attr import IntegratedGradients
+            >>> from captum_fillblanks import MaskFill
+            >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+            >>> images = torch.rand(2, 1, 28, 28)
+            >>> fill, delta = MaskFill(net).attribute(
+            ...     images, target=3, n_samples=200, seed=0, return_convergence_delta=True)
+            >>> fill.shape, delta.shape
+            (torch.Size([2, 1, 28, 28]), torch.Size([2]))
+            >>> ig = IntegratedGradients(net).attribute(images, target=3)
+        """
+        problem = FillProblem(
+            self.forward_func, inputs, target, additional_forward_args, baselines, loss, selection
+        )
+        _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
+            raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")
+        if masks is not None:
+            source = _GivenMasks(format_user_masks(masks, problem.inputs))
+            n_samples = total = source.blanks[0].shape[0]
+        else:
+            _check_positive_int("n_samples", n_samples)
+            _check_positive_int("max_draws", max_draws, allow_none=True)
+            _check_positive_int("patch_size", patch_size)
+            source = _RandomMasks(
+                *units_and_ratio(problem.inputs, feature_mask, patch_size, mask_ratio),
+                seed=resolve_seed(seed),
+            )
+            total = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
+        chunk = max(1, (internal_batch_size or default_internal_batch_size(problem.inputs)) // problem.batch_size)
+
+        sums, sq_sums, coverage, n_kept, n_drawn = self._estimate(
+            problem, source, n_samples, total, chunk, step_size, show_progress,
+            return_convergence_delta,
+        )
+        self.counts = FillCounts(n_drawn, n_kept, coverage)
+        fills = tuple(
+            (s / c.clamp(min=1)).to(t.dtype) for s, c, t in zip(sums, coverage, problem.inputs)
+        )
+        self._warn_short(n_kept, n_samples, n_drawn, masks is not None)
+        fills = _format_output(problem.is_tuple, fills)
+        if not return_convergence_delta:
+            return fills
+        return fills, _standard_error(sums, sq_sums, coverage)
+
+    def _update(self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, step_size: float):
+        """First-order update ``-step_size * grad`` of each masked copy, and the outputs."""
+        grads, outputs = problem.gradient(masked, n_masks)
+        return tuple(-step_size * g for g in grads), outputs
+
+    def _estimate(self, problem, source, n_samples, total, chunk, step_size, show_progress, with_squares):
+        batch = problem.batch_size
+        device = problem.device
+        sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
+        sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
+        coverage = [torch.zeros_like(s) for s in sums]
+        n_kept = torch.zeros(batch, dtype=torch.long, device=device)
+        bar = progress(
+            desc=f"{type(self).__name__} draws",
+            total=total if total == n_samples else None,  # unknown when selecting
+            disable=not show_progress,
+        )
+        n_drawn = 0
+        try:
+            while n_drawn < total:
+                n = min(chunk, total - n_drawn)
+                blanks = source.take(n_drawn, n_drawn + n)
+                updates, outputs = self._update(problem, problem.mask(blanks), n, step_size)
+                keep = problem.correct(outputs, n)
+                # each example uses exactly its first n_samples kept draws
+                keep &= n_kept[None] + keep.long().cumsum(0) <= n_samples
+                n_kept += keep.sum(0)
+                for i, (update, blank) in enumerate(zip(updates, blanks)):
+                    view = (n, batch) + (1,) * (blank.dim() - 2)
+                    weight = (keep.reshape(view) & blank).to(sums[i].dtype)
+                    update = update.reshape(n, *problem.inputs[i].shape).to(sums[i].dtype)
+                    weighted = weight * update
+                    sums[i] += weighted.sum(0)
+                    coverage[i] += weight.sum(0)
+                    if sq_sums is not None:
+                        sq_sums[i] += (weighted * update).sum(0)
+                n_drawn += n
+                bar.update(n)
+                # no device sync until some example could be complete
+                if n_drawn >= n_samples and n_drawn < total and bool((n_kept >= n_samples).all()):
+                    break
+        finally:
+            bar.close()
+        return tuple(sums), sq_sums and tuple(sq_sums), tuple(coverage), n_kept, n_drawn
+
+    @staticmethod
+    def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> None:
+        kept = n_kept.tolist()
+        if all(k >= n_samples for k in kept):
+            return
+        if all(k == 0 for k in kept) or min(kept) == 0:
+            warnings.warn(
+                f"no draw was kept for example(s) {[i for i, k in enumerate(kept) if k == 0]} "
+                f"after {n_drawn} draws (the model never predicted the target on a masked copy); "
+                "their fill is zero. Try selection='all', a lower mask_ratio or a larger max_draws",
+                UserWarning,
+                stacklevel=3,
+            )
+        if not given and any(0 < k < n_samples for k in kept):
+            warnings.warn(
+                f"only {min(k for k in kept)} of n_samples={n_samples} draws were kept for some "
+                f"example(s) after max_draws={n_drawn} draws (kept per example: {kept})",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def _standard_error(sums, sq_sums, coverage) -> Tensor:
+    """Per example: the largest standard error of the mean over covered positions."""
+    worst = None
+    for s, q, c in zip(sums, sq_sums, coverage):
+        count = c.reshape(c.shape[0], -1)
+        mean = s.reshape(count.shape) / count.clamp(min=1)
+        variance = (q.reshape(count.shape) - count * mean**2).clamp(min=0) / (count - 1).clamp(min=1)
+        error = torch.sqrt(variance / count.clamp(min=1))
+        error = torch.where(count == 1, torch.full_like(error, math.inf), error)
+        error = torch.where(count == 0, torch.zeros_like(error), error)
+        per_example = error.amax(dim=1)
+        worst = per_example if worst is None else torch.maximum(worst, per_example)
+    return worst
