@@ -256,15 +256,21 @@ class FillProblem:
             )
         return values
 
-    def gradient(self, batch: Tuple[Tensor, ...], n_masks: int) -> Tuple[Tuple[Tensor, ...], Tensor]:
-        """``grad_{x'} L`` at the masked copies themselves, and the model outputs."""
+    def gradient(
+        self, batch: Tuple[Tensor, ...], n_masks: int
+    ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor]:
+        """``grad_{x'} L`` at the copies themselves, the model outputs and the per-row losses.
+
+        Rows are independent (a model in eval mode), so the gradient of the summed loss
+        holds each copy's own gradient.
+        """
         with torch.enable_grad():
             leaves = tuple(t.detach().requires_grad_() for t in batch)
             outputs = self.forward(leaves, n_masks)
             losses = self.losses(outputs, n_masks)
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
-        return grads, outputs.detach()
+        return grads, outputs.detach(), losses.detach()
 
     def correct(self, outputs: Tensor, n_masks: int) -> Tensor:
         """``(n_masks, B)`` bool: which copies the model classifies as their target."""

@@ -289,7 +289,7 @@ class MaskFill(GradientAttribution):
 
     def _update(self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, step_size: float):
         """First-order update ``-step_size * grad`` of each masked copy, and the outputs."""
-        grads, outputs = problem.gradient(masked, n_masks)
+        grads, outputs, _ = problem.gradient(masked, n_masks)
         return tuple(-step_size * g for g in grads), outputs
 
     def _estimate(self, problem, source, n_samples, total, chunk, step_size, show_progress, with_squares):
