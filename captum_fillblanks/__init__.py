@@ -6,6 +6,7 @@ masked input, and show how the model would fill the blanks.
 """
 
 from .mask_fill import FillCounts, MaskFill
+from .progressive import ProgressiveMaskFill, ProgressiveSteps
 from .masks import (
     MaskSequence,
     n_blank_units,
@@ -30,6 +31,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "MaskFill",
     "FillCounts",
+    "ProgressiveMaskFill",
+    "ProgressiveSteps",
     "MaskSequence",
     "n_blank_units",
     "partition_units",

@@ -229,9 +229,13 @@ class FillProblem:
     def row_labels(self, n_masks: int) -> Optional[Tensor]:
         return None if self.labels is None else self.labels.repeat(n_masks)
 
-    def losses(self, outputs: Tensor, n_masks: int) -> Tensor:
-        """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch."""
-        labels = self.row_labels(n_masks)
+    def losses(self, outputs: Tensor, n_masks: int, labels: Optional[Tensor] = None) -> Tensor:
+        """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch.
+
+        ``labels`` overrides the rows' class targets (the progressive method uses the
+        prediction on each step's masked input).
+        """
+        labels = self.row_labels(n_masks) if labels is None else labels
         if self.loss == "cross_entropy":
             return F.cross_entropy(outputs.float(), labels, reduction="none")
         if self.loss == "target":
@@ -257,17 +261,21 @@ class FillProblem:
         return values
 
     def gradient(
-        self, batch: Tuple[Tensor, ...], n_masks: int
+        self, batch: Tuple[Tensor, ...], n_masks: int, predicted_labels: bool = False
     ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor]:
         """``grad_{x'} L`` at the copies themselves, the model outputs and the per-row losses.
 
         Rows are independent (a model in eval mode), so the gradient of the summed loss
-        holds each copy's own gradient.
+        holds each copy's own gradient. With ``predicted_labels`` and no caller target, each
+        row's class target is the model's prediction on that row.
         """
         with torch.enable_grad():
             leaves = tuple(t.detach().requires_grad_() for t in batch)
             outputs = self.forward(leaves, n_masks)
-            losses = self.losses(outputs, n_masks)
+            labels = None
+            if predicted_labels and self.target is None and self.labels is not None:
+                labels = outputs.detach().argmax(dim=1)
+            losses = self.losses(outputs, n_masks, labels)
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
         return grads, outputs.detach(), losses.detach()
@@ -278,13 +286,16 @@ class FillProblem:
             return torch.ones(n_masks, self.batch_size, dtype=torch.bool, device=outputs.device)
         return (outputs.argmax(dim=1) == self.row_labels(n_masks)).reshape(n_masks, self.batch_size)
 
-    def mask(self, blanks: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+    def mask(
+        self, blanks: Sequence[Tensor], inputs: Optional[Tuple[Tensor, ...]] = None
+    ) -> Tuple[Tensor, ...]:
         """The masked copies ``M(x)`` for element blank indicators of shape ``(n, 1|B, ...)``.
 
-        Returns the copies flattened mask-major to ``(n * B, ...)``.
+        ``inputs`` replaces the call's inputs as ``x`` (the progressive method masks the
+        current image). Returns the copies flattened mask-major to ``(n * B, ...)``.
         """
         masked = []
-        for tensor, baseline, blank in zip(self.inputs, self.baselines, blanks):
+        for tensor, baseline, blank in zip(inputs or self.inputs, self.baselines, blanks):
             fill = baseline if isinstance(baseline, Tensor) else torch.tensor(
                 baseline, dtype=tensor.dtype, device=tensor.device
             )
@@ -314,3 +325,21 @@ def units_and_ratio(
     else:
         maps, groups, n_units = feature_unit_maps(feature_mask, inputs)
     return maps, groups, n_units, tuple(n_blank_units(n, mask_ratio) for n in n_units)
+
+
+def slice_examples(value: Any, rows: slice, batch_size: int, *, is_target: bool = False) -> Any:
+    """The part of a per-example argument that belongs to examples ``rows``.
+
+    Tensors and lists whose leading length is the batch size are sliced; tuples of extra
+    arguments or baselines are sliced element-wise; anything else (scalars, a Captum
+    target given as an index tuple) applies to every example and is returned as is.
+    """
+    if isinstance(value, Tensor):
+        if value.dim() > 0 and value.shape[0] == batch_size and (not is_target or value.numel() > 1):
+            return value[rows]
+        return value
+    if isinstance(value, list) and len(value) == batch_size:
+        return value[rows]
+    if isinstance(value, tuple) and not is_target:
+        return tuple(slice_examples(v, rows, batch_size) for v in value)
+    return value

@@ -1,0 +1,207 @@
+"""``ProgressiveMaskFill``: rebuild a whole input from the model (paper section 4.2, Fig. 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+import torch
+from captum._utils.common import _format_output
+from captum._utils.progress import progress
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import GradientAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from ._problem import FillProblem, LossFn, default_unit_maps, feature_unit_maps, slice_examples
+from .mask_fill import _check_positive_int
+from .masks import SeedLike, partition_units, resolve_seed
+from .transforms import InputRange, fill_transform, to_input_range
+
+__all__ = ["ProgressiveMaskFill", "ProgressiveSteps"]
+
+
+@dataclass
+class ProgressiveSteps:
+    """The course of one progressive fill.
+
+    Attributes:
+        images (Tensor or tuple[Tensor, ...]): ``(k, B, ...)`` per input, the image after
+            each step (``x_1 .. x_k``), in the form of the inputs.
+        groups (Tensor or tuple[Tensor, ...]): the ``k`` disjoint masks (``1`` kept,
+            ``0`` blank) as the ``masks=`` argument of :class:`MaskFill` takes them:
+            ``(k, H, W)`` for images, ``(k, *example_shape)`` otherwise.
+        labels (Tensor or None): ``(k, B)`` class predicted on the masked input of each
+            step; ``None`` when the outputs are not class scores.
+    """
+
+    images: Union[Tensor, Tuple[Tensor, ...]]
+    groups: Union[Tensor, Tuple[Tensor, ...]]
+    labels: Optional[Tensor]
+
+
+class ProgressiveMaskFill(GradientAttribution):
+    r"""Fill in the blanks progressively until no pixel of the input is left.
+
+    The units of the input (patches of ``patch_size``) are split at random into
+    ``n_steps`` (``k``) disjoint groups of equal size. Starting from ``x_0 = x``, step
+    ``i`` blanks group ``i`` of the current image ``x_{i-1}``, lets the model predict
+    ``y_i`` (or uses the caller's target), takes the update ``delta_i`` at the masked
+    image as :class:`MaskFill` does, and writes ``T(delta_i)`` — normalized over group
+    ``i``, binarized at ``threshold``, mapped to ``input_range`` — into the group's
+    positions. Those pixels are context for the next steps. The result ``x_k`` comes
+    entirely from the model.
+
+    One partition per call, fixed by ``seed`` and shared by the batch, so a batch gives
+    exactly what each example gives alone. After each call :attr:`steps` holds a
+    :class:`ProgressiveSteps` (images after each step, the groups, the step labels).
+
+    Args:
+        forward_func (Callable): the model, or any function returning its outputs.
+    """
+
+    def __init__(self, forward_func: Callable) -> None:
+        super().__init__(forward_func)
+        self.steps: Optional[ProgressiveSteps] = None
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        baselines: Any = 0.0,
+        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        internal_batch_size: Optional[int] = None,
+        show_progress: bool = False,
+        *,
+        n_steps: int = 4,
+        patch_size: int = 2,
+        threshold: float = 0.5,
+        binarized: bool = True,
+        input_range: InputRange = (0.0, 1.0),
+        loss: Union[str, LossFn] = "cross_entropy",
+        step_size: float = 1.0,
+        seed: SeedLike = None,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        r"""
+        Args:
+            inputs, target, additional_forward_args, baselines, feature_mask, loss,
+            step_size, seed: as in :meth:`MaskFill.attribute`, except that with
+                ``target=None`` each step's class target is the model's prediction on that
+                step's masked input (paper section 4.2).
+            internal_batch_size (int, optional): at most this many examples per
+                forward/backward pass (each step is one pass over the batch). Default:
+                None (the whole batch).
+            show_progress (bool, optional): a progress bar over the steps. Default: False.
+            n_steps (int, optional): ``k``, the number of disjoint masks, each blanking
+                ``1/k`` of the units. Default: 4.
+            patch_size (int, optional): ``p`` for 4-D inputs. Default: 2.
+            threshold (float, optional): ``tau`` of the transform. Default: 0.5.
+            binarized (bool, optional): ``False`` writes the normalized update without
+                thresholding. Default: True.
+            input_range (tuple[float, float], optional): the values written for ``0``
+                (background) and ``1`` (ink). Default: (0.0, 1.0).
+
+        Returns:
+            **x_k** (Tensor or tuple[Tensor, ...]): the rebuilt input, shaped like the
+            inputs; no value of the input survives in it.
+
+        Examples::
+
+            >>> import torch
+            >>> from captum_fillblanks import ProgressiveMaskFill
+            >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+            >>> pmf = ProgressiveMaskFill(net)
+            >>> rebuilt = pmf.attribute(torch.rand(2, 1, 28, 28), n_steps=4, seed=0)
+            >>> pmf.steps.images.shape, pmf.steps.labels.shape
+            (torch.Size([4, 2, 1, 28, 28]), torch.Size([4, 2]))
+        """
+        _check_positive_int("n_steps", n_steps)
+        _check_positive_int("patch_size", patch_size)
+        _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        seed = resolve_seed(seed)
+        batch = inputs.shape[0] if isinstance(inputs, Tensor) else (
+            inputs[0].shape[0] if isinstance(inputs, tuple) and inputs and isinstance(inputs[0], Tensor) else 0
+        )
+        size = internal_batch_size or max(batch, 1)
+        parts = []
+        for start in range(0, max(batch, 1), size):
+            rows = slice(start, start + size)
+            part_baselines = baselines
+            if isinstance(baselines, (Tensor, tuple)):
+                part_baselines = slice_examples(
+                    baselines if isinstance(baselines, tuple) else (baselines,), rows, batch
+                )
+                part_baselines = part_baselines if isinstance(baselines, tuple) else part_baselines[0]
+            parts.append(
+                self._fill(
+                    slice_examples(inputs, rows, batch),
+                    slice_examples(target, rows, batch, is_target=True),
+                    slice_examples(additional_forward_args, rows, batch),
+                    part_baselines,
+                    feature_mask if feature_mask is None else slice_examples(feature_mask, rows, batch),
+                    show_progress, n_steps, patch_size, threshold, binarized, input_range,
+                    loss, step_size, seed,
+                )
+            )
+        is_tuple = isinstance(inputs, tuple)
+        final = tuple(torch.cat(p) for p in zip(*(p[0] for p in parts)))
+        images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
+        labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
+        self.steps = ProgressiveSteps(
+            _format_output(is_tuple, images), _format_output(is_tuple, parts[0][3]), labels
+        )
+        return _format_output(is_tuple, final)
+
+    def _fill(
+        self, inputs, target, additional_forward_args, baselines, feature_mask, show_progress,
+        n_steps, patch_size, threshold, binarized, input_range, loss, step_size, seed,
+    ):
+        problem = FillProblem(
+            self.forward_func, inputs, target, additional_forward_args, baselines, loss, "all"
+        )
+        if feature_mask is None:
+            unit_maps, groups, n_units = default_unit_maps(problem.inputs, patch_size)
+        else:
+            unit_maps, groups, n_units = feature_unit_maps(feature_mask, problem.inputs)
+        generator = torch.Generator().manual_seed(seed)
+        # partition_units checks that every step gets at least one unit
+        step_of_unit = [partition_units(n, n_steps, generator) for n in n_units]
+        step_of_element = tuple(
+            step_of_unit[g].to(m.device)[m] for m, g in zip(unit_maps, groups)
+        )
+
+        current = tuple(t.clone() for t in problem.inputs)
+        images: List[List[Tensor]] = [[] for _ in current]
+        labels: List[Tensor] = []
+        for step in progress(range(n_steps), desc="ProgressiveMaskFill steps", disable=not show_progress):
+            blanks = tuple((s == step)[None] for s in step_of_element)
+            masked = problem.mask(blanks, current)
+            grads, outputs, _ = problem.gradient(masked, 1, predicted_labels=True)
+            if outputs.dim() == 2 and outputs.shape[1] > 1:
+                labels.append(outputs.argmax(dim=1))
+            updated = []
+            for tensor, grad, blank in zip(current, grads, blanks):
+                fill = fill_transform(-step_size * grad, blank[0], threshold=threshold, binarized=binarized)
+                updated.append(torch.where(blank[0], to_input_range(fill, input_range).to(tensor.dtype), tensor))
+            current = tuple(updated)
+            for store, tensor in zip(images, current):
+                store.append(tensor)
+        step_masks = tuple(self._group_masks(s, n_steps, t) for s, t in zip(step_of_element, problem.inputs))
+        return (
+            current,
+            tuple(torch.stack(s) for s in images),
+            torch.stack(labels) if labels else None,
+            step_masks,
+        )
+
+    @staticmethod
+    def _group_masks(step_of_element: Tensor, n_steps: int, tensor: Tensor) -> Tensor:
+        steps = torch.arange(n_steps, device=step_of_element.device)
+        masks = (step_of_element[None] != steps.reshape(-1, *([1] * step_of_element.dim()))).float()
+        if masks.shape[1] == 1:  # the unit map is shared by the batch
+            masks = masks[:, 0]
+        if tensor.dim() == 4 and masks.dim() == 4 and masks.shape[1] == 1:  # shared over channels
+            masks = masks[:, 0]
+        return masks
