@@ -1,0 +1,358 @@
+"""Reference classifiers for the paper's experiments, with trained weights in the package.
+
+The paper probes "a simple three-layered CNN" trained on MNIST (Figs. 1-2) and a small
+ResNet, "ResNet5", trained on Fashion-MNIST (Fig. 2) and MNIST (Table 1). This module
+gives both as torchvision-style builders::
+
+    model = simple_cnn(weights="DEFAULT")          # SimpleCNN_Weights.MNIST_5K
+    model = resnet5(weights=ResNet5_Weights.MNIST_5K)
+
+Every model takes raw pixels in ``[0, 1]`` (no mean/std normalization), shape
+``(batch, 1, 28, 28)``, and returns ``(batch, 10)`` logits. Trained weights are files
+inside the package, loaded offline; a builder given weights returns the model in eval
+mode. ``captum-fillblanks train`` rebuilds each file (see ``meta["recipe"]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from importlib.resources import files
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
+
+__all__ = [
+    "SimpleCNN",
+    "ResNet5",
+    "Weights",
+    "SimpleCNN_Weights",
+    "ResNet5_Weights",
+    "simple_cnn",
+    "resnet5",
+]
+
+MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def _conv_relu_pool(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class SimpleCNN(nn.Module):
+    """The paper's "simple three-layered CNN": three conv layers, then a linear classifier.
+
+    ::
+
+        (1, 28, 28) -> conv1: conv 3x3, 16 -> ReLU -> max-pool 2 -> (16, 14, 14)
+                    -> conv2: conv 3x3, 32 -> ReLU -> max-pool 2 -> (32, 7, 7)
+                    -> conv3: conv 3x3, 64 -> ReLU -> max-pool 2 -> (64, 3, 3)
+                    -> flatten -> classifier: linear 576 -> num_classes logits
+
+    The classifier fixes the input size to 28 x 28. Every pixel reaches the output
+    (the last pooling drops a row and a column of the 7 x 7 map, but conv3 has already
+    mixed them into their neighbours), so a gradient with respect to the input is
+    defined everywhere, which the fill method needs.
+
+    Args:
+        in_channels (int, optional): Channels of the input image. Default: 1.
+        num_classes (int, optional): Number of output logits. Default: 10.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = _conv_relu_pool(in_channels, 16)
+        self.conv2 = _conv_relu_pool(16, 32)
+        self.conv3 = _conv_relu_pool(32, 64)
+        self.classifier = nn.Linear(64 * 3 * 3, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv1(x)
+        x = self.conv2(x)
+        x = self.conv3(x)
+        return self.classifier(torch.flatten(x, 1))
+
+
+class ResNet5(nn.Module):
+    """A five-convolution ResNet: a conv stem, two residual stages, a linear classifier.
+
+    ::
+
+        (1, 28, 28) -> stem:   conv 3x3, 32 -> BN -> ReLU -> max-pool 2    -> (32, 14, 14)
+                    -> layer1: BasicBlock(32 -> 32)                        -> (32, 14, 14)
+                    -> layer2: BasicBlock(32 -> 64, stride 2)              -> (64, 7, 7)
+                    -> global average pool -> fc: linear 64 -> num_classes logits
+
+    The "5" counts the 3 x 3 convolutions on the main path: the stem's one and two in
+    each ``BasicBlock`` (torchvision's own block, one per stage). As in torchvision's
+    ResNet names, the 1 x 1 projection on layer2's shortcut is not counted; unlike them,
+    neither is the final linear layer (one block per stage cannot make an odd total
+    otherwise). Global average pooling makes any input size of 8 x 8 or more work.
+
+    Args:
+        in_channels (int, optional): Channels of the input image. Default: 1.
+        num_classes (int, optional): Number of output logits. Default: 10.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 32, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.layer1 = BasicBlock(32, 32)
+        self.layer2 = BasicBlock(32, 64, stride=2, downsample=_projection(32, 64, stride=2))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+        _init_like_torchvision_resnet(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.avgpool(x)
+        return self.fc(torch.flatten(x, 1))
+
+
+def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+def _init_like_torchvision_resnet(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One trained weight file shipped in ``captum_fillblanks/weights``.
+
+    Attributes:
+        file_name (str): The file's name inside the package.
+        meta (dict): ``dataset``, ``training_split`` (which images trained it),
+            ``t10k_accuracy`` (measured on the data set's 10,000-image test split, a
+            fraction), ``num_params``, ``input_range`` (``(0.0, 1.0)``: raw pixels),
+            ``categories`` (class names, in logit order) and ``recipe`` (the
+            ``captum-fillblanks train`` settings that rebuild the file).
+    """
+
+    file_name: str
+    meta: dict[str, Any]
+
+
+class _WeightsEnum(Enum):
+    """torchvision's ``WeightsEnum``, reading files from the package instead of a URL."""
+
+    @classmethod
+    def verify(cls, weights: Any, builder: str) -> _WeightsEnum | None:
+        """Turns ``None``, a member or a member's name into ``None`` or a member."""
+        if weights is None or isinstance(weights, cls):
+            return weights
+        if isinstance(weights, str):
+            name = weights.removeprefix(f"{cls.__name__}.")
+            if name in cls.__members__:
+                return cls[name]
+        valid = ", ".join(f"{cls.__name__}.{name}" for name in cls.__members__)
+        raise ValueError(
+            f"{builder}() got weights={weights!r}; expected None, one of {valid}, "
+            f"or one of their names as a string ({', '.join(map(repr, cls.__members__))})."
+        )
+
+    @property
+    def file_name(self) -> str:
+        return self.value.file_name
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.value.meta
+
+    def get_state_dict(self) -> dict[str, Tensor]:
+        """Reads the state dict from the package (offline, on the CPU)."""
+        resource = files(__package__).joinpath("weights", self.file_name)
+        with resource.open("rb") as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+def _recipe(dataset: str, arch: str, epochs: int) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "arch": arch,
+        "epochs": epochs,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "seed": 0,
+        "command": f"captum-fillblanks train --dataset {dataset} --arch {arch} --data-dir DIR",
+    }
+
+
+MNIST_5K_SPLIT = (
+    "the 5,000-image MNIST training subset (500 per digit, ../shared/data/mnist) minus "
+    "the last 50 images of each digit in file order, held out (see "
+    "captum_fillblanks.data.split_training_set): 4,500 images"
+)
+
+
+class SimpleCNN_Weights(_WeightsEnum):
+    """Trained weights for :func:`simple_cnn`."""
+
+    MNIST_5K = Weights(
+        file_name="simple_cnn_mnist_5k.pt",
+        meta={
+            "dataset": "MNIST",
+            "training_split": MNIST_5K_SPLIT,
+            "t10k_accuracy": float("nan"),
+            "num_params": 29_354,
+            "input_range": (0.0, 1.0),
+            "categories": MNIST_CLASSES,
+            "recipe": _recipe("mnist", "simple-cnn", epochs=20),
+        },
+    )
+    DEFAULT = MNIST_5K
+
+
+class ResNet5_Weights(_WeightsEnum):
+    """Trained weights for :func:`resnet5`."""
+
+    MNIST_5K = Weights(
+        file_name="resnet5_mnist_5k.pt",
+        meta={
+            "dataset": "MNIST",
+            "training_split": MNIST_5K_SPLIT,
+            "t10k_accuracy": float("nan"),
+            "num_params": 0,
+            "input_range": (0.0, 1.0),
+            "categories": MNIST_CLASSES,
+            "recipe": _recipe("mnist", "resnet5", epochs=20),
+        },
+    )
+    FASHION_MNIST = Weights(
+        file_name="resnet5_fashion_mnist.pt",
+        meta={
+            "dataset": "Fashion-MNIST",
+            "training_split": (
+                "the 60,000-image Fashion-MNIST training split minus the last 500 images "
+                "of each class in file order, held out for validation (see "
+                "captum_fillblanks.data.split_training_set): 55,000 images"
+            ),
+            "t10k_accuracy": float("nan"),
+            "num_params": 0,
+            "input_range": (0.0, 1.0),
+            "categories": FASHION_MNIST_CLASSES,
+            "recipe": _recipe("fashion-mnist", "resnet5", epochs=5),
+        },
+    )
+    DEFAULT = FASHION_MNIST
+
+
+def _build(
+    model_class: type[nn.Module],
+    weights: _WeightsEnum | None,
+    in_channels: int,
+    num_classes: int,
+    **kwargs: Any,
+) -> nn.Module:
+    if weights is None:
+        return model_class(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    categories = weights.meta["categories"]
+    if num_classes != len(categories) or in_channels != 1:
+        raise ValueError(
+            f"{weights!r} was trained for in_channels=1 and num_classes={len(categories)}; "
+            f"got in_channels={in_channels} and num_classes={num_classes}. Leave them at "
+            "their defaults, or pass weights=None to train a new model."
+        )
+    model = model_class(in_channels=1, num_classes=len(categories), **kwargs)
+    model.load_state_dict(weights.get_state_dict())
+    return model.eval()
+
+
+def simple_cnn(
+    *,
+    weights: SimpleCNN_Weights | str | None = None,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    **kwargs: Any,
+) -> SimpleCNN:
+    """Builds the paper's simple three-layered CNN (:class:`SimpleCNN`).
+
+    Args:
+        weights (SimpleCNN_Weights or str, optional): Trained weights to load, as a
+            member (``SimpleCNN_Weights.MNIST_5K``) or its name (``"MNIST_5K"``,
+            ``"DEFAULT"``). ``None`` gives a randomly initialized model. Default: None.
+        in_channels (int, optional): Input channels; must stay 1 with weights. Default: 1.
+        num_classes (int, optional): Output logits; must match the weights' categories
+            when weights are given. Default: 10.
+        **kwargs: Passed to :class:`SimpleCNN`.
+
+    Returns:
+        SimpleCNN: In eval mode when weights were loaded.
+
+    Examples::
+
+        >>> model = simple_cnn(weights="DEFAULT")
+        >>> model(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+    weights = SimpleCNN_Weights.verify(weights, "simple_cnn")
+    return _build(SimpleCNN, weights, in_channels, num_classes, **kwargs)
+
+
+def resnet5(
+    *,
+    weights: ResNet5_Weights | str | None = None,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    **kwargs: Any,
+) -> ResNet5:
+    """Builds the small ResNet of the paper's Fig. 2 and Table 1 (:class:`ResNet5`).
+
+    Args:
+        weights (ResNet5_Weights or str, optional): Trained weights to load, as a member
+            (``ResNet5_Weights.MNIST_5K``, ``ResNet5_Weights.FASHION_MNIST``) or its name
+            (``"FASHION_MNIST"``; ``"DEFAULT"`` is ``FASHION_MNIST``). ``None`` gives a
+            randomly initialized model. Default: None.
+        in_channels (int, optional): Input channels; must stay 1 with weights. Default: 1.
+        num_classes (int, optional): Output logits; must match the weights' categories
+            when weights are given. Default: 10.
+        **kwargs: Passed to :class:`ResNet5`.
+
+    Returns:
+        ResNet5: In eval mode when weights were loaded.
+
+    Examples::
+
+        >>> model = resnet5(weights=ResNet5_Weights.MNIST_5K)
+        >>> model(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+    weights = ResNet5_Weights.verify(weights, "resnet5")
+    return _build(ResNet5, weights, in_channels, num_classes, **kwargs)
