@@ -312,7 +312,7 @@ def warn_if_training(forward_func: Callable) -> None:
             "the model is in training mode: batch norm couples the masked copies of a "
             "batch and dropout randomizes them; call model.eval() first",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 

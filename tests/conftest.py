@@ -1,0 +1,48 @@
+import pytest
+import torch
+from torch import nn
+
+
+class SoftmaxRegression(nn.Module):
+    """``f(x) = W x + c`` on flattened images: gradients known in closed form."""
+
+    def __init__(self, n_inputs: int = 36, n_classes: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.linear = nn.Linear(n_inputs, n_classes)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(n_classes, n_inputs, generator=generator))
+            self.linear.bias.copy_(torch.randn(n_classes, generator=generator))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+class TinyCNN(nn.Module):
+    """A small nonlinear image classifier with an optional additional argument."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 36, 3)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor = None) -> torch.Tensor:
+        h = torch.tanh(self.conv(x)).flatten(1)
+        logits = self.head(h)
+        return logits if scale is None else logits * scale[:, None]
+
+
+@pytest.fixture
+def softmax_regression():
+    return SoftmaxRegression().eval()
+
+
+@pytest.fixture
+def tiny_cnn():
+    return TinyCNN().eval()
+
+
+@pytest.fixture
+def images():
+    return torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(42))
