@@ -19,7 +19,6 @@ from captum._utils.common import (
     _format_tensor_into_tuples,
     _run_forward,
     _select_targets,
-    _validate_target,
 )
 from torch import Tensor, nn
 
@@ -180,10 +179,9 @@ class FillProblem:
         self._expanded_args: dict = {}
         warn_if_training(forward_func)
 
-        _validate_target(self.batch_size, target)
         with torch.no_grad():
             outputs = self.forward(self.inputs, 1)
-            _select_targets(outputs, target)  # raises exactly what Captum raises
+            _select_targets(outputs, target)  # raises exactly what Captum's Saliency raises
         self.labels = self._class_labels(outputs, target)
         needs_classes = loss == "cross_entropy" or selection == "correct"
         if needs_classes and self.labels is None:

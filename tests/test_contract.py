@@ -1,0 +1,120 @@
+"""Captum's contract, checked for every fill method: bad input gets a clear error, and
+nothing the caller gave (inputs, model parameters, gradients, hooks) is changed."""
+
+import pytest
+import torch
+from captum.attr import Saliency
+
+from captum_fillblanks import MaskFill, ProgressiveMaskFill
+
+from conftest import TinyCNN
+
+METHODS = {
+    "MaskFill": (MaskFill, dict(n_samples=8, seed=0)),
+    "ProgressiveMaskFill": (ProgressiveMaskFill, dict(n_steps=3, seed=0)),
+}
+try:
+    from captum_fillblanks import BFGSMaskFill
+
+    METHODS["BFGSMaskFill"] = (BFGSMaskFill, dict(n_samples=8, seed=0, n_iter=2))
+except ImportError:  # pragma: no cover - present once the second-order method lands
+    pass
+
+BAD_COMMON = [
+    (dict(patch_size=0), ValueError, "patch_size"),
+    (dict(patch_size=7), ValueError, "patch_size"),
+    (dict(loss="mse"), ValueError, "loss"),
+    (dict(baselines=torch.zeros(2, 2)), ValueError, "baselines"),
+    (dict(baselines="zero"), TypeError, "baselines"),
+    (dict(internal_batch_size=0), ValueError, "internal_batch_size"),
+]
+BAD_RANDOM = [
+    (dict(mask_ratio=0.0), ValueError, "mask_ratio"),
+    (dict(mask_ratio=1.0), ValueError, "mask_ratio"),
+    (dict(n_samples=0), ValueError, "n_samples"),
+    (dict(selection="best"), ValueError, "selection"),
+    (dict(masks=torch.full((6, 6), 0.5)), ValueError, "masks"),
+    (dict(masks=torch.ones(5, 5)), ValueError, "masks"),
+]
+BAD = {
+    "MaskFill": BAD_COMMON + BAD_RANDOM,
+    "BFGSMaskFill": BAD_COMMON + BAD_RANDOM,
+    "ProgressiveMaskFill": BAD_COMMON + [(dict(n_steps=0), ValueError, "n_steps")],
+}
+CASES = [(name, *case) for name in METHODS for case in BAD[name]]
+
+
+def snapshot(model, inputs):
+    return dict(
+        values=inputs.detach().clone(),
+        requires_grad=inputs.requires_grad,
+        grad=inputs.grad.clone(),
+        params=[p.detach().clone() for p in model.parameters()],
+        hooks=[(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks)) for m in model.modules()],
+    )
+
+
+def assert_unchanged(model, inputs, before):
+    assert torch.equal(inputs.detach(), before["values"])
+    assert inputs.requires_grad == before["requires_grad"]
+    assert torch.equal(inputs.grad, before["grad"])
+    for p, q in zip(model.parameters(), before["params"]):
+        assert torch.equal(p.detach(), q)
+        assert p.grad is None
+    assert before["hooks"] == [
+        (len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks)) for m in model.modules()
+    ]
+
+
+@pytest.fixture
+def caller_state():
+    model = TinyCNN().eval()
+    inputs = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    inputs.grad = torch.full_like(inputs, 7.0)
+    return model, inputs, snapshot(model, inputs)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_successful_call_changes_nothing(name, caller_state):
+    model, inputs, before = caller_state
+    cls, kwargs = METHODS[name]
+    result = cls(model).attribute(inputs, **kwargs)
+    assert result.shape == inputs.shape and result.device == inputs.device
+    assert not result.requires_grad
+    assert_unchanged(model, inputs, before)
+
+
+@pytest.mark.parametrize("name, bad, error, word", CASES)
+def test_bad_argument_gets_a_clear_error_and_changes_nothing(name, bad, error, word, caller_state):
+    model, inputs, before = caller_state
+    cls, kwargs = METHODS[name]
+    with pytest.raises(error, match=word):
+        cls(model).attribute(inputs, **{**kwargs, **bad})
+    assert_unchanged(model, inputs, before)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_non_floating_inputs_are_rejected(name):
+    cls, kwargs = METHODS[name]
+    with pytest.raises(TypeError, match="inputs"):
+        cls(TinyCNN().eval()).attribute(torch.ones(2, 1, 6, 6, dtype=torch.long), **kwargs)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_output_that_is_not_class_scores_needs_target_loss(name):
+    cls, kwargs = METHODS[name]
+    with pytest.raises(ValueError, match="loss='target'"):
+        cls(lambda x: x.flatten(1).sum(1)).attribute(torch.rand(2, 1, 6, 6), **kwargs)
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("target", [10, [0, 1, 2], torch.tensor([0, 1, 2]), [0, 7], "a"])
+def test_bad_target_raises_what_captum_raises(name, target, caller_state):
+    model, inputs, before = caller_state
+    with pytest.raises(Exception) as captum_error:
+        Saliency(model).attribute(inputs.detach().clone().requires_grad_(), target=target)
+    cls, kwargs = METHODS[name]
+    with pytest.raises(type(captum_error.value)) as ours:
+        cls(model).attribute(inputs, target=target, **kwargs)
+    assert str(ours.value) == str(captum_error.value)
+    assert_unchanged(model, inputs, before)

@@ -1,0 +1,90 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.testing.helpers.basic import assertTensorAlmostEqual
+
+from captum_fillblanks import MaskFill, ProgressiveMaskFill, fill_transform, to_input_range
+
+from conftest import TinyCNN
+
+
+@pytest.fixture
+def run(tiny_cnn, images):
+    method = ProgressiveMaskFill(tiny_cnn)
+    final = method.attribute(images, n_steps=3, seed=4, input_range=(-0.5, 2.0))
+    return method, final
+
+
+def test_every_pixel_is_written_exactly_once(run, images):
+    method, final = run
+    groups = method.steps.groups
+    assert groups.shape == (3, 6, 6)
+    assert torch.all((groups == 0).sum(0) == 1)
+    # a pixel changes from the input only at its own step, and never afterwards
+    previous = images
+    for step, image in enumerate(method.steps.images):
+        blank = groups[step] == 0
+        assert torch.equal(image[:, :, ~blank], previous[:, :, ~blank])
+        previous = image
+    assert torch.equal(method.steps.images[-1], final)
+
+
+def test_no_value_of_the_input_survives(run):
+    _, final = run
+    assert set(final.unique().tolist()) <= {-0.5, 2.0}
+
+
+def test_step_depends_only_on_the_previous_image(tiny_cnn, run):
+    method, _ = run
+    step = 1
+    before = method.steps.images[step - 1]
+    blank = method.steps.groups[step] == 0
+    masked = torch.where(blank, torch.zeros(()), before).requires_grad_()
+    logits = tiny_cnn(masked)
+    labels = logits.argmax(1)
+    grad, = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), masked)
+    written = to_input_range(fill_transform(-grad, blank.expand_as(grad)), (-0.5, 2.0))
+    expected = torch.where(blank, written, before)
+    assert torch.equal(method.steps.images[step], expected)
+    assert torch.equal(method.steps.labels[step], labels)
+
+
+def test_step_labels_are_the_predictions_on_the_masked_input(tiny_cnn, run, images):
+    method, _ = run
+    previous = images
+    for step in range(3):
+        masked = previous * method.steps.groups[step]
+        assert torch.equal(method.steps.labels[step], tiny_cnn(masked).argmax(1))
+        previous = method.steps.images[step]
+
+
+def test_one_step_equals_one_fill_of_the_whole_image(tiny_cnn, images):
+    method = ProgressiveMaskFill(tiny_cnn)
+    final = method.attribute(images, n_steps=1, seed=0, binarized=False)
+    update = MaskFill(tiny_cnn).attribute(
+        images, masks=torch.zeros(6, 6), selection="all", target=tiny_cnn(torch.zeros_like(images)).argmax(1)
+    )
+    assertTensorAlmostEqual(None, final, fill_transform(update, binarized=False), delta=1e-6, mode="max")
+
+
+def test_batch_equals_one_by_one(tiny_cnn, images):
+    method = ProgressiveMaskFill(tiny_cnn)
+    batched = method.attribute(images, n_steps=4, seed=2)
+    split = method.attribute(images, n_steps=4, seed=2, internal_batch_size=2)
+    assert torch.equal(batched, split)
+    for e in range(3):
+        assert torch.equal(method.attribute(images[e : e + 1], n_steps=4, seed=2), batched[e : e + 1])
+
+
+def test_tuple_inputs_and_target_list():
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.stack([a.flatten(1).sum(1), b.sum(1), (a.flatten(1) ** 2).sum(1)], 1)
+
+    a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 6)
+    method = ProgressiveMaskFill(Two().eval())
+    fa, fb = method.attribute((a, b), target=[0, 2], n_steps=2, seed=0)
+    assert fa.shape == a.shape and fb.shape == b.shape
+    ga, gb = method.steps.groups
+    assert ga.shape == (2, 4, 4) and gb.shape == (2, 6)
+    assert torch.all((gb == 0).sum(0) == 1)
