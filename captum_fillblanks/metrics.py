@@ -1,0 +1,148 @@
+"""Consistency of the prototypes (paper section 4.3, Table 1).
+
+Can the model recognise the images it filled in as the class it assigned? Each image is
+rebuilt several ways (SPEC, "Consistency"), every rebuilt image is classified by the
+same model, and accuracy, macro-average F1 and weighted-average F1 are reported in
+percent against the label the model gave the original image.
+
+Results are kept as confusion matrices, which add exactly across shards of a data set
+(:meth:`ConsistencyCounts.combine`), so a loop over test images can be split over
+processes or ranks and merged afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .mask_fill import MaskFill
+from .masks import random_patch_masks
+from .progressive import ProgressiveMaskFill
+from .transforms import filled_image, prototype
+
+__all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "ROWS"]
+
+ROWS = {
+    "control": "M(x) alone: one random mask, no fill",
+    "paper-style": "M(x) + T(fill) with the same mask",
+    "strict": "T(fill) alone over all pixels (no pixel of x)",
+    "progressive": "x_k of ProgressiveMaskFill (no pixel of x)",
+    "random-model control": "strict prototypes of a randomly initialized model of the "
+    "same architecture, scored by the trained model",
+}
+
+
+def classification_scores(confusion: Tensor) -> Dict[str, float]:
+    """Accuracy, macro-average F1 and weighted-average F1, in percent, of a confusion
+    matrix (``confusion[true, predicted]``), through scikit-learn's
+    ``classification_report`` — the format of the paper's Table 1."""
+    from sklearn.metrics import classification_report
+
+    confusion = confusion.detach().cpu().long()
+    n = confusion.shape[0]
+    true = torch.arange(n).repeat_interleave(n)
+    predicted = torch.arange(n).repeat(n)
+    weight = confusion.reshape(-1)
+    keep = weight > 0
+    if not bool(keep.any()):
+        raise ValueError("the confusion matrix is empty: no image was scored")
+    report = classification_report(
+        true[keep].numpy(), predicted[keep].numpy(), sample_weight=weight[keep].numpy(),
+        labels=list(range(n)), output_dict=True, zero_division=0,
+    )
+    return {
+        "accuracy": 100.0 * float(confusion.diag().sum()) / float(confusion.sum()),
+        "macro_f1": 100.0 * report["macro avg"]["f1-score"],
+        "weighted_f1": 100.0 * report["weighted avg"]["f1-score"],
+    }
+
+
+@dataclass
+class ConsistencyCounts:
+    """Confusion matrices (``[label the model gave x, label it gives the rebuilt image]``)
+    per row of the consistency table. Add shards with :meth:`combine`."""
+
+    n_classes: int
+    confusion: Dict[str, Tensor] = field(default_factory=dict)
+
+    def add(self, row: str, reference: Tensor, predicted: Tensor) -> None:
+        flat = reference.cpu().long() * self.n_classes + predicted.cpu().long()
+        counts = torch.bincount(flat, minlength=self.n_classes**2).reshape(self.n_classes, self.n_classes)
+        self.confusion[row] = self.confusion.get(row, torch.zeros_like(counts)) + counts
+
+    @classmethod
+    def combine(cls, shards: Iterable["ConsistencyCounts"]) -> "ConsistencyCounts":
+        shards = list(shards)
+        total = cls(shards[0].n_classes)
+        for shard in shards:
+            for row, matrix in shard.confusion.items():
+                total.confusion[row] = total.confusion.get(row, torch.zeros_like(matrix)) + matrix
+        return total
+
+    def scores(self) -> Dict[str, Dict[str, float]]:
+        return {row: classification_scores(matrix) for row, matrix in self.confusion.items()}
+
+    @property
+    def n_images(self) -> int:
+        return int(next(iter(self.confusion.values())).sum()) if self.confusion else 0
+
+
+def consistency_counts(
+    model: Callable,
+    images: Tensor,
+    *,
+    n_classes: int,
+    n_samples: int = 1000,
+    mask_ratio: float = 0.25,
+    patch_size: int = 2,
+    n_steps: int = 4,
+    threshold: float = 0.5,
+    input_range: Tuple[float, float] = (0.0, 1.0),
+    control_model: Optional[Callable] = None,
+    internal_batch_size: Optional[int] = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> ConsistencyCounts:
+    """Score one shard of images on every row of :data:`ROWS`.
+
+    The reference label of each image is the model's prediction on the image itself
+    (MaskFill's ``target=None``). ``control_model`` (a randomly initialized model of the
+    same architecture) adds the random-model control row. Everything goes through the
+    public API (:class:`MaskFill`, :class:`ProgressiveMaskFill`, the transforms).
+    """
+    counts = ConsistencyCounts(n_classes)
+    with torch.no_grad():
+        reference = model(images).argmax(1)
+    mask = random_patch_masks(
+        1, images.shape[-2], images.shape[-1], mask_ratio=mask_ratio, patch_size=patch_size,
+        generator=torch.Generator().manual_seed(seed),
+    )[0].to(images.device)
+    masked = images * mask
+    blank = (mask == 0).expand_as(images)
+    fill = MaskFill(model).attribute(
+        images, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
+        internal_batch_size=internal_batch_size, show_progress=show_progress,
+    )
+    rebuilt = {
+        "control": masked,
+        "paper-style": filled_image(masked, fill, blank, input_range=input_range, threshold=threshold),
+        "strict": prototype(fill, input_range=input_range, threshold=threshold),
+        "progressive": ProgressiveMaskFill(model).attribute(
+            images, n_steps=n_steps, patch_size=patch_size, threshold=threshold,
+            input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
+        ),
+    }
+    if control_model is not None:
+        control_fill = MaskFill(control_model).attribute(
+            images, target=reference, selection="all", n_samples=n_samples,
+            mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
+            internal_batch_size=internal_batch_size,
+        )
+        rebuilt["random-model control"] = prototype(control_fill, input_range=input_range, threshold=threshold)
+    with torch.no_grad():
+        for row, batch in rebuilt.items():
+            counts.add(row, reference, model(batch).argmax(1))
+    return counts
