@@ -162,8 +162,12 @@ class FillProblem:
         baselines: Any,
         loss: Union[str, LossFn],
         selection: str,
+        amp_dtype: Optional[torch.dtype] = None,
     ) -> None:
         self.forward_func = forward_func
+        if amp_dtype is not None and not (isinstance(amp_dtype, torch.dtype) and amp_dtype.is_floating_point):
+            raise TypeError(f"amp_dtype must be a floating torch.dtype such as torch.bfloat16, got {amp_dtype!r}")
+        self.amp_dtype = amp_dtype
         self.is_tuple, self.inputs = format_inputs(inputs)
         self.batch_size = self.inputs[0].shape[0]
         self.device = self.inputs[0].device
@@ -208,39 +212,69 @@ class FillProblem:
             return torch.tensor(target, dtype=torch.long, device=outputs.device)
         return None
 
-    def expanded_args(self, n_masks: int) -> Any:
+    def expanded_args(self, n_masks: int, rows: Optional[Tensor] = None) -> Any:
+        """Extra forward arguments for ``n_masks`` stacked copies (or only ``rows`` of them)."""
         if n_masks not in self._expanded_args:
             self._expanded_args = {
                 n_masks: _expand_additional_forward_args(self.additional_forward_args, n_masks)
             }
-        return self._expanded_args[n_masks]
+        args = self._expanded_args[n_masks]
+        if rows is None or args is None:
+            return args
+        n_rows = n_masks * self.batch_size
+        return tuple(
+            a[rows] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n_rows else a
+            for a in args
+        )
 
-    def forward(self, batch: Tuple[Tensor, ...], n_masks: int) -> Tensor:
-        """Model outputs for ``n_masks`` stacked copies of the batch."""
-        outputs = _run_forward(self.forward_func, batch, None, self.expanded_args(n_masks))
+    def forward(
+        self, batch: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
+    ) -> Tensor:
+        """Model outputs for ``n_masks`` stacked copies of the batch (or ``rows`` of them)."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            outputs = _run_forward(self.forward_func, batch, None, self.expanded_args(n_masks, rows))
         if not isinstance(outputs, Tensor):
             raise TypeError(
                 f"forward_func must return a Tensor, got {type(outputs).__name__}"
             )
         return outputs
 
-    def row_labels(self, n_masks: int) -> Optional[Tensor]:
-        return None if self.labels is None else self.labels.repeat(n_masks)
+    def row_labels(self, n_masks: int, rows: Optional[Tensor] = None) -> Optional[Tensor]:
+        if self.labels is None:
+            return None
+        labels = self.labels.repeat(n_masks)
+        return labels if rows is None else labels[rows]
 
-    def losses(self, outputs: Tensor, n_masks: int, labels: Optional[Tensor] = None) -> Tensor:
-        """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch.
+    def row_target(self, n_masks: int, rows: Optional[Tensor] = None) -> Any:
+        """Captum's target expanded to the rows, for targets that are not class indices."""
+        target = _expand_target(self.target, n_masks)
+        if rows is None or not isinstance(target, (list, Tensor)) or (
+            isinstance(target, Tensor) and target.numel() == 1
+        ):
+            return target
+        return target[rows] if isinstance(target, Tensor) else [target[i] for i in rows.tolist()]
+
+    def losses(
+        self,
+        outputs: Tensor,
+        n_masks: int,
+        labels: Optional[Tensor] = None,
+        rows: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch (or of
+        ``rows`` of them).
 
         ``labels`` overrides the rows' class targets (the progressive method uses the
         prediction on each step's masked input).
         """
-        labels = self.row_labels(n_masks) if labels is None else labels
+        labels = self.row_labels(n_masks, rows) if labels is None else labels
         if self.loss == "cross_entropy":
             return F.cross_entropy(outputs.float(), labels, reduction="none")
         if self.loss == "target":
             if labels is not None:
                 selected = outputs.gather(1, labels[:, None]).squeeze(1)
             else:
-                selected = _select_targets(outputs, _expand_target(self.target, n_masks))
+                selected = _select_targets(outputs, self.row_target(n_masks, rows))
             selected = selected.reshape(selected.shape[0], -1) if selected.dim() > 0 else selected
             if selected.dim() != 2 or selected.shape[1] != 1:
                 raise ValueError(
@@ -249,7 +283,7 @@ class FillProblem:
                     "that picks one value (an index, or a tuple of indices)"
                 )
             return -selected[:, 0]
-        target = labels if labels is not None else _expand_target(self.target, n_masks)
+        target = labels if labels is not None else self.row_target(n_masks, rows)
         values = self.loss(outputs, target)
         if not isinstance(values, Tensor) or values.shape != (outputs.shape[0],):
             raise ValueError(
@@ -259,26 +293,31 @@ class FillProblem:
         return values
 
     def gradient(
-        self, batch: Tuple[Tensor, ...], n_masks: int, predicted_labels: bool = False
+        self,
+        batch: Tuple[Tensor, ...],
+        n_masks: int,
+        predicted_labels: bool = False,
+        rows: Optional[Tensor] = None,
     ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor]:
         """``grad_{x'} L`` at the copies themselves, the model outputs and the per-row losses.
 
         Rows are independent (a model in eval mode), so the gradient of the summed loss
         holds each copy's own gradient. With ``predicted_labels`` and no caller target, each
-        row's class target is the model's prediction on that row.
+        row's class target is the model's prediction on that row. ``rows`` says which of
+        the ``n_masks * B`` rows ``batch`` holds, when it holds only some.
         """
         with torch.enable_grad():
             leaves = tuple(t.detach().requires_grad_() for t in batch)
-            outputs = self.forward(leaves, n_masks)
+            outputs = self.forward(leaves, n_masks, rows)
             labels = None
             if predicted_labels and self.target is None and self.labels is not None:
                 labels = outputs.detach().argmax(dim=1)
-            losses = self.losses(outputs, n_masks, labels)
+            losses = self.losses(outputs, n_masks, labels, rows)
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
         return grads, outputs.detach(), losses.detach()
 
-    def correct(self, outputs: Tensor, n_masks: int) -> Tensor:
+    def correct(self, outputs: Tensor, n_masks: int) -> Tensor:  # all rows
         """``(n_masks, B)`` bool: which copies the model classifies as their target."""
         if self.selection == "all":
             return torch.ones(n_masks, self.batch_size, dtype=torch.bool, device=outputs.device)

@@ -18,7 +18,11 @@ from torch import Tensor
 from ._problem import FillProblem, LossFn, units_and_ratio
 from .masks import MaskSequence, SeedLike, resolve_seed
 
-__all__ = ["MaskFill", "FillCounts"]
+__all__ = ["MaskFill", "FillCounts", "default_internal_batch_size"]
+
+# Acceptance rate under which ``select_first=None`` switches to a forward-only selection
+# pass followed by back-propagation of the kept copies only.
+SELECT_FIRST_BELOW = 0.5
 
 
 @dataclass
@@ -30,11 +34,14 @@ class FillCounts:
         n_kept (Tensor): ``(batch,)`` kept draws per example (at most ``n_samples``).
         coverage (tuple[Tensor, ...]): per input, shaped like it: the number of kept
             draws in which each element was blank — the denominator of the estimate.
+        select_first (bool): whether the call selected with a forward-only pass and
+            back-propagated only the kept copies.
     """
 
     n_drawn: int
     n_kept: Tensor
     coverage: Tuple[Tensor, ...]
+    select_first: bool = False
 
 
 def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
@@ -183,6 +190,8 @@ class MaskFill(GradientAttribution):
         max_draws: Optional[int] = None,
         masks: Union[None, Tensor, Tuple[Tensor, ...]] = None,
         seed: SeedLike = None,
+        select_first: Optional[bool] = None,
+        amp_dtype: Optional[torch.dtype] = None,
     ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
         r"""
         Args:
@@ -233,6 +242,15 @@ class MaskFill(GradientAttribution):
                 and ``selection="all"`` the result is that mask's update at its blanks.
             seed (int or torch.Generator, optional): fixes the mask sequence. ``None``
                 draws one seed per call from torch's global RNG. Default: None.
+            select_first (bool, optional): with ``selection="correct"``, ``True`` first
+                classifies each chunk with a forward-only pass and back-propagates only
+                the kept copies; ``False`` does one forward+backward pass over every copy.
+                ``None`` decides on the first chunk: select first when fewer than half
+                of its copies are kept. The result is the same either way. Default: None.
+            amp_dtype (torch.dtype, optional): run the model under ``torch.autocast``
+                with this dtype (e.g. ``torch.bfloat16``) for speed; the inputs, the
+                gradient and the running sums stay in the input's precision. Compare
+                with a float32 run before trusting it. Default: None (no autocast).
 
         Returns:
             **attributions** or (**attributions**, **delta**):
@@ -254,7 +272,8 @@ class MaskFill(GradientAttribution):
             >>> ig = IntegratedGradients(net).attribute(images, target=3)
         """
         problem = FillProblem(
-            self.forward_func, inputs, target, additional_forward_args, baselines, loss, selection
+            self.forward_func, inputs, target, additional_forward_args, baselines, loss,
+            selection, amp_dtype,
         )
         _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
@@ -275,9 +294,9 @@ class MaskFill(GradientAttribution):
 
         sums, sq_sums, coverage, n_kept, n_drawn = self._estimate(
             problem, source, n_samples, total, chunk, step_size, show_progress,
-            return_convergence_delta,
+            return_convergence_delta, select_first,
         )
-        self.counts = FillCounts(n_drawn, n_kept, coverage)
+        self.counts = FillCounts(n_drawn, n_kept, coverage, self._select_first)
         fills = tuple(
             (s / c.clamp(min=1)).to(t.dtype) for s, c, t in zip(sums, coverage, problem.inputs)
         )
@@ -287,18 +306,56 @@ class MaskFill(GradientAttribution):
             return fills
         return fills, _standard_error(sums, sq_sums, coverage)
 
-    def _update(self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, step_size: float):
-        """First-order update ``-step_size * grad`` of each masked copy, and the outputs."""
-        grads, outputs, _ = problem.gradient(masked, n_masks)
+    def _update(
+        self,
+        problem: FillProblem,
+        masked: Tuple[Tensor, ...],
+        n_masks: int,
+        step_size: float,
+        rows: Optional[Tensor] = None,
+    ) -> Tuple[Tuple[Tensor, ...], Tensor]:
+        """The update of each masked copy and the model outputs at the copies.
+
+        First order: ``-step_size * grad``. ``rows`` says which of the ``n_masks * B``
+        copies ``masked`` holds when it holds only some (select-first mode).
+        """
+        grads, outputs, _ = problem.gradient(masked, n_masks, rows=rows)
         return tuple(-step_size * g for g in grads), outputs
 
-    def _estimate(self, problem, source, n_samples, total, chunk, step_size, show_progress, with_squares):
+    def _kept_updates(self, problem, masked, n, step_size, cutoff, select_first):
+        """Updates of one chunk, which copies the model got right, and which are kept."""
+        if not select_first:
+            updates, outputs = self._update(problem, masked, n, step_size)
+            correct = problem.correct(outputs, n)
+            return updates, correct, cutoff(correct)
+        with torch.no_grad():
+            correct = problem.correct(problem.forward(masked, n), n)
+        keep = cutoff(correct)
+        rows = keep.reshape(-1).nonzero().squeeze(1)
+        updates = tuple(torch.zeros_like(m) for m in masked)
+        if rows.numel():
+            kept, _ = self._update(problem, tuple(m[rows] for m in masked), n, step_size, rows=rows)
+            for full, part in zip(updates, kept):
+                full[rows] = part.to(full.dtype)
+        return updates, correct, keep
+
+    def _estimate(
+        self, problem, source, n_samples, total, chunk, step_size, show_progress, with_squares,
+        select_first,
+    ):
         batch = problem.batch_size
         device = problem.device
         sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
         sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
         coverage = [torch.zeros_like(s) for s in sums]
         n_kept = torch.zeros(batch, dtype=torch.long, device=device)
+        if problem.selection == "all":
+            select_first = False
+
+        def cutoff(keep: Tensor) -> Tensor:
+            # each example uses exactly its first n_samples kept draws
+            return keep & (n_kept[None] + keep.long().cumsum(0) <= n_samples)
+
         bar = progress(
             desc=f"{type(self).__name__} draws",
             total=total if total == n_samples else None,  # unknown when selecting
@@ -309,10 +366,14 @@ class MaskFill(GradientAttribution):
             while n_drawn < total:
                 n = min(chunk, total - n_drawn)
                 blanks = source.take(n_drawn, n_drawn + n)
-                updates, outputs = self._update(problem, problem.mask(blanks), n, step_size)
-                keep = problem.correct(outputs, n)
-                # each example uses exactly its first n_samples kept draws
-                keep &= n_kept[None] + keep.long().cumsum(0) <= n_samples
+                updates, correct, keep = self._kept_updates(
+                    problem, problem.mask(blanks), n, step_size, cutoff, bool(select_first)
+                )
+                if select_first is None:
+                    # decided once, on the first chunk: below this acceptance rate the
+                    # forward-only selection pass costs less than back-propagating the
+                    # copies that are thrown away (docs/benchmarks.md)
+                    select_first = correct.float().mean().item() < SELECT_FIRST_BELOW
                 n_kept += keep.sum(0)
                 for i, (update, blank) in enumerate(zip(updates, blanks)):
                     view = (n, batch) + (1,) * (blank.dim() - 2)
@@ -330,6 +391,7 @@ class MaskFill(GradientAttribution):
                     break
         finally:
             bar.close()
+        self._select_first = bool(select_first)
         return tuple(sums), sq_sums and tuple(sq_sums), tuple(coverage), n_kept, n_drawn
 
     @staticmethod
@@ -343,14 +405,14 @@ class MaskFill(GradientAttribution):
                 f"after {n_drawn} draws (the model never predicted the target on a masked copy); "
                 "their fill is zero. Try selection='all', a lower mask_ratio or a larger max_draws",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if not given and any(0 < k < n_samples for k in kept):
             warnings.warn(
                 f"only {min(k for k in kept)} of n_samples={n_samples} draws were kept for some "
                 f"example(s) after max_draws={n_drawn} draws (kept per example: {kept})",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
 

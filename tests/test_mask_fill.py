@@ -319,3 +319,37 @@ def test_training_mode_warns(images):
     model = TinyCNN().train()
     with pytest.warns(UserWarning, match="training mode"):
         MaskFill(model).attribute(images, n_samples=4, seed=0)
+
+
+@pytest.mark.parametrize("select_first", [True, False])
+def test_select_first_gives_the_same_fill(tiny_cnn, images, select_first):
+    method = MaskFill(tiny_cnn)
+    reference = method.attribute(images, n_samples=60, seed=3, mask_ratio=0.5, select_first=False)
+    kept = method.counts.n_kept
+    fill = method.attribute(
+        images, n_samples=60, seed=3, mask_ratio=0.5, select_first=select_first, internal_batch_size=20
+    )
+    assertTensorAlmostEqual(None, fill, reference, delta=1e-6, mode="max")
+    assert torch.equal(method.counts.n_kept, kept)
+    assert method.counts.select_first == select_first
+
+
+def test_auto_selects_first_only_when_few_draws_are_kept():
+    x = torch.ones(1, 1, 4, 4)
+    method = MaskFill(VisibleRegionModel().eval())
+    method.attribute(x, n_samples=20, mask_ratio=0.25, seed=0)  # the region survives 3 in 4 draws
+    assert not method.counts.select_first
+    method.attribute(x, n_samples=20, mask_ratio=0.75, seed=0)  # 1 in 4 draws
+    assert method.counts.select_first
+    assert method.counts.n_kept.item() == 20
+
+
+def test_bfloat16_autocast_agrees_with_float32(tiny_cnn, images):
+    method = MaskFill(tiny_cnn)
+    full = method.attribute(images, n_samples=100, seed=0, selection="all")
+    half = method.attribute(images, n_samples=100, seed=0, selection="all", amp_dtype=torch.bfloat16)
+    assert half.dtype == images.dtype
+    cosine = F.cosine_similarity(full.flatten(1), half.flatten(1))
+    assert torch.all(cosine > 0.99) and not torch.equal(full, half)
+    with pytest.raises(TypeError, match="amp_dtype"):
+        method.attribute(images, n_samples=4, amp_dtype="bf16")
