@@ -1,0 +1,224 @@
+"""Render the paper's figures (Figs. 1-6) and a comparison with other Captum methods.
+
+Every figure is drawn by ``captum_fillblanks.visualization`` from the output of the
+package's public attribution methods, on real MNIST images: the package's bundled
+samples (:func:`captum_fillblanks.data.load_samples`), which were held out of the
+shipped weights' training. Settings are small (hundreds to a few thousand masks per
+image, not the paper's 10,000) so the whole script runs in about a minute on one CPU
+core (most of it the BFGS figure).
+
+Usage (from the repository root)::
+
+    python docs/figures/make_figures.py                   # shipped weights and samples
+    python docs/figures/make_figures.py --weights my.pt   # a simple_cnn state dict
+    python docs/figures/make_figures.py --data ../shared/data/mnist  # no bundled samples
+
+With ``--data`` the images are the same held-out samples, taken from the IDX files
+(``split_training_set(...).samples``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
+
+from captum_fillblanks import MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
+from captum_fillblanks.data import load_samples, load_tensors, split_training_set  # noqa: E402
+from captum_fillblanks.models import simple_cnn  # noqa: E402
+from captum_fillblanks.visualization import (  # noqa: E402
+    visualize_comparison,
+    visualize_expected_fill,
+    visualize_mask_fill,
+    visualize_methods,
+    visualize_parameter_grid,
+    visualize_progressive,
+    visualize_prototypes,
+)
+
+HERE = Path(__file__).resolve().parent
+SEED = 0
+N_SAMPLES = 1000  # kept draws per image (the paper: > 10,000)
+
+
+def load_model(weights: str | None) -> torch.nn.Module:
+    if weights is None:
+        return simple_cnn(weights="DEFAULT")
+    model = simple_cnn()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def load_images(data: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 100 held-out MNIST samples (10 per digit, ordered by digit)."""
+    if data is None:
+        return load_samples("mnist")
+    images, labels = load_tensors("mnist", data, train=True)
+    samples = split_training_set("mnist", labels).samples
+    return images[samples], labels[samples]
+
+
+def save(figure, name: str) -> None:
+    path = HERE / name
+    figure.savefig(path, dpi=100)
+    print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
+
+
+def first_of(labels: torch.Tensor, digits) -> torch.Tensor:
+    """Index of the first sample of each digit."""
+    return torch.stack([(labels == d).nonzero()[0, 0] for d in digits])
+
+
+def fig1_fill(model, images, labels) -> None:
+    """Fig. 1: one mask, its update (red/blue) and the filled image, for three digits."""
+    chosen = first_of(labels, [3, 5, 8])
+    mask = random_patch_masks(1, 28, 28, mask_ratio=0.25, patch_size=4,
+                              generator=torch.Generator().manual_seed(SEED))[0]
+    figure, _ = visualize_mask_fill(
+        model, images[chosen], mask, target=labels[chosen], show_inputs=True
+    )
+    save(figure, "fig1_fill.png")
+
+
+def fig2(model, images, labels) -> None:
+    """Fig. 2: the expected fill of four digits, and one prototype per class."""
+    chosen = first_of(labels, range(10))
+    fills = MaskFill(model).attribute(images[chosen], target=labels[chosen], n_samples=N_SAMPLES, seed=SEED)
+    mask = random_patch_masks(1, 28, 28, generator=torch.Generator().manual_seed(SEED))[0]
+    show = [2, 4, 7, 9]
+    figure, _ = visualize_expected_fill(images[chosen][show], fills[show], mask=mask)
+    save(figure, "fig2_expected_fill.png")
+    # two blocks of one grid each, drawn into the subfigures of one figure
+    figure = Figure(figsize=(10, 9.2), layout="constrained")
+    for block, binarized in zip(figure.subfigures(2, 1), (True, False)):
+        visualize_prototypes(
+            prototype(fills, binarized=binarized), [f"class {d}" for d in range(10)],
+            ncols=5, plt_fig_axis=(block, None),
+        )
+        block.suptitle(
+            "T(fill), binarized at τ = 0.5" if binarized else "T(fill) not binarized: the normalized fill"
+        )
+    save(figure, "fig2_prototypes.png")
+
+
+def fig3_progressive(model, images, labels) -> None:
+    """Fig. 3: four disjoint masks, the part predicted so far, the image after each step."""
+    chosen = first_of(labels, [3])
+    fill = ProgressiveMaskFill(model)
+    # every step fills towards the true class; the titles give what the model predicts
+    fill.attribute(images[chosen], target=labels[chosen], n_steps=4, seed=SEED)
+    steps = fill.steps
+    figure, _ = visualize_progressive(steps.images, steps.groups, steps.labels, image=images[chosen])
+    save(figure, "fig3_progressive.png")
+
+
+def fig4_grid(model, images, labels) -> None:
+    """Fig. 4: the prototype of one digit over mask ratio x patch size (not binarized,
+    so the whole normalized fill shows, not only what passes the threshold)."""
+    chosen = first_of(labels, [3])
+    ratios, patches = [0.1, 0.25, 0.5], [1, 2, 4]
+    grid = [
+        [
+            prototype(
+                MaskFill(model).attribute(
+                    images[chosen], target=labels[chosen], n_samples=N_SAMPLES // 2,
+                    mask_ratio=ratio, patch_size=patch, seed=SEED,
+                ),
+                binarized=False,
+            )[0]
+            for patch in patches
+        ]
+        for ratio in ratios
+    ]
+    figure, _ = visualize_parameter_grid(grid, ratios, patches)
+    figure.suptitle("T(fill) not binarized, one digit 3")
+    save(figure, "fig4_grid.png")
+
+
+def fig5_second_order(model, images, labels) -> None:
+    """Fig. 5: prototypes from first-order and BFGS (second-order) updates, binarized
+    and not."""
+    from captum_fillblanks.bfgs import BFGSMaskFill
+
+    chosen = first_of(labels, [0, 3, 5, 8])
+    kwargs = dict(target=labels[chosen], n_samples=N_SAMPLES // 4, seed=SEED)
+    first = MaskFill(model).attribute(images[chosen], **kwargs)
+    second = BFGSMaskFill(model).attribute(images[chosen], n_iter=5, **kwargs)
+    columns = {
+        "x": images[chosen],
+        "T(fill), Δx₁": prototype(first),
+        "T(fill), Δx₂ (BFGS)": prototype(second),
+        "not binarized, Δx₁": prototype(first, binarized=False),
+        "not binarized, Δx₂": prototype(second, binarized=False),
+    }
+    figure, _ = visualize_comparison(columns, fig_size=(10.5, 8.6))
+    save(figure, "fig5_first_vs_second_order.png")
+
+
+def fig6_binarized(model, images, labels) -> None:
+    """Fig. 6: binarized vs not, for random masks (4.1) and progressive masks (4.2)."""
+    chosen = first_of(labels, [2, 4, 7])
+    x, y = images[chosen], labels[chosen]
+    fills = MaskFill(model).attribute(x, target=y, n_samples=N_SAMPLES, seed=SEED)
+    progressive = ProgressiveMaskFill(model)
+    columns = {
+        "random, binarized": prototype(fills),
+        "random, not binarized": prototype(fills, binarized=False),
+        "progressive, binarized": progressive.attribute(x, target=y, seed=SEED),
+        "progressive, not binarized": progressive.attribute(x, target=y, seed=SEED, binarized=False),
+    }
+    figure, _ = visualize_comparison(columns, fig_size=(9.2, 6.6))
+    save(figure, "fig6_binarized.png")
+
+
+def methods_comparison(model, images, labels) -> None:
+    """MaskFill beside Captum's IntegratedGradients, Saliency and Occlusion."""
+    chosen = first_of(labels, [1, 3, 6])
+    x, y = images[chosen], labels[chosen]
+    attributions = {
+        "IntegratedGradients": IntegratedGradients(model).attribute(x, target=y, n_steps=32),
+        "Saliency": Saliency(model).attribute(x, target=y),
+        "Occlusion": Occlusion(model).attribute(x, target=y, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2)),
+        "MaskFill": MaskFill(model).attribute(x, target=y, n_samples=N_SAMPLES, seed=SEED),
+    }
+    signs = {"IntegratedGradients": "all", "Occlusion": "all", "MaskFill": "all"}
+    figure, _ = visualize_methods(x, attributions, sign=signs, row_titles=[f"label {int(v)}" for v in y])
+    save(figure, "methods_comparison.png")
+
+
+FIGURES = {
+    "fig1": fig1_fill,
+    "fig2": fig2,
+    "fig3": fig3_progressive,
+    "fig4": fig4_grid,
+    "fig5": fig5_second_order,
+    "fig6": fig6_binarized,
+    "methods": methods_comparison,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", help="a simple_cnn state dict (default: the shipped weights)")
+    parser.add_argument("--data", help="folder of MNIST IDX files (default: the bundled samples)")
+    parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="render only these")
+    args = parser.parse_args()
+    torch.manual_seed(SEED)
+    model = load_model(args.weights)
+    images, labels = load_images(args.data)
+    for name in args.only or FIGURES:
+        start = time.perf_counter()
+        FIGURES[name](model, images, labels)
+        print(f"  {name}: {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

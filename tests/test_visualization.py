@@ -1,0 +1,321 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from captum.attr import visualization as captum_viz  # noqa: E402
+from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from captum_fillblanks.mask_fill import MaskFill  # noqa: E402
+from captum_fillblanks.masks import random_partition_masks  # noqa: E402
+from captum_fillblanks.transforms import fill_transform, prototype  # noqa: E402
+from captum_fillblanks.visualization import (  # noqa: E402
+    visualize_comparison,
+    visualize_expected_fill,
+    visualize_fill,
+    visualize_mask_fill,
+    visualize_methods,
+    visualize_parameter_grid,
+    visualize_progressive,
+    visualize_prototypes,
+)
+
+SIZE = 6
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def render(figure):
+    """The figure as an (H, W, 4) uint8 array, drawn by Agg."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def pixel_colours(figure, ax, pixels):
+    """RGB of the rendered figure at the centre of each image pixel (row, col) of ``ax``."""
+    picture = render(figure)
+    height = picture.shape[0]
+    colours = np.empty((SIZE, SIZE, 3), dtype=int)
+    for row in range(pixels):
+        for col in range(pixels):
+            x, y = ax.transData.transform((col, row))
+            colours[row, col] = picture[int(round(height - y)), int(round(x)), :3]
+    return colours
+
+
+def drawn(ax, index=0):
+    return np.asarray(ax.get_images()[index].get_array())
+
+
+def corner_mask():
+    mask = torch.ones(SIZE, SIZE)
+    mask[:3, :4] = 0  # 12 blank pixels
+    return mask
+
+
+def signed_update_pattern():
+    """Update with +1, +0.5, -1, -0.5 and 0 at the blanks, and large values elsewhere
+    (which must not show)."""
+    update = torch.full((1, SIZE, SIZE), 5.0)
+    update[0, :3, :4] = torch.tensor(
+        [[1.0, 0.5, -1.0, -0.5], [0.0, 1.0, -1.0, 0.0], [0.5, -0.5, 0.0, 1.0]]
+    )
+    return update
+
+
+def test_fill_has_three_panels_titled_as_the_paper():
+    image = torch.rand(1, SIZE, SIZE)
+    figure, axes = visualize_fill(image, corner_mask(), signed_update_pattern())
+    assert axes.shape == (1, 3)
+    assert [ax.get_title() for ax in axes[0]] == ["M(x)", "Δx: + red, − blue", "M(x) + T(Δx)"]
+    _, axes = visualize_fill(image, corner_mask(), signed_update_pattern(), show_inputs=True)
+    assert axes.shape == (1, 5)
+    assert [ax.get_title() for ax in axes[0, :2]] == ["x", "blanks of M"]
+    assert np.allclose(drawn(axes[0, 0]), image[0].numpy())
+    assert np.array_equal(drawn(axes[0, 1]), (corner_mask() == 0).float().numpy())
+
+
+def test_update_is_red_exactly_where_positive_and_blank_blue_where_negative():
+    image = torch.full((1, SIZE, SIZE), 0.5)
+    mask, update = corner_mask(), signed_update_pattern()
+    figure = Figure(figsize=(9, 3), dpi=100)
+    figure, axes = visualize_fill(image, mask, update, plt_fig_axis=(figure, None))
+    colours = pixel_colours(figure, axes[0, 1], SIZE)
+    r, g, b = colours[..., 0], colours[..., 1], colours[..., 2]
+    red = (r > g + 40) & (r > b + 40)
+    blue = (b > r + 40) & (b > g + 40)
+    blank = mask == 0
+    assert np.array_equal(red, (blank & (update[0] > 0)).numpy())
+    assert np.array_equal(blue, (blank & (update[0] < 0)).numpy())
+    # elsewhere the masked input shows through, untinted: grey where kept, black at blanks
+    neutral = ~(red | blue)
+    assert (np.abs(r - g)[neutral] <= 2).all() and (np.abs(r - b)[neutral] <= 2).all()
+    assert (np.abs(r[neutral & ~blank.numpy()] - 128) <= 2).all()  # 0.5 stays mid-grey
+    assert (r[neutral & blank.numpy()] < 20).all()
+
+
+def test_filled_image_equals_masked_input_outside_the_blanks():
+    input_range = (-0.5, 2.0)
+    image = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2.5 - 0.5
+    update = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    mask = corner_mask()
+    _, axes = visualize_fill(image, mask, update, input_range=input_range, baselines=-0.5)
+    kept = mask.bool().numpy()
+    for row in range(2):
+        masked, filled = drawn(axes[row, 0]), drawn(axes[row, 2])
+        unit = ((image[row, 0] + 0.5) / 2.5).numpy()
+        assert np.allclose(masked[kept], unit[kept], atol=1e-6)
+        assert np.allclose(filled[kept], masked[kept])
+        assert (masked[~kept] == 0).all()  # the baseline is the range's background
+        blank = torch.from_numpy(~kept)[None, None]
+        expected = fill_transform(update[row : row + 1], blank)[0, 0].numpy()
+        assert np.array_equal(filled[~kept], expected[~kept])
+
+
+def test_not_binarized_fill_keeps_the_normalized_update():
+    update = signed_update_pattern()
+    _, axes = visualize_fill(torch.zeros(1, SIZE, SIZE), corner_mask(), update, binarized=False)
+    filled = drawn(axes[0, 2])
+    assert filled.max() == 1.0 and 0 < filled[0, 1] < 1  # 0.5 normalizes to 0.75
+    assert filled[0, 1] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_numpy_and_tensor_inputs_give_the_same_picture(channels):
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(channels, SIZE, SIZE, generator=generator)
+    update = torch.randn(channels, SIZE, SIZE, generator=generator)
+    mask = corner_mask()
+    pictures = []
+    for as_input in (
+        lambda t: t,
+        lambda t: t.numpy(),  # channels first
+        lambda t: t.permute(1, 2, 0).numpy(),  # channels last
+        lambda t: t[None].requires_grad_(),  # a batch of one, still attached to autograd
+    ):
+        figure, _ = visualize_fill(as_input(image), mask.numpy(), as_input(update))
+        pictures.append(render(figure))
+    for picture in pictures[1:]:
+        assert np.array_equal(picture, pictures[0])
+
+
+def test_rgb_images_are_drawn_in_colour():
+    image = torch.zeros(3, SIZE, SIZE)
+    image[0] = 1.0  # pure red
+    _, axes = visualize_fill(image, corner_mask(), torch.randn(3, SIZE, SIZE))
+    masked = drawn(axes[0, 0])
+    assert masked.shape == (SIZE, SIZE, 3)
+    assert (masked[corner_mask().bool().numpy()] == [1.0, 0.0, 0.0]).all()
+
+
+@pytest.mark.parametrize(
+    "image, mask, update, match",
+    [
+        (torch.rand(1, 1, 1, SIZE, SIZE), None, None, "cannot be drawn"),
+        (torch.rand(2, SIZE, SIZE), None, None, "2 channels"),
+        (torch.rand(1, SIZE, SIZE), torch.ones(SIZE, SIZE + 1), None, "does not match the image"),
+        (torch.rand(1, SIZE, SIZE), torch.ones(3, SIZE, SIZE), None, "does not match the image"),
+        (torch.rand(1, SIZE, SIZE), torch.full((SIZE, SIZE), 0.5), None, "only 0"),
+        (torch.rand(1, SIZE, SIZE), None, torch.rand(1, SIZE - 1, SIZE), "does not match the images"),
+        (torch.rand(2, 1, SIZE, SIZE), None, torch.rand(3, 1, SIZE, SIZE), "does not match the images"),
+    ],
+)
+def test_shapes_it_cannot_draw_raise_a_clear_error(image, mask, update, match):
+    mask = corner_mask() if mask is None else mask
+    update = torch.rand_like(image) if update is None else update
+    with pytest.raises(ValueError, match=match):
+        visualize_fill(image, mask, update)
+
+
+def test_mask_fill_draws_what_mask_fill_returns(softmax_regression):
+    image = torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    mask = corner_mask()
+    _, axes = visualize_mask_fill(softmax_regression, image, mask, target=2)
+    update = MaskFill(softmax_regression).attribute(image, target=2, masks=mask, selection="all")
+    _, expected = visualize_fill(image, mask, update)
+    for ours, theirs in zip(axes[0], expected[0]):
+        for a, b in zip(ours.get_images(), theirs.get_images()):
+            assert np.array_equal(np.asarray(a.get_array()), np.asarray(b.get_array()))
+    with pytest.raises(ValueError, match="one \\(H, W\\) mask"):
+        visualize_mask_fill(softmax_regression, image, torch.stack([mask, mask]), target=2)
+
+
+def test_expected_fill_panels_heat_map_and_prototype():
+    generator = torch.Generator().manual_seed(7)
+    images = torch.rand(2, 1, SIZE, SIZE, generator=generator)
+    fill = torch.randn(2, 1, SIZE, SIZE, generator=generator)
+    _, axes = visualize_expected_fill(images, fill)
+    assert axes.shape == (2, 3)
+    assert [ax.get_title() for ax in axes[0]] == ["x", "fill E[Δx]", "prototype T(fill)"]
+    assert all(ax.get_title() == "" for ax in axes[1])
+    for row in range(2):
+        heat = drawn(axes[row, 1])
+        assert np.array_equal(np.sign(heat), np.sign(fill[row, 0].numpy()))  # signed, not |.|
+        assert np.array_equal(drawn(axes[row, 2]), prototype(fill[row : row + 1])[0, 0].numpy())
+    _, axes = visualize_expected_fill(images, fill, mask=corner_mask())
+    assert axes.shape == (2, 4) and axes[0, 3].get_title() == "M(x) + T(fill)"
+    kept = corner_mask().bool().numpy()
+    assert np.allclose(drawn(axes[0, 3])[kept], images[0, 0].numpy()[kept])
+
+
+def test_prototypes_grid_one_per_class_and_unused_axes_off():
+    prototypes = torch.rand(7, 1, SIZE, SIZE)
+    figure, axes = visualize_prototypes(prototypes, titles=range(7), ncols=3)
+    assert axes.shape == (3, 3)
+    assert [ax.get_title() for ax in axes.flat][:7] == [str(i) for i in range(7)]
+    assert [ax.axison for ax in axes.flat] == [True] * 7 + [False] * 2
+    _, listed = visualize_prototypes(list(prototypes), ncols=3)
+    assert all(np.array_equal(drawn(a), drawn(b)) for a, b in zip(axes.flat[:7], listed.flat[:7]))
+    with pytest.raises(ValueError, match="titles"):
+        visualize_prototypes(prototypes, titles=["a"])
+
+
+def test_progressive_rows_are_blanks_predicted_so_far_and_images():
+    k, batch = 4, 2
+    groups = random_partition_masks(k, SIZE, SIZE, patch_size=2, generator=torch.Generator().manual_seed(0))
+    images = torch.rand(k, batch, 1, SIZE, SIZE)
+    labels = torch.tensor([[3, 1], [3, 7], [5, 7], [3, 7]])
+    _, axes = visualize_progressive(images, groups, labels, example=1, class_names=list("abcdefgh"))
+    assert axes.shape == (3, k)
+    assert [ax.get_title() for ax in axes[0]] == [f"step {i + 1}\nŷ = {c}" for i, c in enumerate("bhhh")]
+    union = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    for i in range(k):
+        union |= groups[i] == 0
+        assert np.array_equal(drawn(axes[0, i]), (groups[i] == 0).float().numpy())
+        assert np.array_equal(drawn(axes[1, i]), union.float().numpy())
+        assert np.allclose(drawn(axes[2, i]), images[i, 1, 0].numpy())
+    assert union.all()  # the last "predicted so far" panel is all white
+    assert [axes[r, 0].get_ylabel() for r in range(3)] == [
+        "blanks of M_i", "predicted so far", "image after step"
+    ]
+    _, from_numpy = visualize_progressive(
+        images.permute(0, 1, 3, 4, 2).numpy(), groups.numpy(), labels.numpy(), example=1
+    )
+    assert all(np.array_equal(drawn(a), drawn(b)) for a, b in zip(axes.flat, from_numpy.flat))
+    _, with_input = visualize_progressive(images, groups, example=0, image=images[0])
+    assert with_input.shape == (3, k + 1) and not with_input[0, 0].axison
+    with pytest.raises(ValueError, match="groups"):
+        visualize_progressive(images, groups[:3])
+
+
+def test_parameter_grid_titles_rows_and_nested_lists():
+    grid = torch.rand(2, 3, 1, SIZE, SIZE)
+    _, axes = visualize_parameter_grid(grid, [0.25, 0.5], [1, 2, 4])
+    assert [ax.get_title() for ax in axes[0]] == ["patch size p = 1", "patch size p = 2", "patch size p = 4"]
+    assert [axes[r, 0].get_ylabel() for r in range(2)] == ["mask ratio η = 0.25", "mask ratio η = 0.5"]
+    _, nested = visualize_parameter_grid([list(row) for row in grid], [0.25, 0.5], [1, 2, 4])
+    assert all(np.array_equal(drawn(a), drawn(b)) for a, b in zip(axes.flat, nested.flat))
+    with pytest.raises(ValueError, match="row_values"):
+        visualize_parameter_grid(grid, [0.25], [1, 2, 4])
+
+
+def test_comparison_columns_side_by_side():
+    first, second = torch.rand(3, 1, SIZE, SIZE), torch.rand(3, 1, SIZE, SIZE)
+    _, axes = visualize_comparison({"first order": first, "second order": second}, row_titles="abc")
+    assert axes.shape == (3, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["first order", "second order"]
+    assert np.allclose(drawn(axes[2, 1]), second[2, 0].numpy())
+    with pytest.raises(ValueError, match="same number"):
+        visualize_comparison({"a": first, "b": second[:2]})
+
+
+def test_methods_one_row_per_example_drawn_by_captum():
+    generator = torch.Generator().manual_seed(11)
+    images = torch.rand(2, 1, SIZE, SIZE, generator=generator)
+    maps = {
+        "Saliency": torch.rand(2, 1, SIZE, SIZE, generator=generator),
+        "MaskFill": torch.randn(2, 1, SIZE, SIZE, generator=generator),
+        "Nothing": torch.zeros(2, 1, SIZE, SIZE),  # Captum cannot scale this one alone
+    }
+    _, axes = visualize_methods(images, maps, sign={"MaskFill": "all"})
+    assert axes.shape == (2, 4)
+    assert [ax.get_title() for ax in axes[0]] == ["image", "Saliency", "MaskFill", "Nothing"]
+    for row in range(2):
+        for col, (name, sign) in enumerate([("Saliency", "absolute_value"), ("MaskFill", "all")], start=1):
+            _, reference = captum_viz.visualize_image_attr(
+                maps[name][row].permute(1, 2, 0).numpy(), sign=sign, use_pyplot=False
+            )
+            assert np.array_equal(drawn(axes[row, col]), drawn(reference))
+        assert (drawn(axes[row, 3]) == 0).all()
+    # signed maps in the package's colours (red +, blue -), others in Captum's default
+    assert axes[0, 2].get_images()[0].get_cmap().name == "bwr"
+    assert axes[0, 1].get_images()[0].get_cmap().name == "Blues"
+    _, axes = visualize_methods(images, maps, cmap={"Saliency": "Greens"})
+    assert axes[0, 1].get_images()[0].get_cmap().name == "Greens"
+
+
+def test_figure_arguments_follow_captum():
+    image, mask, update = torch.rand(1, SIZE, SIZE), corner_mask(), signed_update_pattern()
+    before = plt.get_fignums()
+    figure, axes = visualize_fill(image, mask, update)
+    assert plt.get_fignums() == before  # no pyplot figure unless use_pyplot=True
+    own = Figure()
+    own_axes = own.subplots(1, 3)
+    figure, axes = visualize_fill(image, mask, update, plt_fig_axis=(own, own_axes))
+    assert figure is own and list(axes[0]) == list(own_axes)
+    with pytest.raises(ValueError, match="needs 1 x 3"):
+        visualize_fill(image, mask, update, plt_fig_axis=(own, own_axes[:2]))
+
+
+def test_use_pyplot_shows_once(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(1))
+    figure, _ = visualize_comparison({"a": torch.rand(1, SIZE, SIZE)}, use_pyplot=True)
+    assert shown == [1] and figure.number in plt.get_fignums()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_draw_like_cpu_tensors():
+    image, mask, update = torch.rand(1, SIZE, SIZE), corner_mask(), signed_update_pattern()
+    cpu, _ = visualize_fill(image, mask, update)
+    cuda, _ = visualize_fill(image.cuda(), mask.cuda(), update.cuda())
+    assert np.array_equal(render(cpu), render(cuda))
