@@ -5,6 +5,7 @@ blank out patches of an input, take the gradient of the model's loss with respec
 masked input, and show how the model would fill the blanks.
 """
 
+from .bfgs import BFGSMaskFill, bfgs_minimize, fill_cosine_similarity
 from .mask_fill import FillCounts, MaskFill
 from .progressive import ProgressiveMaskFill, ProgressiveSteps
 from .masks import (
@@ -33,6 +34,9 @@ __all__ = [
     "FillCounts",
     "ProgressiveMaskFill",
     "ProgressiveSteps",
+    "BFGSMaskFill",
+    "bfgs_minimize",
+    "fill_cosine_similarity",
     "MaskSequence",
     "n_blank_units",
     "partition_units",

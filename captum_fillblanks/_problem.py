@@ -269,7 +269,9 @@ class FillProblem:
         """
         labels = self.row_labels(n_masks, rows) if labels is None else labels
         if self.loss == "cross_entropy":
-            return F.cross_entropy(outputs.float(), labels, reduction="none")
+            return F.cross_entropy(
+                outputs.to(torch.promote_types(outputs.dtype, torch.float32)), labels, reduction="none"
+            )
         if self.loss == "target":
             if labels is not None:
                 selected = outputs.gather(1, labels[:, None]).squeeze(1)

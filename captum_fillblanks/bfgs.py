@@ -495,7 +495,8 @@ class BFGSMaskFill(MaskFill):
                 ``masks``, ``seed``, ...), as in :meth:`MaskFill.attribute
                 <captum_fillblanks.MaskFill.attribute>`, except that ``step_size``
                 (``gamma``, default 1) scales the final update ``x_T - x_0``, not the
-                steps of the iteration.
+                steps of the iteration, and ``select_first`` defaults to ``True``: an
+                update costs several passes, so only the kept copies get one.
 
         Returns:
             **attributions** or (**attributions**, **delta**): as in
@@ -516,6 +517,8 @@ class BFGSMaskFill(MaskFill):
         _check_positive_int("n_iter", n_iter)
         _check_memory(memory)
         _resolve_line_search(line_search)
+        # an update costs several passes here, so by default only kept copies get one
+        kwargs.setdefault("select_first", True)
         previous, self._options = self._options, _Options(n_iter, memory, line_search)
         try:
             return MaskFill.attribute.__wrapped__(
@@ -537,11 +540,10 @@ class BFGSMaskFill(MaskFill):
 
         ``rows``: which of the ``n_masks * B`` copies ``masked`` holds, when only some.
         """
-        only = {} if rows is None else {"rows": rows}
-        grads, outputs, losses = problem.gradient(masked, n_masks, **only)
+        grads, outputs, losses = problem.gradient(masked, n_masks, rows=rows)
 
         def loss_and_grad(x: Tensor) -> Tuple[Tensor, Tensor]:
-            grads_x, _, losses_x = problem.gradient(_unflatten_rows(x, masked), n_masks, **only)
+            grads_x, _, losses_x = problem.gradient(_unflatten_rows(x, masked), n_masks, rows=rows)
             return losses_x, _flatten_rows(grads_x)
 
         options = self._options
