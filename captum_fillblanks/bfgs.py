@@ -475,9 +475,10 @@ class BFGSMaskFill(MaskFill):
     ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
         r"""
         Args:
-            inputs, target, additional_forward_args, baselines, feature_mask,
-            internal_batch_size, show_progress, return_convergence_delta:
-                as in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
+            inputs, target, additional_forward_args, baselines: as in
+                :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
+            feature_mask, internal_batch_size, show_progress, return_convergence_delta: as
+                in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             n_iter (int, optional): BFGS iterations ``T`` per masked copy. With ``1`` and
                 ``line_search="fixed"`` the update is the gradient step, i.e. ``MaskFill``.
                 Default: 5.

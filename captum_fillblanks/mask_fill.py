@@ -57,7 +57,8 @@ def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
     """Masked copies per forward pass when the caller gives none.
 
     About 2**18 input values per chunk on a CPU (256 MNIST copies), 2**24 on an
-    accelerator, within [16, 256] and [64, 4096] copies; see docs/benchmarks.md.
+    accelerator, within [16, 256] and [64, 4096] copies (the benchmark in
+    ``benchmarks/bench_maskfill.py`` measures the CPU choice).
     """
     per_copy = sum(t[0].numel() for t in inputs)
     if inputs[0].device.type == "cpu":

@@ -1,7 +1,7 @@
 """Consistency of the prototypes (paper section 4.3, Table 1).
 
 Can the model recognise the images it filled in as the class it assigned? Each image is
-rebuilt several ways (SPEC, "Consistency"), every rebuilt image is classified by the
+rebuilt several ways (:data:`ROWS`), every rebuilt image is classified by the
 same model, and accuracy, macro-average F1 and weighted-average F1 are reported in
 percent against the label the model gave the original image.
 
@@ -25,6 +25,8 @@ from .transforms import filled_image, prototype
 
 __all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "ROWS"]
 
+#: The ways an image is rebuilt for the consistency table, with what each one is. The
+#: controls show how high the score is without any fill, or with a model that learnt nothing.
 ROWS = {
     "control": "M(x) alone: one random mask, no fill",
     "paper-style": "M(x) + T(fill) with the same mask",
@@ -69,12 +71,15 @@ class ConsistencyCounts:
     confusion: Dict[str, Tensor] = field(default_factory=dict)
 
     def add(self, row: str, reference: Tensor, predicted: Tensor) -> None:
+        """Count images of ``row``: the label the model gave each original image
+        (``reference``) against the label it gives the rebuilt one (``predicted``)."""
         flat = reference.cpu().long() * self.n_classes + predicted.cpu().long()
         counts = torch.bincount(flat, minlength=self.n_classes**2).reshape(self.n_classes, self.n_classes)
         self.confusion[row] = self.confusion.get(row, torch.zeros_like(counts)) + counts
 
     @classmethod
     def combine(cls, shards: Iterable["ConsistencyCounts"]) -> "ConsistencyCounts":
+        """Add the confusion matrices of several shards: exactly the counts of one run."""
         shards = list(shards)
         total = cls(shards[0].n_classes)
         for shard in shards:
@@ -83,10 +88,12 @@ class ConsistencyCounts:
         return total
 
     def scores(self) -> Dict[str, Dict[str, float]]:
+        """Per row, :func:`classification_scores` of its confusion matrix."""
         return {row: classification_scores(matrix) for row, matrix in self.confusion.items()}
 
     @property
     def n_images(self) -> int:
+        """Images counted (per row; every row scores the same images)."""
         return int(next(iter(self.confusion.values())).sum()) if self.confusion else 0
 
 

@@ -86,10 +86,13 @@ class ProgressiveMaskFill(GradientAttribution):
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""
         Args:
-            inputs, target, additional_forward_args, baselines, feature_mask, loss,
-            step_size, seed: as in :meth:`MaskFill.attribute`, except that with
-                ``target=None`` each step's class target is the model's prediction on that
-                step's masked input (paper section 4.2).
+            inputs, additional_forward_args, baselines, feature_mask: as in
+                :meth:`MaskFill.attribute`.
+            loss, step_size, seed: as in :meth:`MaskFill.attribute`.
+            target (int, tuple, Tensor or list, optional): as in
+                :meth:`MaskFill.attribute`, except that with ``target=None`` each step's
+                class target is the model's prediction on that step's masked input
+                (paper section 4.2). Default: None.
             internal_batch_size (int, optional): at most this many examples per
                 forward/backward pass (each step is one pass over the batch). Default:
                 None (the whole batch).
