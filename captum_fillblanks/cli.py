@@ -108,15 +108,20 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=recipe["batch_size"],
         lr=recipe["lr"],
         seed=seed,
+        max_shift=recipe["max_shift"],
     )
-    minutes = (time.perf_counter() - started) / 60
+    seconds = time.perf_counter() - started
     accuracy = evaluate_accuracy(model, test_images, test_labels)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
-    print(f"Trained in {minutes:.1f} min; wrote {out}")
+    print(f"Trained in {seconds:.0f} s; wrote {out}")
     print(
         f"t10k test accuracy: {accuracy:.2%} on {len(test_labels):,} images "
         f"(shipped {weights!r}: {weights.meta['t10k_accuracy']:.2%})"
     )
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -203,15 +203,12 @@ class _WeightsEnum(Enum):
         return f"{type(self).__name__}.{self.name}"
 
 
-def _recipe(dataset: str, arch: str, epochs: int) -> dict[str, Any]:
+def _recipe(dataset: str, arch: str, **settings: Any) -> dict[str, Any]:
     return {
-        "dataset": dataset,
-        "arch": arch,
-        "epochs": epochs,
-        "batch_size": 64,
-        "lr": 3e-3,
-        "seed": 0,
         "command": f"captum-fillblanks train --dataset {dataset} --arch {arch} --data-dir DIR",
+        "seed": 0,
+        "lr": 3e-3,
+        **settings,
     }
 
 
@@ -230,11 +227,11 @@ class SimpleCNN_Weights(_WeightsEnum):
         meta={
             "dataset": "MNIST",
             "training_split": MNIST_5K_SPLIT,
-            "t10k_accuracy": float("nan"),
-            "num_params": 29_354,
+            "t10k_accuracy": 0.9871,
+            "num_params": 29_066,
             "input_range": (0.0, 1.0),
             "categories": MNIST_CLASSES,
-            "recipe": _recipe("mnist", "simple-cnn", epochs=20),
+            "recipe": _recipe("mnist", "simple-cnn", epochs=30, batch_size=64, max_shift=2),
         },
     )
     DEFAULT = MNIST_5K
@@ -248,11 +245,11 @@ class ResNet5_Weights(_WeightsEnum):
         meta={
             "dataset": "MNIST",
             "training_split": MNIST_5K_SPLIT,
-            "t10k_accuracy": float("nan"),
-            "num_params": 0,
+            "t10k_accuracy": 0.9868,
+            "num_params": 77_290,
             "input_range": (0.0, 1.0),
             "categories": MNIST_CLASSES,
-            "recipe": _recipe("mnist", "resnet5", epochs=20),
+            "recipe": _recipe("mnist", "resnet5", epochs=20, batch_size=64, max_shift=2),
         },
     )
     FASHION_MNIST = Weights(
@@ -264,11 +261,11 @@ class ResNet5_Weights(_WeightsEnum):
                 "of each class in file order, held out for validation (see "
                 "captum_fillblanks.data.split_training_set): 55,000 images"
             ),
-            "t10k_accuracy": float("nan"),
-            "num_params": 0,
+            "t10k_accuracy": 0.9232,
+            "num_params": 77_290,
             "input_range": (0.0, 1.0),
             "categories": FASHION_MNIST_CLASSES,
-            "recipe": _recipe("fashion-mnist", "resnet5", epochs=5),
+            "recipe": _recipe("fashion-mnist", "resnet5", epochs=12, batch_size=128, max_shift=0),
         },
     )
     DEFAULT = FASHION_MNIST

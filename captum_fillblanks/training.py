@@ -33,6 +33,16 @@ def _batches(
         yield images[chosen], labels[chosen]
 
 
+def _random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+    """Moves each image by up to ``max_shift`` pixels along each axis, filling with zeros."""
+    height, width = images.shape[-2:]
+    padded = F.pad(images, [max_shift] * 4)
+    top, left = torch.randint(0, 2 * max_shift + 1, (2, len(images)), generator=generator).tolist()
+    return torch.stack(
+        [padded[i, ..., t : t + height, l : l + width] for i, (t, l) in enumerate(zip(top, left))]
+    )
+
+
 def _check_data(data: Dataset | tuple[Tensor, Tensor]) -> Dataset | tuple[Tensor, Tensor]:
     if isinstance(data, Dataset):
         return data
@@ -57,6 +67,7 @@ def train_model(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    max_shift: int = 0,
     show_progress: bool = True,
 ) -> nn.Module:
     """Trains a classifier with cross-entropy, Adam and a cosine learning-rate decay.
@@ -76,7 +87,10 @@ def train_model(
         epochs (int): Passes over the training data.
         batch_size (int, optional): Images per step. Default: 64.
         lr (float, optional): Peak learning rate. Default: 3e-3.
-        seed (int, optional): Seed for the batch order. Default: 0.
+        seed (int, optional): Seed for the batch order and the shifts. Default: 0.
+        max_shift (int, optional): Augment each training image with a random
+            translation by up to this many pixels along each axis, the uncovered border
+            set to 0 (the background of MNIST-like data). Default: 0 (no augmentation).
         show_progress (bool, optional): Show a tqdm progress bar. Default: True.
 
     Returns:
@@ -103,6 +117,8 @@ def train_model(
         with tqdm(total=epochs * steps_per_epoch, desc="training", disable=not show_progress) as bar:
             for epoch in range(epochs):
                 for images, labels in _batches(train_data, batch_size, generator):
+                    if max_shift > 0:
+                        images = _random_shift(images, max_shift, generator)
                     loss = F.cross_entropy(model(images.to(device)), labels.to(device))
                     optimizer.zero_grad()
                     loss.backward()
