@@ -1,0 +1,114 @@
+"""The reference models: shapes, the shipped weights, and the ``weights=`` argument."""
+
+import pytest
+import torch
+from torch import nn
+
+from captum_fillblanks.data import load_samples
+from captum_fillblanks.models import (
+    ResNet5,
+    ResNet5_Weights,
+    SimpleCNN,
+    SimpleCNN_Weights,
+    resnet5,
+    simple_cnn,
+)
+from captum_fillblanks.training import evaluate_accuracy
+
+SHIPPED = [
+    (simple_cnn, SimpleCNN_Weights.MNIST_5K, "mnist"),
+    (resnet5, ResNet5_Weights.MNIST_5K, "mnist"),
+    (resnet5, ResNet5_Weights.FASHION_MNIST, "fashion-mnist"),
+]
+SHIPPED_IDS = [repr(weights) for _, weights, _ in SHIPPED]
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("builder", [simple_cnn, resnet5])
+def test_builders_map_a_batch_of_digits_to_ten_logits(builder):
+    model = builder()
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_simple_cnn_has_three_conv_layers_and_a_linear_classifier():
+    model = simple_cnn()
+    assert isinstance(model, SimpleCNN)
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 3
+    assert isinstance(model.classifier, nn.Linear)
+
+
+def test_resnet5_has_five_3x3_convolutions_on_its_main_path():
+    model = resnet5()
+    assert isinstance(model, ResNet5)
+    kernels = [m.kernel_size for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert kernels.count((3, 3)) == 5
+    assert kernels.count((1, 1)) == 1  # layer2's shortcut projection, not counted
+
+
+def test_resnet5_takes_other_channels_and_class_counts():
+    model = resnet5(in_channels=3, num_classes=7)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_untrained_builders_return_train_mode_models():
+    assert simple_cnn().training and resnet5().training
+
+
+@pytest.mark.parametrize(("builder", "weights", "dataset"), SHIPPED, ids=SHIPPED_IDS)
+def test_shipped_weights_classify_the_bundled_samples(builder, weights, dataset):
+    model = builder(weights=weights)
+    assert not model.training
+    assert all(not m.training for m in model.modules())
+    images, labels = load_samples(dataset)
+    assert evaluate_accuracy(model, images, labels) >= 0.9
+
+
+@pytest.mark.parametrize(("builder", "weights", "dataset"), SHIPPED, ids=SHIPPED_IDS)
+def test_shipped_weights_meta_describes_the_file(builder, weights, dataset):
+    meta = weights.meta
+    model = builder(weights=weights)
+    assert meta["num_params"] == n_params(model)
+    assert meta["input_range"] == (0.0, 1.0)
+    assert len(meta["categories"]) == 10
+    assert 0.85 < meta["t10k_accuracy"] <= 1.0
+    assert dataset in meta["recipe"]["command"]
+    assert weights.file_name.endswith(".pt")
+
+
+def test_weights_load_from_a_member_name_or_default():
+    reference = simple_cnn(weights=SimpleCNN_Weights.MNIST_5K).state_dict()
+    for name in ("MNIST_5K", "DEFAULT", "SimpleCNN_Weights.MNIST_5K"):
+        loaded = simple_cnn(weights=name).state_dict()
+        assert all(torch.equal(loaded[key], reference[key]) for key in reference)
+    assert ResNet5_Weights.DEFAULT is ResNet5_Weights.FASHION_MNIST
+    assert SimpleCNN_Weights.DEFAULT is SimpleCNN_Weights.MNIST_5K
+
+
+def test_shipped_weights_differ_from_a_fresh_model():
+    torch.manual_seed(0)
+    fresh, trained = resnet5(), resnet5(weights="MNIST_5K")
+    assert not torch.equal(fresh.fc.weight, trained.fc.weight)
+
+
+@pytest.mark.parametrize(
+    ("builder", "bad"),
+    [
+        (simple_cnn, "IMAGENET1K_V1"),
+        (simple_cnn, ResNet5_Weights.MNIST_5K),
+        (resnet5, SimpleCNN_Weights.MNIST_5K),
+        (resnet5, True),
+        (resnet5, "fashion_mnist"),
+    ],
+)
+def test_a_bad_weights_value_names_weights_and_the_valid_values(builder, bad):
+    with pytest.raises(ValueError, match="weights=") as error:
+        builder(weights=bad)
+    assert "MNIST_5K" in str(error.value) and "DEFAULT" in str(error.value)
+
+
+def test_weights_with_a_different_class_count_are_refused():
+    with pytest.raises(ValueError, match="num_classes=10"):
+        resnet5(weights="DEFAULT", num_classes=5)
