@@ -212,7 +212,7 @@ def _recipe(dataset: str, arch: str, **settings: Any) -> dict[str, Any]:
     }
 
 
-MNIST_5K_SPLIT = (
+_MNIST_5K_SPLIT = (
     "the 5,000-image MNIST training subset (500 per digit, ../shared/data/mnist) minus "
     "the last 50 images of each digit in file order, held out (see "
     "captum_fillblanks.data.split_training_set): 4,500 images"
@@ -226,7 +226,7 @@ class SimpleCNN_Weights(_WeightsEnum):
         file_name="simple_cnn_mnist_5k.pt",
         meta={
             "dataset": "MNIST",
-            "training_split": MNIST_5K_SPLIT,
+            "training_split": _MNIST_5K_SPLIT,
             "t10k_accuracy": 0.9871,
             "num_params": 29_066,
             "input_range": (0.0, 1.0),
@@ -244,7 +244,7 @@ class ResNet5_Weights(_WeightsEnum):
         file_name="resnet5_mnist_5k.pt",
         meta={
             "dataset": "MNIST",
-            "training_split": MNIST_5K_SPLIT,
+            "training_split": _MNIST_5K_SPLIT,
             "t10k_accuracy": 0.9868,
             "num_params": 77_290,
             "input_range": (0.0, 1.0),

@@ -107,14 +107,14 @@ def train_model(
     train_data = _check_data(train_data)
     device = next(model.parameters()).device
     n_images = len(train_data) if isinstance(train_data, Dataset) else len(train_data[0])
-    steps_per_epoch = math.ceil(n_images / batch_size)
+    total_steps = epochs * math.ceil(n_images / batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        with tqdm(total=epochs * steps_per_epoch, desc="training", disable=not show_progress) as bar:
+        with tqdm(total=total_steps, desc="training", disable=not show_progress) as progress:
             for epoch in range(epochs):
                 for images, labels in _batches(train_data, batch_size, generator):
                     if max_shift > 0:
@@ -124,8 +124,8 @@ def train_model(
                     loss.backward()
                     optimizer.step()
                     schedule.step()
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
-                    bar.update()
+                    progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+                    progress.update()
     return model.eval()
 
 

@@ -196,7 +196,8 @@ def test_bundled_samples_are_the_documented_images_of_the_source_file(name, spli
     source_labels = read_gz_idx(folder / f"{split}-labels-idx1-ubyte.gz")
     indices = sample_indices(name).numpy()
     images, labels = load_samples(name)
-    assert np.array_equal((images[:, 0] * 255).round().to(torch.uint8).numpy(), source_images[indices])
+    pixels = (images[:, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(pixels, source_images[indices])
     assert labels.tolist() == source_labels[indices].tolist()
     if name == "mnist":
         split_indices = split_training_set(name, torch.from_numpy(source_labels.astype(np.int64)))

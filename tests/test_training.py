@@ -110,7 +110,7 @@ def test_evaluate_accuracy_needs_one_label_per_image():
 
 
 def write_idx_gz(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(f">BBBB{array.ndim}I", 0, 0, 0x08, array.ndim, *array.shape)
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
@@ -120,7 +120,8 @@ def test_train_command_writes_loadable_weights_and_prints_test_accuracy(tmp_path
     # 60 per digit: the command holds out the last 50 of each, so it trains on 100
     train_images, train_labels = np.concatenate([pixels] * 6), np.concatenate([labels] * 6)
     order = np.argsort(train_labels, kind="stable")
-    for split, x, y in (("train", train_images[order], train_labels[order]), ("t10k", pixels, labels)):
+    train_images, train_labels = train_images[order], train_labels[order]
+    for split, x, y in (("train", train_images, train_labels), ("t10k", pixels, labels)):
         write_idx_gz(tmp_path / f"{split}-images-idx3-ubyte.gz", x)
         write_idx_gz(tmp_path / f"{split}-labels-idx1-ubyte.gz", y)
     out = tmp_path / "weights" / "small.pt"
