@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fill in the blanks: see how a vision model fills masked-out patches.",
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(subcommands)
     _add_train(subcommands)
     return parser
 
@@ -44,6 +45,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``captum-fillblanks`` with ``argv`` (default: the command line)."""
     args = build_parser().parse_args(argv)
     return args.run(args)
+
+
+def _add_demo(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser(
+        "demo",
+        help="offline demo on the bundled samples: Figs. 1-3 as PNGs and a small Table 1",
+        description=(
+            "Run the method on the shipped weights and bundled sample images (no network, "
+            "no data folder): write the paper's Fig. 1, 2 and 3 analogues for MNIST and "
+            "Fashion-MNIST as PNGs and print a small consistency table."
+        ),
+    )
+    parser.add_argument("--out", type=Path, default=Path("fillblanks-demo"), help="output folder (default: ./fillblanks-demo)")
+    parser.add_argument("--n-samples", type=int, default=300, help="kept masks per image (default: 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(run=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.n_samples < 1:
+        raise SystemExit("captum-fillblanks demo: --n-samples must be >= 1")
+    start = time.perf_counter()
+    run_demo(args.out, n_samples=args.n_samples, seed=args.seed, show_progress=not args.no_progress)
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def _add_train(subcommands: argparse._SubParsersAction) -> None:
