@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(subcommands)
+    _add_reproduce(subcommands)
     _add_train(subcommands)
     return parser
 
@@ -72,6 +73,52 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     run_demo(args.out, n_samples=args.n_samples, seed=args.seed, show_progress=not args.no_progress)
     print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser(
+        "reproduce",
+        help="the paper's experiments (Figs. 2-6, Table 1) into a folder with report.md",
+        description=(
+            "Run the paper's experiments on a folder of IDX files with the shipped weights: "
+            "Fig. 2 (class prototypes), Fig. 3 (progressive), Fig. 4 (mask ratio x patch "
+            "size), Fig. 5 (first vs second order), Fig. 6 (binarized vs not) and Table 1 "
+            "with its controls. Finished shards are kept under OUT/shards and reused; "
+            "report.md is written only when the run completes."
+        ),
+    )
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
+    parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
+    parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./reproduce-DATASET)")
+    parser.add_argument("--shard-size", type=int, default=50, help="images per shard (default: 50)")
+    parser.add_argument("--n-validation", type=int, default=200, help="validation images for the threshold (default: 200)")
+    parser.add_argument("--figure-samples", type=int, default=2000, help="kept masks per image in Figs. 4-6 (default: 2000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(run=_reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from .reproduce import reproduce
+
+    for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
+    reproduce(
+        args.dataset, args.data_dir, args.out or Path(f"reproduce-{args.dataset}"),
+        n_images=args.n_images, n_samples=args.n_samples, device=args.device,
+        shard_size=args.shard_size, n_validation=args.n_validation,
+        figure_samples=args.figure_samples, seed=args.seed,
+        command="captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "",
+        show_progress=not args.no_progress,
+    )
     return 0
 
 

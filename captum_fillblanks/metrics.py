@@ -109,16 +109,21 @@ def consistency_counts(
     threshold: float = 0.5,
     input_range: Tuple[float, float] = (0.0, 1.0),
     control_model: Optional[Callable] = None,
+    control_samples: Optional[int] = None,
     internal_batch_size: Optional[int] = None,
     seed: int = 0,
     show_progress: bool = False,
+    fill: Optional[Tensor] = None,
 ) -> ConsistencyCounts:
     """Score one shard of images on every row of :data:`ROWS`.
 
     The reference label of each image is the model's prediction on the image itself
     (MaskFill's ``target=None``). ``control_model`` (a randomly initialized model of the
-    same architecture) adds the random-model control row. Everything goes through the
-    public API (:class:`MaskFill`, :class:`ProgressiveMaskFill`, the transforms).
+    same architecture) adds the random-model control row, with ``control_samples`` masks
+    per image (default: ``n_samples``; it is a baseline, fewer do). ``fill`` reuses fills the
+    caller already computed with :class:`MaskFill` (``target=None``) for these images.
+    Everything goes through the public API (:class:`MaskFill`,
+    :class:`ProgressiveMaskFill`, the transforms).
     """
     counts = ConsistencyCounts(n_classes)
     with torch.no_grad():
@@ -129,7 +134,7 @@ def consistency_counts(
     )[0].to(images.device)
     masked = images * mask
     blank = (mask == 0).expand_as(images)
-    fill = MaskFill(model).attribute(
+    fill = fill if fill is not None else MaskFill(model).attribute(
         images, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
         internal_batch_size=internal_batch_size, show_progress=show_progress,
     )
@@ -144,7 +149,7 @@ def consistency_counts(
     }
     if control_model is not None:
         control_fill = MaskFill(control_model).attribute(
-            images, target=reference, selection="all", n_samples=n_samples,
+            images, target=reference, selection="all", n_samples=control_samples or n_samples,
             mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
             internal_batch_size=internal_batch_size,
         )

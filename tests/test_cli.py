@@ -1,5 +1,8 @@
 """The command-line front on the bundled data: real images, real weights, tiny settings."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from captum_fillblanks.cli import main
@@ -31,3 +34,39 @@ def test_format_table_reports_scores_of_each_row():
     table = format_table({"mnist": counts})
     assert "| mnist | SimpleCNN | 4 | strict: " in table
     assert "| 75.0 |" in table
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
+    argv = [
+        "reproduce", "--dataset", "mnist", "--data-dir", str(SHARED_MNIST), "--out", str(tmp_path),
+        "--n-images", "12", "--n-samples", "8", "--shard-size", "5", "--n-validation", "10",
+        "--figure-samples", "8", "--no-progress",
+    ]
+    assert main(argv) == 0
+    report = (tmp_path / "report.md").read_text()
+    for row in ROWS:
+        assert f"| **{row}**:" in report
+    assert "12 test images" in report and "8 kept masks" in report
+    assert not (tmp_path / "report.md.partial").exists()
+    for name in ("fig2_class_prototypes.png", "fig3_progressive.png", "fig4_ratio_patch_grid.png",
+                 "fig5_first_vs_second_order.png", "fig6_binarized.png"):
+        assert f"({name})" in report and (tmp_path / name).stat().st_size > 3000
+    shards = sorted((tmp_path / "shards").glob("shard_*.pt"))
+    assert len(shards) == 3  # 5 + 5 + 2 images
+    table = report[report.index("## Table 1"):report.index("The paper")]
+    # a rerun reuses the finished shards and reports the same table
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    assert main(argv) == 0
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
+    rerun = (tmp_path / "report.md").read_text()
+    assert rerun[rerun.index("## Table 1"):rerun.index("The paper")] == table
+
+
+def test_reproduce_with_a_missing_folder_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="t10k"):
+        main(["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path)])
+    assert not (tmp_path / "report.md").exists()
