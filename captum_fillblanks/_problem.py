@@ -319,11 +319,19 @@ class FillProblem:
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
         return grads, outputs.detach(), losses.detach()
 
-    def correct(self, outputs: Tensor, n_masks: int) -> Tensor:  # all rows
-        """``(n_masks, B)`` bool: which copies the model classifies as their target."""
+    def correct(self, outputs: Tensor, n_masks: int, rows: Optional[Tensor] = None) -> Tensor:
+        """``(n_masks, B)`` bool: which copies the model classifies as their target.
+
+        With ``rows``, ``outputs`` holds only those rows; the others count as not correct.
+        """
         if self.selection == "all":
-            return torch.ones(n_masks, self.batch_size, dtype=torch.bool, device=outputs.device)
-        return (outputs.argmax(dim=1) == self.row_labels(n_masks)).reshape(n_masks, self.batch_size)
+            hits = torch.ones(outputs.shape[0], dtype=torch.bool, device=outputs.device)
+        else:
+            hits = outputs.argmax(dim=1) == self.row_labels(n_masks, rows)
+        if rows is None:
+            return hits.reshape(n_masks, self.batch_size)
+        full = torch.zeros(n_masks * self.batch_size, dtype=torch.bool, device=outputs.device)
+        return full.index_copy_(0, rows, hits).reshape(n_masks, self.batch_size)
 
     def mask(
         self, blanks: Sequence[Tensor], inputs: Optional[Tuple[Tensor, ...]] = None

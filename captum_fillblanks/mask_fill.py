@@ -323,21 +323,29 @@ class MaskFill(GradientAttribution):
         grads, outputs, _ = problem.gradient(masked, n_masks, rows=rows)
         return tuple(-step_size * g for g in grads), outputs
 
-    def _kept_updates(self, problem, masked, n, step_size, cutoff, select_first):
-        """Updates of one chunk, which copies the model got right, and which are kept."""
+    def _kept_updates(self, problem, masked, n, step_size, cutoff, select_first, active):
+        """Updates of one chunk, which copies the model got right, and which are kept.
+
+        Only the copies of ``active`` examples (``None``: all) are computed: an example
+        that has its kept draws costs nothing more while others catch up.
+        """
+        rows = None if active is None else active.repeat(n).nonzero().squeeze(1)
+        if select_first:
+            with torch.no_grad():
+                outputs = problem.forward(_take_rows(masked, rows), n, rows)
+            correct = problem.correct(outputs, n, rows)
+            keep = cutoff(correct)
+            rows = keep.reshape(-1).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                return tuple(torch.zeros_like(m) for m in masked), correct, keep
+        updates, outputs = self._update(problem, _take_rows(masked, rows), n, step_size, rows=rows)
         if not select_first:
-            updates, outputs = self._update(problem, masked, n, step_size)
-            correct = problem.correct(outputs, n)
-            return updates, correct, cutoff(correct)
-        with torch.no_grad():
-            correct = problem.correct(problem.forward(masked, n), n)
-        keep = cutoff(correct)
-        rows = keep.reshape(-1).nonzero().squeeze(1)
-        updates = tuple(torch.zeros_like(m) for m in masked)
-        if rows.numel():
-            kept, _ = self._update(problem, tuple(m[rows] for m in masked), n, step_size, rows=rows)
-            for full, part in zip(updates, kept):
-                full[rows] = part.to(full.dtype)
+            correct = problem.correct(outputs, n, rows)
+            keep = cutoff(correct)
+        if rows is not None:
+            updates = tuple(
+                torch.zeros_like(m).index_copy_(0, rows, u.to(m.dtype)) for m, u in zip(masked, updates)
+            )
         return updates, correct, keep
 
     def _estimate(
@@ -363,12 +371,13 @@ class MaskFill(GradientAttribution):
             disable=not show_progress,
         )
         n_drawn = 0
+        active = None  # every example, until some has its kept draws
         try:
             while n_drawn < total:
                 n = min(chunk, total - n_drawn)
                 blanks = source.take(n_drawn, n_drawn + n)
                 updates, correct, keep = self._kept_updates(
-                    problem, problem.mask(blanks), n, step_size, cutoff, bool(select_first)
+                    problem, problem.mask(blanks), n, step_size, cutoff, bool(select_first), active
                 )
                 if select_first is None:
                     # decided once, on the first chunk: below this acceptance rate the
@@ -388,8 +397,11 @@ class MaskFill(GradientAttribution):
                 n_drawn += n
                 bar.update(n)
                 # no device sync until some example could be complete
-                if n_drawn >= n_samples and n_drawn < total and bool((n_kept >= n_samples).all()):
-                    break
+                if n_drawn >= n_samples and n_drawn < total:
+                    done = n_kept >= n_samples
+                    if bool(done.all()):
+                        break
+                    active = ~done if bool(done.any()) else None
         finally:
             bar.close()
         self._select_first = bool(select_first)
@@ -415,6 +427,10 @@ class MaskFill(GradientAttribution):
                 UserWarning,
                 stacklevel=4,
             )
+
+
+def _take_rows(tensors: Tuple[Tensor, ...], rows: Optional[Tensor]) -> Tuple[Tensor, ...]:
+    return tensors if rows is None else tuple(t.index_select(0, rows) for t in tensors)
 
 
 def _standard_error(sums, sq_sums, coverage) -> Tensor:

@@ -353,3 +353,25 @@ def test_bfloat16_autocast_agrees_with_float32(tiny_cnn, images):
     assert torch.all(cosine > 0.99) and not torch.equal(full, half)
     with pytest.raises(TypeError, match="amp_dtype"):
         method.attribute(images, n_samples=4, amp_dtype="bf16")
+
+
+@pytest.mark.parametrize("select_first", [False, True])
+def test_finished_examples_cost_no_more_passes(select_first):
+    sizes = []
+
+    class Counting(VisibleRegionModel):
+        def forward(self, x):
+            sizes.append(x.shape[0])
+            return super().forward(x)
+
+    x = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])  # kept always / 3 in 4
+    method = MaskFill(Counting().eval())
+    fill = method.attribute(x, n_samples=100, seed=0, internal_batch_size=20, select_first=select_first)
+    assert method.counts.n_kept.tolist() == [100, 100]
+    # once example 0 has its 100 draws (after 10 chunks of 10 masks), only example 1 is computed
+    passes = sizes[1:]  # after the forward on the unmasked inputs
+    per_chunk = 2 if select_first else 1
+    assert all(size <= 20 for size in passes)
+    assert all(size <= 10 for size in passes[10 * per_chunk:])
+    alone = MaskFill(VisibleRegionModel().eval()).attribute(x[1:], n_samples=100, seed=0, internal_batch_size=10)
+    assertTensorAlmostEqual(None, fill[1:], alone, delta=1e-6, mode="max")
