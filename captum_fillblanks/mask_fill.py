@@ -102,6 +102,8 @@ def format_user_masks(masks: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, .
                 f"masks[{i}] of shape {tuple(mask.shape)} does not broadcast to one example "
                 f"of inputs[{i}], shape {tuple(tensor.shape[1:])}"
             )
+        if stack.shape[0] == 0:
+            raise ValueError(f"masks[{i}] is an empty stack: give at least one mask")
         values = stack.to(tensor.device)
         if not bool(((values == 0) | (values == 1)).all()):
             raise ValueError(f"masks[{i}] must hold only 0 (blank) and 1 (kept)")

@@ -35,6 +35,7 @@ BAD_RANDOM = [
     (dict(selection="best"), ValueError, "selection"),
     (dict(masks=torch.full((6, 6), 0.5)), ValueError, "masks"),
     (dict(masks=torch.ones(5, 5)), ValueError, "masks"),
+    (dict(masks=torch.ones(0, 6, 6)), ValueError, "masks"),
 ]
 BAD = {
     "MaskFill": BAD_COMMON + BAD_RANDOM,
