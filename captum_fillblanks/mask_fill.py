@@ -293,10 +293,10 @@ class MaskFill(GradientAttribution):
                 seed=resolve_seed(seed),
             )
             total = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
-        chunk = max(1, (internal_batch_size or default_internal_batch_size(problem.inputs)) // problem.batch_size)
+        copies = internal_batch_size or default_internal_batch_size(problem.inputs)
 
         sums, sq_sums, coverage, n_kept, n_drawn = self._estimate(
-            problem, source, n_samples, total, chunk, step_size, show_progress,
+            problem, source, n_samples, total, copies, step_size, show_progress,
             return_convergence_delta, select_first,
         )
         self.counts = FillCounts(n_drawn, n_kept, coverage, self._select_first)
@@ -351,7 +351,7 @@ class MaskFill(GradientAttribution):
         return updates, correct, keep
 
     def _estimate(
-        self, problem, source, n_samples, total, chunk, step_size, show_progress, with_squares,
+        self, problem, source, n_samples, total, copies, step_size, show_progress, with_squares,
         select_first,
     ):
         batch = problem.batch_size
@@ -376,7 +376,9 @@ class MaskFill(GradientAttribution):
         active = None  # every example, until some has its kept draws
         try:
             while n_drawn < total:
-                n = min(chunk, total - n_drawn)
+                # masks per chunk: ``copies`` masked copies over the examples still active
+                n_active = batch if active is None else int(active.sum())
+                n = min(max(1, copies // n_active), total - n_drawn)
                 blanks = source.take(n_drawn, n_drawn + n)
                 updates, correct, keep = self._kept_updates(
                     problem, problem.mask(blanks), n, step_size, cutoff, bool(select_first), active

@@ -368,10 +368,16 @@ def test_finished_examples_cost_no_more_passes(select_first):
     method = MaskFill(Counting().eval())
     fill = method.attribute(x, n_samples=100, seed=0, internal_batch_size=20, select_first=select_first)
     assert method.counts.n_kept.tolist() == [100, 100]
-    # once example 0 has its 100 draws (after 10 chunks of 10 masks), only example 1 is computed
+    # once example 0 has its 100 draws (after 10 chunks of 10 masks), only example 1 is
+    # computed, in chunks of up to 20 of its own copies
+    drawn = method.counts.n_drawn
     passes = sizes[1:]  # after the forward on the unmasked inputs
-    per_chunk = 2 if select_first else 1
     assert all(size <= 20 for size in passes)
-    assert all(size <= 10 for size in passes[10 * per_chunk:])
+    if select_first:
+        selection_passes = passes[0::2]
+        assert sum(selection_passes) == 2 * 100 + (drawn - 100)
+        assert sum(passes[1::2]) == 200  # back-propagated: the kept copies only
+    else:
+        assert sum(passes) == 2 * 100 + (drawn - 100)
     alone = MaskFill(VisibleRegionModel().eval()).attribute(x[1:], n_samples=100, seed=0, internal_batch_size=10)
     assertTensorAlmostEqual(None, fill[1:], alone, delta=1e-6, mode="max")
