@@ -54,15 +54,16 @@ def format_inputs(inputs: Any) -> Tuple[bool, Tuple[Tensor, ...]]:
     return is_tuple, tuple(t.detach() for t in formatted)
 
 
-def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Union[float, Tensor], ...]:
-    """Baselines as a tuple matching ``inputs``: scalars, or tensors broadcastable to each input."""
+def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    """Baselines as a tuple of tensors matching ``inputs`` in dtype and device: 0-dim for
+    scalars, else broadcastable to each input."""
     if baselines is None:
         baselines = 0.0
     if not isinstance(baselines, tuple):
         baselines = (baselines,) * len(inputs) if len(inputs) > 1 and not isinstance(baselines, Tensor) else (baselines,)
     if len(baselines) != len(inputs):
         raise ValueError(f"baselines has {len(baselines)} entries but inputs has {len(inputs)} tensors")
-    formatted: List[Union[float, Tensor]] = []
+    formatted: List[Tensor] = []
     for i, (baseline, tensor) in enumerate(zip(baselines, inputs)):
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
             raise TypeError(
@@ -81,7 +82,7 @@ def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Union[
                 )
             baseline = baseline.detach().to(device=tensor.device, dtype=tensor.dtype)
         else:
-            baseline = float(baseline)
+            baseline = torch.tensor(float(baseline), dtype=tensor.dtype, device=tensor.device)
         formatted.append(baseline)
     return tuple(formatted)
 
@@ -343,11 +344,7 @@ class FillProblem:
         """
         masked = []
         for tensor, baseline, blank in zip(inputs or self.inputs, self.baselines, blanks):
-            fill = baseline if isinstance(baseline, Tensor) else torch.tensor(
-                baseline, dtype=tensor.dtype, device=tensor.device
-            )
-            copies = torch.where(blank, fill, tensor)
-            copies = copies.expand(blank.shape[0], *tensor.shape)
+            copies = torch.where(blank, baseline, tensor)  # (n, B, ...)
             masked.append(copies.reshape(-1, *tensor.shape[1:]))
         return tuple(masked)
 
@@ -378,7 +375,7 @@ def slice_examples(value: Any, rows: slice, batch_size: int, *, is_target: bool 
     """The part of a per-example argument that belongs to examples ``rows``.
 
     Tensors and lists whose leading length is the batch size are sliced; tuples of extra
-    arguments or baselines are sliced element-wise; anything else (scalars, a Captum
+    arguments are sliced element-wise; anything else (scalars, a Captum
     target given as an index tuple) applies to every example and is returned as is.
     """
     if isinstance(value, Tensor):

@@ -13,7 +13,14 @@ from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ._problem import FillProblem, LossFn, default_unit_maps, feature_unit_maps, slice_examples
+from ._problem import (
+    FillProblem,
+    LossFn,
+    default_unit_maps,
+    feature_unit_maps,
+    format_inputs,
+    slice_examples,
+)
 from .mask_fill import _check_positive_int
 from .masks import SeedLike, partition_units, resolve_seed
 from .transforms import InputRange, fill_transform, to_input_range
@@ -124,31 +131,23 @@ class ProgressiveMaskFill(GradientAttribution):
         _check_positive_int("patch_size", patch_size)
         _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         seed = resolve_seed(seed)
-        batch = inputs.shape[0] if isinstance(inputs, Tensor) else (
-            inputs[0].shape[0] if isinstance(inputs, tuple) and inputs and isinstance(inputs[0], Tensor) else 0
-        )
-        size = internal_batch_size or max(batch, 1)
+        is_tuple, formatted = format_inputs(inputs)
+        batch = formatted[0].shape[0]
+        size = internal_batch_size or batch
         parts = []
-        for start in range(0, max(batch, 1), size):
+        for start in range(0, batch, size):
             rows = slice(start, start + size)
-            part_baselines = baselines
-            if isinstance(baselines, (Tensor, tuple)):
-                part_baselines = slice_examples(
-                    baselines if isinstance(baselines, tuple) else (baselines,), rows, batch
-                )
-                part_baselines = part_baselines if isinstance(baselines, tuple) else part_baselines[0]
             parts.append(
                 self._fill(
                     slice_examples(inputs, rows, batch),
                     slice_examples(target, rows, batch, is_target=True),
                     slice_examples(additional_forward_args, rows, batch),
-                    part_baselines,
+                    _slice_baselines(baselines, formatted, rows),
                     feature_mask if feature_mask is None else slice_examples(feature_mask, rows, batch),
                     show_progress, n_steps, patch_size, threshold, binarized, input_range,
                     loss, step_size, seed,
                 )
             )
-        is_tuple = isinstance(inputs, tuple)
         final = tuple(torch.cat(p) for p in zip(*(p[0] for p in parts)))
         images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
         labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
@@ -208,3 +207,20 @@ class ProgressiveMaskFill(GradientAttribution):
         if tensor.dim() == 4 and masks.dim() == 4 and masks.shape[1] == 1:  # shared over channels
             masks = masks[:, 0]
         return masks
+
+
+def _slice_baselines(baselines: Any, inputs: Tuple[Tensor, ...], rows: slice) -> Any:
+    """The baselines of examples ``rows``: only per-example baselines (the input's rank
+    and batch size) are sliced; scalars and shared tensors apply to every example."""
+
+    def part(baseline: Any, tensor: Tensor) -> Any:
+        per_example = (
+            isinstance(baseline, Tensor)
+            and baseline.dim() == tensor.dim()
+            and baseline.shape[0] == tensor.shape[0]
+        )
+        return baseline[rows] if per_example else baseline
+
+    if isinstance(baselines, tuple):
+        return tuple(part(b, t) for b, t in zip(baselines, inputs))
+    return part(baselines, inputs[0])
