@@ -69,10 +69,15 @@ def run_demo(
         _save(figure, out / f"{dataset}_fig1_one_mask.png", written)
         plt.close(figure)
 
-        # Fig. 2: the expected fill of one image per class, and the prototypes
-        fill = MaskFill(model).attribute(
-            images[first], n_samples=n_samples, seed=seed, show_progress=show_progress
+        # one fill of the Table 1 images serves Fig. 2 too: they start with the first
+        # images_per_class of each class
+        chosen = torch.cat([(labels == c).nonzero()[:images_per_class, 0] for c in range(n_classes)])
+        fills = MaskFill(model).attribute(
+            images[chosen], n_samples=n_samples, seed=seed, show_progress=show_progress
         )
+        fill = fills[torch.arange(n_classes) * images_per_class]  # one image per class
+
+        # Fig. 2: the expected fill of one image per class, and the prototypes
         figure, _ = visualize_expected_fill(images[first[:4]], fill[:4])
         _save(figure, out / f"{dataset}_fig2_expected_fill.png", written)
         plt.close(figure)
@@ -91,12 +96,11 @@ def run_demo(
         plt.close(figure)
 
         # Table 1 on a few images per class, with a random-initialized control
-        chosen = torch.cat([(labels == c).nonzero()[:images_per_class, 0] for c in range(n_classes)])
         torch.manual_seed(seed)
         control = builder().eval()
         results[dataset] = consistency_counts(
             model, images[chosen], n_classes=n_classes, n_samples=n_samples, seed=seed,
-            control_model=control, show_progress=show_progress,
+            control_model=control, show_progress=show_progress, fill=fills,
         )
     echo("")
     echo(format_table(results))
