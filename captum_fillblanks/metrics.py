@@ -13,7 +13,7 @@ processes or ranks and merged afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from .masks import random_patch_masks
 from .progressive import ProgressiveMaskFill
 from .transforms import filled_image, prototype
 
-__all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "ROWS"]
+__all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "row_thresholds", "ROWS", "BINARIZED_ROWS"]
 
 #: The ways an image is rebuilt for the consistency table, with what each one is. The
 #: controls show how high the score is without any fill, or with a model that learnt nothing.
@@ -35,6 +35,38 @@ ROWS = {
     "random-model control": "strict prototypes of a randomly initialized model of the "
     "same architecture, scored by the trained model",
 }
+
+#: The rows whose rebuilt image goes through the binarized transform, and so depend on
+#: the threshold ``tau``.
+BINARIZED_ROWS = ("paper-style", "strict", "progressive", "random-model control")
+
+
+def row_thresholds(threshold: Union[float, Mapping[str, float]]) -> Dict[str, float]:
+    """The threshold of each binarized row: one number for all, or a mapping per row.
+
+    A mapping names rows of :data:`BINARIZED_ROWS`; the random-model control, a control
+    for the strict row, takes the strict row's threshold unless it is given its own, and
+    any other row left out takes 0.5 (SPEC's default).
+
+    Raises:
+        ValueError: for a row name that is not binarized, or a threshold outside [0, 1).
+        TypeError: for a threshold that is neither a number nor a mapping.
+    """
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - set(BINARIZED_ROWS))
+        if unknown:
+            raise ValueError(f"threshold: unknown rows {unknown}; expected some of {list(BINARIZED_ROWS)}")
+        given = {row: threshold[row] for row in threshold}
+        given.setdefault("random-model control", given.get("strict", 0.5))
+        chosen = {row: given.get(row, 0.5) for row in BINARIZED_ROWS}
+    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        chosen = dict.fromkeys(BINARIZED_ROWS, threshold)
+    else:
+        raise TypeError(f"threshold must be a float or a mapping of row -> float, got {type(threshold).__name__}")
+    for row, tau in chosen.items():
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau < 1.0:
+            raise ValueError(f"threshold for row {row!r} must be a number in [0, 1), got {tau!r}")
+    return {row: float(tau) for row, tau in chosen.items()}
 
 
 def classification_scores(confusion: Tensor) -> Dict[str, float]:
@@ -106,7 +138,7 @@ def consistency_counts(
     mask_ratio: float = 0.25,
     patch_size: int = 2,
     n_steps: int = 4,
-    threshold: float = 0.5,
+    threshold: Union[float, Mapping[str, float]] = 0.5,
     input_range: Tuple[float, float] = (0.0, 1.0),
     control_model: Optional[Callable] = None,
     control_samples: Optional[int] = None,
@@ -114,6 +146,7 @@ def consistency_counts(
     seed: int = 0,
     show_progress: bool = False,
     fill: Optional[Tensor] = None,
+    control_fill: Optional[Tensor] = None,
 ) -> ConsistencyCounts:
     """Score one shard of images on every row of :data:`ROWS`.
 
@@ -121,10 +154,15 @@ def consistency_counts(
     (MaskFill's ``target=None``). ``control_model`` (a randomly initialized model of the
     same architecture) adds the random-model control row, with ``control_samples`` masks
     per image (default: ``n_samples``; it is a baseline, fewer do). ``fill`` reuses fills the
-    caller already computed with :class:`MaskFill` (``target=None``) for these images.
+    caller already computed with :class:`MaskFill` (``target=None``) for these images, and
+    ``control_fill`` the control model's (``target`` = the trained model's predictions,
+    ``selection="all"``); either makes the scoring cheap to repeat for other thresholds.
+    ``threshold`` is one ``tau`` for every binarized row or one per row
+    (:func:`row_thresholds`).
     Everything goes through the public API (:class:`MaskFill`,
     :class:`ProgressiveMaskFill`, the transforms).
     """
+    tau = row_thresholds(threshold)
     counts = ConsistencyCounts(n_classes)
     with torch.no_grad():
         reference = model(images).argmax(1)
@@ -140,20 +178,23 @@ def consistency_counts(
     )
     rebuilt = {
         "control": masked,
-        "paper-style": filled_image(masked, fill, blank, input_range=input_range, threshold=threshold),
-        "strict": prototype(fill, input_range=input_range, threshold=threshold),
+        "paper-style": filled_image(masked, fill, blank, input_range=input_range, threshold=tau["paper-style"]),
+        "strict": prototype(fill, input_range=input_range, threshold=tau["strict"]),
         "progressive": ProgressiveMaskFill(model).attribute(
-            images, n_steps=n_steps, patch_size=patch_size, threshold=threshold,
+            images, n_steps=n_steps, patch_size=patch_size, threshold=tau["progressive"],
             input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
         ),
     }
-    if control_model is not None:
+    if control_model is not None and control_fill is None:
         control_fill = MaskFill(control_model).attribute(
             images, target=reference, selection="all", n_samples=control_samples or n_samples,
             mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
             internal_batch_size=internal_batch_size,
         )
-        rebuilt["random-model control"] = prototype(control_fill, input_range=input_range, threshold=threshold)
+    if control_fill is not None:
+        rebuilt["random-model control"] = prototype(
+            control_fill, input_range=input_range, threshold=tau["random-model control"]
+        )
     with torch.no_grad():
         for row, batch in rebuilt.items():
             counts.add(row, reference, model(batch).argmax(1))

@@ -57,6 +57,12 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
         assert f"({name})" in report and (tmp_path / name).stat().st_size > 3000
     shards = sorted((tmp_path / "shards").glob("shard_*.pt"))
     assert len(shards) == 3  # 5 + 5 + 2 images
+    shards += sorted((tmp_path / "shards").glob("validation_*.pt"))
+    assert len(shards) == 4  # the validation fills are kept too
+    # one threshold per binarized row, the chosen one in bold
+    for row in ("paper-style", "strict", "progressive", "random-model control"):
+        line = next(line for line in report.splitlines() if line.startswith(f"| {row} | "))
+        assert line.count("**") == 2 and line.count("|") == 11  # nine candidates
     table = report[report.index("## Table 1"):report.index("The paper")]
     # a rerun reuses the finished shards and reports the same table
     stamps = [p.stat().st_mtime_ns for p in shards]

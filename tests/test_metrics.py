@@ -2,7 +2,10 @@ import math
 
 import torch
 
-from captum_fillblanks.metrics import ConsistencyCounts, classification_scores, consistency_counts
+import pytest
+
+from captum_fillblanks import MaskFill
+from captum_fillblanks.metrics import ConsistencyCounts, classification_scores, consistency_counts, row_thresholds
 
 from conftest import TinyCNN
 
@@ -48,3 +51,39 @@ def test_consistency_counts_scores_every_row(images):
     # the reference labels are the model's predictions on the images themselves
     reference = model(images).argmax(1)
     assert torch.equal(counts.confusion["strict"].sum(1), torch.bincount(reference, minlength=3))
+
+
+def test_row_thresholds_one_for_all_or_one_per_row():
+    assert set(row_thresholds(0.3).values()) == {0.3}
+    tau = row_thresholds({"strict": 0.2, "progressive": 0.7})
+    assert tau == {"paper-style": 0.5, "strict": 0.2, "progressive": 0.7, "random-model control": 0.2}
+    assert row_thresholds({"strict": 0.2, "random-model control": 0.6})["random-model control"] == 0.6
+    with pytest.raises(ValueError, match="unknown rows \\['control'\\]"):
+        row_thresholds({"control": 0.5})
+    with pytest.raises(ValueError, match="'strict' must be a number in \\[0, 1\\)"):
+        row_thresholds({"strict": 1.5})
+    with pytest.raises(TypeError, match="threshold must be a float or a mapping"):
+        row_thresholds("0.5")
+
+
+def test_per_row_thresholds_score_each_row_as_its_own_threshold_would(images):
+    model, control = TinyCNN().eval(), TinyCNN(seed=1).eval()
+    fill = MaskFill(model).attribute(images, n_samples=20, seed=0)
+    kwargs = dict(n_classes=3, n_steps=2, fill=fill, control_model=control, control_samples=10, seed=2)
+    per_row = consistency_counts(model, images, threshold={"paper-style": 0.2, "strict": 0.4, "progressive": 0.7}, **kwargs)
+    for row, tau in [("paper-style", 0.2), ("strict", 0.4), ("progressive", 0.7), ("random-model control", 0.4)]:
+        alone = consistency_counts(model, images, threshold=tau, **kwargs)
+        assert torch.equal(per_row.confusion[row], alone.confusion[row]), row
+    assert torch.equal(per_row.confusion["control"], alone.confusion["control"])
+
+
+def test_a_given_control_fill_is_the_one_the_control_model_would_compute(images):
+    model, control = TinyCNN().eval(), TinyCNN(seed=1).eval()
+    fill = MaskFill(model).attribute(images, n_samples=20, seed=0)
+    computed = consistency_counts(model, images, n_classes=3, n_steps=2, fill=fill, control_model=control,
+                                  control_samples=10, seed=2)
+    control_fill = MaskFill(control).attribute(
+        images, target=model(images).argmax(1), selection="all", n_samples=10, seed=2
+    )
+    given = consistency_counts(model, images, n_classes=3, n_steps=2, fill=fill, control_fill=control_fill, seed=2)
+    assert torch.equal(computed.confusion["random-model control"], given.confusion["random-model control"])
