@@ -21,7 +21,7 @@ from torch import Tensor
 from .mask_fill import MaskFill
 from .masks import random_patch_masks
 from .progressive import ProgressiveMaskFill
-from .transforms import filled_image, prototype
+from .transforms import InputRange, filled_image, prototype
 
 __all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "row_thresholds", "ROWS", "BINARIZED_ROWS"]
 
@@ -139,7 +139,7 @@ def consistency_counts(
     patch_size: int = 2,
     n_steps: int = 4,
     threshold: Union[float, Mapping[str, float]] = 0.5,
-    input_range: Tuple[float, float] = (0.0, 1.0),
+    input_range: InputRange = (0.0, 1.0),
     control_model: Optional[Callable] = None,
     control_samples: Optional[int] = None,
     internal_batch_size: Optional[int] = None,

@@ -110,8 +110,9 @@ class ProgressiveMaskFill(GradientAttribution):
             threshold (float, optional): ``tau`` of the transform. Default: 0.5.
             binarized (bool, optional): ``False`` writes the normalized update without
                 thresholding. Default: True.
-            input_range (tuple[float, float], optional): the values written for ``0``
-                (background) and ``1`` (ink). Default: (0.0, 1.0).
+            input_range (tuple, optional): the values written for ``0`` (background)
+                and ``1`` (ink): numbers, or tensors of one value per channel
+                (``(1, C, 1, 1)``). Default: (0.0, 1.0).
 
         Returns:
             **x_k** (Tensor or tuple[Tensor, ...]): the rebuilt input, shaped like the

@@ -12,7 +12,7 @@ position" (the prototype view).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -27,7 +27,9 @@ __all__ = [
     "prototype",
 ]
 
-InputRange = Tuple[float, float]
+#: ``(background, ink)``: each a number, or a tensor broadcastable to the input (e.g. one
+#: value per channel, shape ``(1, C, 1, 1)``, for a model that takes normalized RGB).
+InputRange = Tuple[Union[float, Tensor], Union[float, Tensor]]
 
 
 def _blank_like(update: Tensor, blank: Optional[Tensor]) -> Tensor:
@@ -103,9 +105,18 @@ def to_input_range(values: Tensor, input_range: InputRange = (0.0, 1.0)) -> Tens
     """Map ``[0, 1]`` to ``input_range``: ``0`` -> background, ``1`` -> ink.
 
     For a normalized data set pass the range its transform produces, e.g. MNIST with
-    ``Normalize(0.1307, 0.3081)`` has ``((0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081)``.
+    ``Normalize(0.1307, 0.3081)`` has ``((0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081)``;
+    with one mean and std per channel, pass tensors of shape ``(1, C, 1, 1)``:
+    ``((0 - mean) / std, (1 - mean) / std)``.
     """
-    background, ink = input_range
+    if not isinstance(input_range, (tuple, list)) or len(input_range) != 2:
+        raise ValueError(
+            "input_range must be a pair (background, ink) of numbers or tensors, got "
+            f"{type(input_range).__name__}"
+        )
+    background, ink = (
+        end.to(values.device, values.dtype) if isinstance(end, Tensor) else end for end in input_range
+    )
     return background + values * (ink - background)
 
 

@@ -19,10 +19,11 @@ Arguments shared by every function:
   that says which shape was given.
 - **Masks** follow the package's convention: ``(H, W)``, ``1`` = kept, ``0`` = blank
   (also ``(1, H, W)``, or one per example ``(B, H, W)``).
-- ``input_range`` (tuple[float, float]): the values of the model's input that mean
-  background and ink (see :func:`~captum_fillblanks.transforms.to_input_range`). Images
-  are drawn with ``input_range[0]`` as black and ``input_range[1]`` as white; RGB images
-  are clipped to it. Default: ``(0.0, 1.0)``.
+- ``input_range`` (tuple): the values of the model's input that mean background and
+  ink (see :func:`~captum_fillblanks.transforms.to_input_range`), each a number or a
+  tensor of one value per channel (``(1, C, 1, 1)``, for normalized RGB). Images are
+  drawn with ``input_range[0]`` as black and ``input_range[1]`` as white, per channel;
+  values outside are clipped. Default: ``(0.0, 1.0)``.
 - ``fig_size`` (tuple, optional): size of a figure created here, in inches. Default:
   about 2 inches per panel.
 - ``plt_fig_axis`` (tuple, optional): ``(figure, axes)`` to draw into instead of a new
@@ -161,17 +162,32 @@ def _blanks(mask: Any, name: str, images: Tensor) -> Tensor:
     return (m == 0)[:, None].expand(n, 1, h, w)
 
 
-def _check_range(input_range: InputRange) -> Tuple[float, float]:
-    low, high = (float(v) for v in input_range)
-    if high == low:
+def _check_range(input_range: InputRange) -> Tuple[Tensor, Tensor]:
+    try:
+        low, high = input_range
+        low, high = (torch.as_tensor(v).detach().to("cpu", torch.float32) for v in (low, high))
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            "input_range must be a pair (background, ink) of numbers or tensors, got "
+            f"{type(input_range).__name__}"
+        ) from None
+    if bool((high == low).any()):
         raise ValueError(f"input_range must hold two different values, got {input_range}")
     return low, high
 
 
 def _to_unit(images: Tensor, input_range: InputRange) -> Tensor:
-    """Input values mapped to display values: ``input_range`` -> ``[0, 1]``, clipped."""
+    """Input values mapped to display values: ``input_range`` -> ``[0, 1]``, clipped.
+    Per-channel ends ``(1, C, 1, 1)`` also fit a single image ``(C, H, W)``."""
     low, high = _check_range(input_range)
+    low, high = (_fit_dims(v, images.dim()) for v in (low, high))
     return ((images - low) / (high - low)).clamp(0.0, 1.0)
+
+
+def _fit_dims(value: Tensor, dims: int) -> Tensor:
+    while value.dim() > dims and value.shape[0] == 1:
+        value = value[0]
+    return value
 
 
 def _masked(images: Tensor, blank: Tensor, baselines: Union[float, Tensor]) -> Tensor:

@@ -319,3 +319,21 @@ def test_cuda_tensors_draw_like_cpu_tensors():
     cpu, _ = visualize_fill(image, mask, update)
     cuda, _ = visualize_fill(image.cuda(), mask.cuda(), update.cuda())
     assert np.array_equal(render(cpu), render(cuda))
+
+
+def test_per_channel_input_range_draws_what_the_unnormalized_image_draws():
+    # a model that takes normalized RGB: the same picture as its [0, 1] image
+    generator = torch.Generator().manual_seed(5)
+    image = torch.rand(2, 3, SIZE, SIZE, generator=generator)
+    update = torch.randn(2, 3, SIZE, SIZE, generator=generator)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    shape = (1, 3, 1, 1)
+    low, high = (-mean / std).reshape(shape), ((1 - mean) / std).reshape(shape)
+    normalized = (image - mean.reshape(shape)) / std.reshape(shape)
+    _, plain = visualize_fill(image, corner_mask(), update)
+    _, per_channel = visualize_fill(normalized, corner_mask(), update, input_range=(low, high), baselines=low)
+    for row in range(2):
+        for column in (0, 2):  # M(x) and M(x) + T(fill)
+            assert np.allclose(drawn(plain[row, column]), drawn(per_channel[row, column]), atol=1e-5)
+    with pytest.raises(ValueError, match="input_range must be a pair"):
+        visualize_fill(image, corner_mask(), update, input_range=0.5)
