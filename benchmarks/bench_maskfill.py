@@ -6,6 +6,7 @@ noisy); absolute times are shown for orientation only.
 
     python benchmarks/bench_maskfill.py              # the full run (several minutes)
     python benchmarks/bench_maskfill.py --quick      # fewer repeats and samples
+    python benchmarks/bench_maskfill.py --device cuda  # on a GPU (timings synchronize)
 
 Not part of the test run.
 """
@@ -31,11 +32,20 @@ from captum_fillblanks.models import resnet5, simple_cnn
 
 CHUNK = 256
 ALL_KEPT = "A' MaskFill, selection='all'"
+DEVICE = torch.device("cpu")
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def timed(fn) -> float:
+    """Wall time of ``fn()``, with the device's queued work finished before and after."""
+    synchronize()
     start = time.perf_counter()
     fn()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -49,7 +59,7 @@ def floor_pass(model, inputs, label, chunk=CHUNK):
 
 def paper_loop(model, image, label, n):
     """The paper-style loop: one masked copy at a time."""
-    masks = random_patch_masks(n, 28, 28, generator=torch.Generator().manual_seed(0))
+    masks = random_patch_masks(n, 28, 28, generator=torch.Generator().manual_seed(0)).to(image.device)
     for m in masks:
         masked = (m * image).requires_grad_()
         logits = model(masked)
@@ -62,18 +72,26 @@ def median_ratio(times_a, times_b):
 
 
 def memory_child(n_samples: int) -> None:
-    model = simple_cnn(weights="DEFAULT")
-    image = load_samples("mnist")[0][:1]
+    """Peak memory of one call: resident memory of the process on the CPU, memory
+    allocated by PyTorch on a GPU."""
+    model = simple_cnn(weights="DEFAULT").to(DEVICE)
+    image = load_samples("mnist")[0][:1].to(DEVICE)
     MaskFill(model).attribute(image, n_samples=500, seed=0)  # warm up allocators
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    MaskFill(model).attribute(image, n_samples=n_samples, seed=0)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_kib": before, "peak_kib": after}))
+    if DEVICE.type == "cuda":
+        synchronize()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        MaskFill(model).attribute(image, n_samples=n_samples, seed=0)
+        synchronize()
+        peak = torch.cuda.max_memory_allocated(DEVICE) // 1024
+    else:
+        MaskFill(model).attribute(image, n_samples=n_samples, seed=0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_kib": peak}))
 
 
 def peak_memory(n_samples: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", str(n_samples)],
+        [sys.executable, __file__, "--memory-child", str(n_samples), "--device", str(DEVICE)],
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -82,8 +100,16 @@ def peak_memory(n_samples: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples")
+    parser.add_argument("--device", default="cpu", help="where the models and images live (default: cpu)")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    try:
+        DEVICE = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device: not a torch device: {args.device!r}")
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     if args.memory_child:
         memory_child(args.memory_child)
         return
@@ -91,15 +117,17 @@ def main() -> None:
     repeats = 3 if args.quick else 5
     n = 2000 if args.quick else 10_000
     torch.manual_seed(0)
-    model = simple_cnn(weights="DEFAULT")
+    model = simple_cnn(weights="DEFAULT").to(DEVICE)
     images, labels = load_samples("mnist")
+    images = images.to(DEVICE)
     image, label = images[:1], model(images[:1]).argmax(1)
     method = MaskFill(model)
     ig = IntegratedGradients(model)
-    prebuilt = random_patch_masks(n, 28, 28, generator=torch.Generator().manual_seed(1))[:, None] * image
+    prebuilt = random_patch_masks(n, 28, 28, generator=torch.Generator().manual_seed(1)).to(DEVICE)[:, None] * image
 
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} torch threads"
     print(f"# MaskFill benchmark\n\nmachine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+          f"device {DEVICE} ({where}), torch {torch.__version__}; "
           f"model: SimpleCNN (shipped MNIST weights); one bundled MNIST image; n = {n:,}\n")
 
     # A/B/C interleaved
@@ -150,8 +178,8 @@ def main() -> None:
         print(f"| {s} | {statistics.median(chunk_times[s]):.3f} | {median_ratio(chunk_times[s], chunk_times[256]):.2f} |")
 
     # one pass vs select-first, at the paper's setting and at low acceptance
-    fashion_model = resnet5(weights="DEFAULT")
-    fashion_images, _ = load_samples("fashion-mnist")
+    fashion_model = resnet5(weights="DEFAULT").to(DEVICE)
+    fashion_images = load_samples("fashion-mnist")[0].to(DEVICE)
     settings = {
         "SimpleCNN, MNIST, eta=0.25": (model, image, 0.25),
         "ResNet5, Fashion-MNIST, eta=0.75": (fashion_model, fashion_images[:1], 0.75),
@@ -206,8 +234,9 @@ def main() -> None:
 
     # E: memory
     low, high = peak_memory(n), peak_memory(10 * n)
-    print(f"\n| peak resident memory | n_samples={n:,} | n_samples={10 * n:,} | ratio |\n|---|---|---|---|")
-    print(f"| whole process (MiB) | {low['peak_kib'] / 1024:.0f} | {high['peak_kib'] / 1024:.0f} | "
+    what = "GPU memory allocated by PyTorch" if DEVICE.type == "cuda" else "resident memory of the process"
+    print(f"\n| peak {what} | n_samples={n:,} | n_samples={10 * n:,} | ratio |\n|---|---|---|---|")
+    print(f"| MiB | {low['peak_kib'] / 1024:.0f} | {high['peak_kib'] / 1024:.0f} | "
           f"{high['peak_kib'] / low['peak_kib']:.3f} |")
 
 
