@@ -122,6 +122,19 @@ def choose_thresholds(
     return chosen, accuracy
 
 
+def _class_balanced(indices: Tensor, labels: Tensor, n: int) -> Tensor:
+    """The first ``n`` of ``indices`` taken in turn from each class (in file order within
+    a class), so that a prefix of the validation split is not dominated by the classes
+    whose held-out images come first in the file."""
+    classes = labels[indices]
+    rank = torch.zeros_like(indices)
+    for c in classes.unique():
+        where = (classes == c).nonzero().flatten()
+        rank[where] = torch.arange(len(where))
+    order = torch.argsort(rank * (int(classes.max()) + 1) + classes, stable=True)
+    return indices[order[:n]]
+
+
 def _progress(iterable, desc, show):
     from captum._utils.progress import progress
 
@@ -179,11 +192,13 @@ def reproduce(
     shard_dir = out / "shards"
     shard_dir.mkdir(exist_ok=True)
     control_samples = min(n_samples, 1000)
+    resumed: List[str] = []  # fills loaded from an earlier, interrupted run
 
     def fills(rows_images: Tensor, samples: int, rows_seed: int, desc: str, path: Path) -> Dict[str, Tensor]:
         """The trained and the control model's fills of some images, saved under ``path``
         (they do not depend on the thresholds, so a rerun only rescores them)."""
         if path.exists():
+            resumed.append(path.name)
             return torch.load(path, weights_only=False)
         with torch.no_grad():
             predicted = model(rows_images).argmax(1)
@@ -206,12 +221,12 @@ def reproduce(
 
     # the thresholds, one per row, chosen on the held-out validation split of the training file
     train_images, train_labels = load_tensors(dataset, data_dir, train=True)
-    validation = split_training_set(dataset, train_labels).validation[:n_validation]
+    validation = _class_balanced(split_training_set(dataset, train_labels).validation, train_labels, n_validation)
     val_images = train_images[validation].to(device)
     val_samples, val_seed = min(n_samples, figure_samples), seed + 10**6
     val = fills(val_images, val_samples, val_seed,
                 f"validation fills: {len(validation)} images, {val_samples} masks each",
-                shard_dir / f"validation_{len(validation)}_{val_samples}_{val_seed}.pt")
+                shard_dir / f"validation_balanced_{len(validation)}_{val_samples}_{val_seed}.pt")
     thresholds, threshold_scores = choose_thresholds(
         model, val_images, thresholds, n_classes=n_classes, fill=val["fill"].to(device),
         control_fill=val["control_fill"].to(device), seed=val_seed,
@@ -299,7 +314,7 @@ def reproduce(
 
     elapsed = time.perf_counter() - start_time
     text = _report(dataset, model_name, command, table, thresholds, threshold_scores, len(validation),
-                   val_samples, n_samples, figures, elapsed, device)
+                   val_samples, n_samples, figures, elapsed, device, resumed, len(starts))
     partial = out / "report.md.partial"
     partial.write_text(text)
     partial.rename(report_path)
@@ -308,7 +323,14 @@ def reproduce(
 
 
 def _report(dataset, model_name, command, table, thresholds, threshold_scores, n_validation,
-            val_samples, n_samples, figures, elapsed, device) -> str:
+            val_samples, n_samples, figures, elapsed, device, resumed, n_shards) -> str:
+    if resumed:
+        n_loaded = sum(name.startswith("shard_") for name in resumed)
+        validation_loaded = " and the validation fills" if len(resumed) > n_loaded else ""
+        run_time = (f"run time {elapsed / 60:.1f} min for this invocation, which loaded {n_loaded} of "
+                    f"{n_shards} shards{validation_loaded} from an earlier run (not counted)")
+    else:
+        run_time = f"run time {elapsed / 60:.1f} min"
     scores = table.scores()
     lines = [
         f"# Fill in the blanks: reproduction on {dataset}",
@@ -318,7 +340,7 @@ def _report(dataset, model_name, command, table, thresholds, threshold_scores, n
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
         f"per image, mask ratio 0.25, patch size 2",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{device}`, "
-        f"torch {torch.__version__}; run time {elapsed / 60:.1f} min",
+        f"torch {torch.__version__}; {run_time}",
         "",
         "## Table 1: can the model recognise its own fills?",
         "",

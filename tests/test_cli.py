@@ -69,6 +69,8 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     assert main(argv) == 0
     assert [p.stat().st_mtime_ns for p in shards] == stamps
     rerun = (tmp_path / "report.md").read_text()
+    assert "loaded" not in report
+    assert "loaded 3 of 3 shards and the validation fills from an earlier run" in rerun
     assert rerun[rerun.index("## Table 1"):rerun.index("The paper")] == table
 
 
