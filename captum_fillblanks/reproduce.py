@@ -361,9 +361,9 @@ def _report(dataset, model_name, command, table, thresholds, threshold_scores, n
         "",
         f"## The thresholds tau, chosen on {n_validation} validation images",
         "",
-        "Accuracy (%) of each binarized row on the validation images (from the training "
-        f"file, {val_samples:,} masks each) per candidate; each row of Table 1 uses its best, "
-        "in bold. The test images were not looked at.",
+        "Accuracy (%) of each binarized row on the validation images (held out of the "
+        f"training file, the same number per class, {val_samples:,} masks each) per candidate; "
+        "each row of Table 1 uses its best, in bold. The test images were not looked at.",
         "",
         "| row | " + " | ".join(str(t) for t in next(iter(threshold_scores.values()))) + " |",
         "|---|" + "---|" * len(next(iter(threshold_scores.values()))),
