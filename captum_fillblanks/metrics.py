@@ -143,6 +143,7 @@ def consistency_counts(
     control_model: Optional[Callable] = None,
     control_samples: Optional[int] = None,
     internal_batch_size: Optional[int] = None,
+    max_draws: Optional[int] = None,
     seed: int = 0,
     show_progress: bool = False,
     fill: Optional[Tensor] = None,
@@ -158,7 +159,8 @@ def consistency_counts(
     ``control_fill`` the control model's (``target`` = the trained model's predictions,
     ``selection="all"``); either makes the scoring cheap to repeat for other thresholds.
     ``threshold`` is one ``tau`` for every binarized row or one per row
-    (:func:`row_thresholds`).
+    (:func:`row_thresholds`). ``max_draws`` bounds the draws of the trained model's fill
+    (MaskFill's default: ``10 * n_samples``).
     Everything goes through the public API (:class:`MaskFill`,
     :class:`ProgressiveMaskFill`, the transforms).
     """
@@ -174,7 +176,7 @@ def consistency_counts(
     blank = (mask == 0).expand_as(images)
     fill = fill if fill is not None else MaskFill(model).attribute(
         images, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
-        internal_batch_size=internal_batch_size, show_progress=show_progress,
+        internal_batch_size=internal_batch_size, show_progress=show_progress, max_draws=max_draws,
     )
     rebuilt = {
         "control": masked,

@@ -87,3 +87,12 @@ def test_a_given_control_fill_is_the_one_the_control_model_would_compute(images)
     )
     given = consistency_counts(model, images, n_classes=3, n_steps=2, fill=fill, control_fill=control_fill, seed=2)
     assert torch.equal(computed.confusion["random-model control"], given.confusion["random-model control"])
+
+
+def test_max_draws_bounds_the_trained_models_fill(images):
+    model = TinyCNN().eval()
+    fill = MaskFill(model).attribute(images, n_samples=20, max_draws=20, seed=4)
+    with pytest.warns(UserWarning, match="max_draws=20 draws"):
+        counts = consistency_counts(model, images, n_classes=3, n_samples=20, max_draws=20, n_steps=2, seed=4)
+    given = consistency_counts(model, images, n_classes=3, n_steps=2, seed=4, fill=fill)
+    assert all(torch.equal(counts.confusion[row], given.confusion[row]) for row in counts.confusion)
