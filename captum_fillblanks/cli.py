@@ -90,6 +90,11 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
+    parser.add_argument(
+        "--arch", choices=sorted(_BUILDERS),
+        help="shipped model; default: simple-cnn for mnist, resnet5 for fashion-mnist "
+        "(resnet5 on mnist is the paper's Table 1 model)",
+    )
     parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
     parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
@@ -111,8 +116,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
+    arch = args.arch or _DEFAULT_ARCH[args.dataset]
+    if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
+        raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
     reproduce(
-        args.dataset, args.data_dir, args.out or Path(f"reproduce-{args.dataset}"),
+        args.dataset, args.data_dir, args.out or Path(f"reproduce-{args.dataset}"), arch=arch,
         n_images=args.n_images, n_samples=args.n_samples, device=args.device,
         shard_size=args.shard_size, n_validation=args.n_validation,
         figure_samples=args.figure_samples, seed=args.seed,

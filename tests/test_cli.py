@@ -74,6 +74,23 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     assert rerun[rerun.index("## Table 1"):rerun.index("The paper")] == table
 
 
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_on_the_papers_table_1_model(tmp_path):
+    argv = [
+        "reproduce", "--dataset", "mnist", "--arch", "resnet5", "--data-dir", str(SHARED_MNIST),
+        "--out", str(tmp_path), "--n-images", "4", "--n-samples", "4", "--n-validation", "10",
+        "--figure-samples", "4", "--no-progress",
+    ]
+    assert main(argv) == 0
+    assert "- model: ResNet5 (ResNet5_Weights.MNIST_5K) with the shipped weights" in (tmp_path / "report.md").read_text()
+    assert [p.name for p in (tmp_path / "shards").glob("shard_*.pt")] == ["shard_resnet5_000000-000004_4_0.pt"]
+
+
+def test_reproduce_refuses_a_model_that_is_not_shipped(tmp_path):
+    with pytest.raises(SystemExit, match="no shipped weights for simple-cnn on fashion-mnist"):
+        main(["reproduce", "--dataset", "fashion-mnist", "--arch", "simple-cnn", "--data-dir", str(tmp_path)])
+
+
 def test_reproduce_with_a_missing_folder_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="t10k"):
         main(["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path)])
