@@ -170,7 +170,9 @@ def reproduce(
 
     ``arch`` picks one of the shipped models (:data:`MODELS`): ``"simple-cnn"`` (MNIST's
     default) or ``"resnet5"`` (the paper's Table 1 model on MNIST; Fashion-MNIST's only
-    one)."""
+    one). ``thresholds`` are the candidate ``tau``; each row of Table 1 uses the one
+    :func:`choose_thresholds` picks for it on ``n_validation`` held-out training images,
+    the same number per class."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,12 +247,12 @@ def reproduce(
     val = fills(val_images, val_samples, val_seed,
                 f"validation fills: {len(validation)} images, {val_samples} masks each",
                 shard_dir / f"validation_{arch}_{len(validation)}_{val_samples}_{val_seed}.pt")
-    thresholds, threshold_scores = choose_thresholds(
+    tau_per_row, threshold_scores = choose_thresholds(
         model, val_images, thresholds, n_classes=n_classes, fill=val["fill"].to(device),
         control_fill=val["control_fill"].to(device), seed=val_seed,
     )
     echo("thresholds tau per row (accuracy on validation): " + ", ".join(
-        f"{row} {tau} ({threshold_scores[row][tau]:.1f}%)" for row, tau in thresholds.items()))
+        f"{row} {tau} ({threshold_scores[row][tau]:.1f}%)" for row, tau in tau_per_row.items()))
 
     # Table 1 and the class prototypes, shard by shard
     shards: List[ConsistencyCounts] = []
@@ -261,7 +263,7 @@ def reproduce(
         saved = fills(images[rows], n_samples, seed + start, "",
                       shard_dir / f"shard_{arch}_{start:06d}-{min(start + shard_size, len(images)):06d}_{n_samples}_{seed}.pt")
         shards.append(consistency_counts(
-            model, images[rows], n_classes=n_classes, threshold=thresholds, seed=seed + start,
+            model, images[rows], n_classes=n_classes, threshold=tau_per_row, seed=seed + start,
             fill=saved["fill"].to(device), control_fill=saved["control_fill"].to(device),
         ))
         class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
@@ -278,7 +280,7 @@ def reproduce(
 
     # Fig. 2: class prototypes (the mean fill of every test image the model gave a class)
     names = [f"class {c} ({int(n)} images)" for c, n in enumerate(class_counts)]
-    tau, tau_progressive = thresholds["strict"], thresholds["progressive"]
+    tau, tau_progressive = tau_per_row["strict"], tau_per_row["progressive"]
     figure, _ = visualize_prototypes(prototype(class_means, threshold=tau), names)
     save(figure, "fig2_class_prototypes.png",
          f"Fig. 2: T(mean fill) of all scored test images the model assigned to each class (tau = {tau}).")
@@ -331,7 +333,7 @@ def reproduce(
          f"Fig. 6: binarized vs not, random (4.1, tau = {tau}) and progressive (4.2, tau = {tau_progressive}) masks.")
 
     elapsed = time.perf_counter() - start_time
-    text = _report(dataset, model_name, command, table, thresholds, threshold_scores, len(validation),
+    text = _report(dataset, model_name, command, table, tau_per_row, threshold_scores, len(validation),
                    val_samples, n_samples, figures, elapsed, device, resumed, len(starts))
     partial = out / "report.md.partial"
     partial.write_text(text)
