@@ -15,18 +15,14 @@ from pathlib import Path
 import torch
 
 from .data import DATASETS, load_tensors, split_training_set
-from .models import ResNet5_Weights, SimpleCNN_Weights, resnet5, simple_cnn
+from .reproduce import DEFAULT_ARCH, MODELS
 from .training import evaluate_accuracy, train_model
 
 __all__ = ["main", "build_parser"]
 
-_BUILDERS = {"simple-cnn": simple_cnn, "resnet5": resnet5}
-_SHIPPED_WEIGHTS = {
-    ("mnist", "simple-cnn"): SimpleCNN_Weights.MNIST_5K,
-    ("mnist", "resnet5"): ResNet5_Weights.MNIST_5K,
-    ("fashion-mnist", "resnet5"): ResNet5_Weights.FASHION_MNIST,
-}
-_DEFAULT_ARCH = {"mnist": "simple-cnn", "fashion-mnist": "resnet5"}
+# one table of the shipped models, shared with the reproduction
+_SHIPPED_WEIGHTS = {key: weights for key, (_, weights, _) in MODELS.items()}
+_BUILDERS = {arch: builder for (_, arch), (builder, _, _) in MODELS.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +112,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
-    arch = args.arch or _DEFAULT_ARCH[args.dataset]
+    arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
     reproduce(
@@ -161,7 +157,7 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    arch = args.arch or _DEFAULT_ARCH[args.dataset]
+    arch = args.arch or DEFAULT_ARCH[args.dataset]
     weights = _SHIPPED_WEIGHTS.get((args.dataset, arch))
     if weights is None:
         shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in _SHIPPED_WEIGHTS)
