@@ -21,52 +21,70 @@ from torch import Tensor
 from .mask_fill import MaskFill
 from .masks import random_patch_masks
 from .progressive import ProgressiveMaskFill
-from .transforms import InputRange, filled_image, prototype
+from .transforms import InputRange, TransformSetting, filled_image, prototype
 
-__all__ = ["classification_scores", "ConsistencyCounts", "consistency_counts", "row_thresholds", "ROWS", "BINARIZED_ROWS"]
+__all__ = [
+    "classification_scores",
+    "ConsistencyCounts",
+    "consistency_counts",
+    "row_settings",
+    "ROWS",
+    "TRANSFORMED_ROWS",
+]
 
-#: The ways an image is rebuilt for the consistency table, with what each one is. The
-#: controls show how high the score is without any fill, or with a model that learnt nothing.
+#: The ways an image is rebuilt for the consistency table, with what each one is, and the
+#: label it is scored against. The controls show how high the score is without any fill,
+#: or with a model that learnt nothing. The progressive rows score one ``x_k`` two ways:
+#: against ``y_k``, the prediction on the last step's masked input (the paper's reading:
+#: is the rebuilt image recognised as the class it was rebuilt toward?), and against
+#: ``y_0``, the label of ``x`` itself (recovery: did the rebuilt image keep its class?);
+#: with per-step targets (the paper) or one fixed target ``y_0`` for every step.
 ROWS = {
-    "control": "M(x) alone: one random mask, no fill",
-    "paper-style": "M(x) + T(fill) with the same mask",
-    "strict": "T(fill) alone over all pixels (no pixel of x)",
-    "progressive": "x_k of ProgressiveMaskFill (no pixel of x)",
+    "control": "M(x) alone: one random mask, no fill; against y_0",
+    "paper-style": "M(x) + T(fill) with the same mask; against y_0",
+    "strict": "T(fill) alone over all pixels (no pixel of x); against y_0",
+    "progressive": "x_k of ProgressiveMaskFill, per-step targets, against y_k (the paper's reading)",
+    "progressive, recovery": "the same x_k against y_0",
+    "progressive, fixed target": "x_k with every step pushed toward y_0, against y_k",
+    "progressive, fixed target, recovery": "the same x_k against y_0",
     "random-model control": "strict prototypes of a randomly initialized model of the "
-    "same architecture, scored by the trained model",
+    "same architecture, scored by the trained model; against y_0",
 }
 
-#: The rows whose rebuilt image goes through the binarized transform, and so depend on
-#: the threshold ``tau``.
-BINARIZED_ROWS = ("paper-style", "strict", "progressive", "random-model control")
+#: The rows whose rebuilt image goes through the transform ``T``, and so depend on its
+#: setting (:class:`~captum_fillblanks.transforms.TransformSetting`).
+TRANSFORMED_ROWS = tuple(row for row in ROWS if row != "control")
+
+RowSettings = Union[TransformSetting, Mapping[str, TransformSetting]]
 
 
-def row_thresholds(threshold: Union[float, Mapping[str, float]]) -> Dict[str, float]:
-    """The threshold of each binarized row: one number for all, or a mapping per row.
+def row_settings(transform: RowSettings = TransformSetting()) -> Dict[str, TransformSetting]:
+    """The setting of ``T`` of each transformed row: one for all, or a mapping per row.
 
-    A mapping names rows of :data:`BINARIZED_ROWS`; the random-model control, a control
-    for the strict row, takes the strict row's threshold unless it is given its own, and
-    any other row left out takes 0.5 (SPEC's default).
+    A mapping names rows of :data:`TRANSFORMED_ROWS`; the random-model control, a control
+    for the strict row, takes the strict row's setting unless it is given its own, and
+    any other row left out takes the default ``TransformSetting()``.
 
     Raises:
-        ValueError: for a row name that is not binarized, or a threshold outside [0, 1).
-        TypeError: for a threshold that is neither a number nor a mapping.
+        ValueError: for a row name that is not transformed.
+        TypeError: for anything but a ``TransformSetting`` or a mapping of them.
     """
-    if isinstance(threshold, Mapping):
-        unknown = sorted(set(threshold) - set(BINARIZED_ROWS))
-        if unknown:
-            raise ValueError(f"threshold: unknown rows {unknown}; expected some of {list(BINARIZED_ROWS)}")
-        given = {row: threshold[row] for row in threshold}
-        given.setdefault("random-model control", given.get("strict", 0.5))
-        chosen = {row: given.get(row, 0.5) for row in BINARIZED_ROWS}
-    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
-        chosen = dict.fromkeys(BINARIZED_ROWS, threshold)
-    else:
-        raise TypeError(f"threshold must be a float or a mapping of row -> float, got {type(threshold).__name__}")
-    for row, tau in chosen.items():
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau < 1.0:
-            raise ValueError(f"threshold for row {row!r} must be a number in [0, 1), got {tau!r}")
-    return {row: float(tau) for row, tau in chosen.items()}
+    if isinstance(transform, TransformSetting):
+        return dict.fromkeys(TRANSFORMED_ROWS, transform)
+    if not isinstance(transform, Mapping):
+        raise TypeError(
+            "transform must be a TransformSetting or a mapping of row -> TransformSetting, "
+            f"got {type(transform).__name__}"
+        )
+    unknown = sorted(set(transform) - set(TRANSFORMED_ROWS))
+    if unknown:
+        raise ValueError(f"transform: unknown rows {unknown}; expected some of {list(TRANSFORMED_ROWS)}")
+    for row, setting in transform.items():
+        if not isinstance(setting, TransformSetting):
+            raise TypeError(f"transform for row {row!r} must be a TransformSetting, got {type(setting).__name__}")
+    given = dict(transform)
+    given.setdefault("random-model control", given.get("strict", TransformSetting()))
+    return {row: given.get(row, TransformSetting()) for row in TRANSFORMED_ROWS}
 
 
 def classification_scores(confusion: Tensor) -> Dict[str, float]:
@@ -138,7 +156,7 @@ def consistency_counts(
     mask_ratio: float = 0.25,
     patch_size: int = 2,
     n_steps: int = 4,
-    threshold: Union[float, Mapping[str, float]] = 0.5,
+    transform: RowSettings = TransformSetting(),
     input_range: InputRange = (0.0, 1.0),
     control_model: Optional[Callable] = None,
     control_samples: Optional[int] = None,
@@ -151,20 +169,22 @@ def consistency_counts(
 ) -> ConsistencyCounts:
     """Score one shard of images on every row of :data:`ROWS`.
 
-    The reference label of each image is the model's prediction on the image itself
-    (MaskFill's ``target=None``). ``control_model`` (a randomly initialized model of the
-    same architecture) adds the random-model control row, with ``control_samples`` masks
-    per image (default: ``n_samples``; it is a baseline, fewer do). ``fill`` reuses fills the
-    caller already computed with :class:`MaskFill` (``target=None``) for these images, and
-    ``control_fill`` the control model's (``target`` = the trained model's predictions,
-    ``selection="all"``); either makes the scoring cheap to repeat for other thresholds.
-    ``threshold`` is one ``tau`` for every binarized row or one per row
-    (:func:`row_thresholds`). ``max_draws`` bounds the draws of the trained model's fill
-    (MaskFill's default: ``10 * n_samples``).
+    The label ``y_0`` of each image is the model's prediction on the image itself
+    (MaskFill's ``target=None``); the progressive rows are also scored against ``y_k``
+    (:data:`ROWS`). ``control_model`` (a randomly initialized model of the same
+    architecture) adds the random-model control row, with ``control_samples`` masks per
+    image (default: ``n_samples``; it is a baseline, fewer do). ``fill`` reuses fills
+    the caller already computed with :class:`MaskFill` (``target=None``) for these
+    images, and ``control_fill`` the control model's (``target`` = the trained model's
+    predictions, ``selection="all"``); either makes the scoring cheap to repeat for other
+    settings of ``T``. ``transform`` is one
+    :class:`~captum_fillblanks.transforms.TransformSetting` for every transformed row or
+    one per row (:func:`row_settings`). ``max_draws`` bounds the draws of the trained
+    model's fill (MaskFill's default: ``10 * n_samples``).
     Everything goes through the public API (:class:`MaskFill`,
     :class:`ProgressiveMaskFill`, the transforms).
     """
-    tau = row_thresholds(threshold)
+    settings = row_settings(transform)
     counts = ConsistencyCounts(n_classes)
     with torch.no_grad():
         reference = model(images).argmax(1)
@@ -178,15 +198,29 @@ def consistency_counts(
         images, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
         internal_batch_size=internal_batch_size, show_progress=show_progress, max_draws=max_draws,
     )
+    # row -> (rebuilt image, the label it is scored against)
     rebuilt = {
-        "control": masked,
-        "paper-style": filled_image(masked, fill, blank, input_range=input_range, threshold=tau["paper-style"]),
-        "strict": prototype(fill, input_range=input_range, threshold=tau["strict"]),
-        "progressive": ProgressiveMaskFill(model).attribute(
-            images, n_steps=n_steps, patch_size=patch_size, threshold=tau["progressive"],
-            input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
+        "control": (masked, reference),
+        "paper-style": (
+            filled_image(masked, fill, blank, input_range=input_range, **settings["paper-style"].kwargs()),
+            reference,
         ),
+        "strict": (prototype(fill, input_range=input_range, **settings["strict"].kwargs()), reference),
     }
+    progressive = ProgressiveMaskFill(model)
+    runs: Dict[Tuple[TransformSetting, bool], Tuple[Tensor, Tensor]] = {}
+    for fixed, name in ((False, "progressive"), (True, "progressive, fixed target")):
+        for row, label in ((name, "last"), (f"{name}, recovery", "first")):
+            key = (settings[row], fixed)
+            if key not in runs:  # rows that share a setting share the run
+                x_k = progressive.attribute(
+                    images, target=reference if fixed else None, n_steps=n_steps, patch_size=patch_size,
+                    input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
+                    **settings[row].kwargs(),
+                )
+                runs[key] = (x_k, progressive.steps.labels[-1])
+            x_k, y_k = runs[key]
+            rebuilt[row] = (x_k, y_k if label == "last" else reference)
     if control_model is not None and control_fill is None:
         control_fill = MaskFill(control_model).attribute(
             images, target=reference, selection="all", n_samples=control_samples or n_samples,
@@ -194,10 +228,11 @@ def consistency_counts(
             internal_batch_size=internal_batch_size,
         )
     if control_fill is not None:
-        rebuilt["random-model control"] = prototype(
-            control_fill, input_range=input_range, threshold=tau["random-model control"]
+        rebuilt["random-model control"] = (
+            prototype(control_fill, input_range=input_range, **settings["random-model control"].kwargs()),
+            reference,
         )
     with torch.no_grad():
-        for row, batch in rebuilt.items():
-            counts.add(row, reference, model(batch).argmax(1))
+        for row, (batch, label) in rebuilt.items():
+            counts.add(row, label, model(batch).argmax(1))
     return counts

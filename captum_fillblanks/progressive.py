@@ -23,7 +23,7 @@ from ._problem import (
 )
 from .mask_fill import _check_positive_int
 from .masks import SeedLike, partition_units, resolve_seed
-from .transforms import InputRange, fill_transform, to_input_range
+from .transforms import InputRange, TransformSetting, to_input_range
 
 __all__ = ["ProgressiveMaskFill", "ProgressiveSteps"]
 
@@ -86,6 +86,7 @@ class ProgressiveMaskFill(GradientAttribution):
         patch_size: int = 2,
         threshold: float = 0.5,
         binarized: bool = True,
+        normalization: str = "max_abs",
         input_range: InputRange = (0.0, 1.0),
         loss: Union[str, LossFn] = "cross_entropy",
         step_size: float = 1.0,
@@ -110,6 +111,10 @@ class ProgressiveMaskFill(GradientAttribution):
             threshold (float, optional): ``tau`` of the transform. Default: 0.5.
             binarized (bool, optional): ``False`` writes the normalized update without
                 thresholding. Default: True.
+            normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
+                normalization of ``T`` over each group
+                (:func:`~captum_fillblanks.transforms.normalize_over_blanks`).
+                Default: "max_abs".
             input_range (tuple, optional): the values written for ``0`` (background)
                 and ``1`` (ink): numbers, or tensors of one value per channel
                 (``(1, C, 1, 1)``). Default: (0.0, 1.0).
@@ -131,6 +136,7 @@ class ProgressiveMaskFill(GradientAttribution):
         _check_positive_int("n_steps", n_steps)
         _check_positive_int("patch_size", patch_size)
         _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        transform = TransformSetting(normalization, threshold, binarized)  # checks them
         seed = resolve_seed(seed)
         is_tuple, formatted = format_inputs(inputs)
         batch = formatted[0].shape[0]
@@ -145,7 +151,7 @@ class ProgressiveMaskFill(GradientAttribution):
                     slice_examples(additional_forward_args, rows, batch),
                     _slice_baselines(baselines, formatted, rows),
                     feature_mask if feature_mask is None else slice_examples(feature_mask, rows, batch),
-                    show_progress, n_steps, patch_size, threshold, binarized, input_range,
+                    show_progress, n_steps, patch_size, transform, input_range,
                     loss, step_size, seed,
                 )
             )
@@ -159,7 +165,7 @@ class ProgressiveMaskFill(GradientAttribution):
 
     def _fill(
         self, inputs, target, additional_forward_args, baselines, feature_mask, show_progress,
-        n_steps, patch_size, threshold, binarized, input_range, loss, step_size, seed,
+        n_steps, patch_size, transform, input_range, loss, step_size, seed,
     ):
         problem = FillProblem(
             self.forward_func, inputs, target, additional_forward_args, baselines, loss, "all"
@@ -186,7 +192,7 @@ class ProgressiveMaskFill(GradientAttribution):
                 labels.append(outputs.argmax(dim=1))
             updated = []
             for tensor, grad, blank in zip(current, grads, blanks):
-                fill = fill_transform(-step_size * grad, blank[0], threshold=threshold, binarized=binarized)
+                fill = transform(-step_size * grad, blank[0])
                 updated.append(torch.where(blank[0], to_input_range(fill, input_range).to(tensor.dtype), tensor))
             current = tuple(updated)
             for store, tensor in zip(images, current):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -20,12 +21,21 @@ from torch import Tensor
 from .bfgs import BFGSMaskFill, fill_cosine_similarity
 from .data import load_tensors, sample_indices, split_training_set
 from .mask_fill import MaskFill
-from .metrics import BINARIZED_ROWS, ROWS, ConsistencyCounts, consistency_counts
+from .metrics import ROWS, TRANSFORMED_ROWS, ConsistencyCounts, consistency_counts
 from .models import ResNet5_Weights, SimpleCNN_Weights, resnet5, simple_cnn
 from .progressive import ProgressiveMaskFill
-from .transforms import fill_transform, prototype
+from .transforms import NORMALIZATIONS, TransformSetting, prototype
 
-__all__ = ["class_prototypes", "choose_thresholds", "reproduce", "MODELS", "DEFAULT_ARCH", "PAPER_TABLE_1"]
+__all__ = [
+    "class_prototypes",
+    "choose_settings",
+    "best_settings",
+    "reproduce",
+    "CANDIDATE_SETTINGS",
+    "MODELS",
+    "DEFAULT_ARCH",
+    "PAPER_TABLE_1",
+]
 
 #: The paper's Table 1 (MNIST, "ResNet5"), in percent: accuracy, macro F1, weighted F1.
 PAPER_TABLE_1 = {"random": (99, 99, 99), "progressive": (93, 93, 93)}
@@ -76,31 +86,50 @@ def _add_per_class(sums: Optional[Tensor], fill: Tensor, labels: Tensor, n_class
     return sums.index_add_(0, labels.cpu(), fill)
 
 
-def choose_thresholds(
+def _default_candidates() -> Tuple[TransformSetting, ...]:
+    taus = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    return tuple(
+        setting
+        for normalization in NORMALIZATIONS
+        for setting in (
+            *(TransformSetting(normalization, tau) for tau in taus),
+            TransformSetting(normalization, binarized=False),
+        )
+    )
+
+
+#: The settings of ``T`` that :func:`reproduce` tries on validation, in the order that
+#: breaks ties: per normalization (``"max_abs"`` first), ``tau`` from 0.05 to 0.9, then
+#: not binarized.
+CANDIDATE_SETTINGS = _default_candidates()
+
+
+def choose_settings(
     model: Callable,
     images: Tensor,
-    candidates: Sequence[float],
+    candidates: Sequence[TransformSetting],
     *,
     n_classes: int,
     fill: Tensor,
     control_fill: Optional[Tensor] = None,
     seed: int = 0,
     **consistency_kwargs,
-) -> Tuple[Dict[str, float], Dict[str, Dict[float, float]]]:
-    """One threshold ``tau`` per row of the consistency table, each the candidate under
-    which the model recognises that row's rebuilt images best, chosen on validation
-    images (never on the images scored).
+) -> Tuple[Dict[str, TransformSetting], Dict[str, Dict[TransformSetting, float]]]:
+    """One setting of ``T`` (normalization, ``tau``, binarized or not) per row of the
+    consistency table, each the candidate under which the model recognises that row's
+    rebuilt images best, chosen on validation images (never on the images scored).
 
     Every candidate is scored with :func:`~captum_fillblanks.metrics.consistency_counts`
-    on the same ``fill`` (and ``control_fill``), so only the progressive row is
-    recomputed per candidate. Ties go to the candidate closest to 0.5 (SPEC's default),
-    then to the smaller one. The random-model control gets its own best threshold too:
-    a control that is as good as it can be is the honest comparison.
+    on the same ``fill`` (and ``control_fill``), so only the progressive rows are
+    recomputed per candidate. Ties go to the candidate that comes first in
+    ``candidates``. The random-model control gets its own best setting too: a control
+    that is as good as it can be is the honest comparison.
 
     Args:
         model (Callable): the classifier.
         images (Tensor): validation images.
-        candidates (sequence of float): thresholds to try.
+        candidates (sequence of TransformSetting): settings to try, e.g.
+            :data:`CANDIDATE_SETTINGS`.
         n_classes (int): number of classes.
         fill (Tensor): the images' MaskFill fills (``target=None``).
         control_fill (Tensor, optional): the control model's fills; adds that row.
@@ -109,24 +138,35 @@ def choose_thresholds(
             ``patch_size``, ``input_range``, ...).
 
     Returns:
-        (dict, dict): the chosen ``tau`` per binarized row, and the accuracy in percent
-        per row and candidate.
+        (dict, dict): the chosen setting per transformed row, and the accuracy in
+        percent per row and candidate.
     """
-    if len(candidates) == 0:
-        raise ValueError("candidates must hold at least one threshold")
-    accuracy: Dict[str, Dict[float, float]] = {}
-    for tau in candidates:
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("candidates must hold at least one TransformSetting")
+    accuracy: Dict[str, Dict[TransformSetting, float]] = {}
+    for setting in candidates:
         counts = consistency_counts(
-            model, images, n_classes=n_classes, threshold=tau, fill=fill, control_fill=control_fill,
+            model, images, n_classes=n_classes, transform=setting, fill=fill, control_fill=control_fill,
             seed=seed, **consistency_kwargs,
         )
         for row, scores in counts.scores().items():
-            if row in BINARIZED_ROWS:
-                accuracy.setdefault(row, {})[tau] = scores["accuracy"]
-    chosen = {
-        row: max(candidates, key=lambda t: (scores[t], -abs(t - 0.5), -t)) for row, scores in accuracy.items()
+            if row in TRANSFORMED_ROWS:
+                accuracy.setdefault(row, {})[setting] = scores["accuracy"]
+    return best_settings(accuracy, candidates), accuracy
+
+
+def best_settings(
+    accuracy: Dict[str, Dict[TransformSetting, float]], candidates: Sequence[TransformSetting]
+) -> Dict[str, TransformSetting]:
+    """Per row, the candidate of ``candidates`` with the highest accuracy; ties go to the
+    one that comes first. ``candidates`` may be a subset of those scored (e.g. one
+    normalization only)."""
+    order = {setting: i for i, setting in enumerate(candidates)}
+    return {
+        row: max((s for s in scores if s in order), key=lambda s: (scores[s], -order[s]))
+        for row, scores in accuracy.items()
     }
-    return chosen, accuracy
 
 
 def _class_balanced(indices: Tensor, labels: Tensor, n: int) -> Tensor:
@@ -148,6 +188,102 @@ def _progress(iterable, desc, show):
     return progress(iterable, desc=desc, disable=not show)
 
 
+class _FillCache:
+    """The trained and the control model's fills of some images, saved one file per
+    call under ``folder``. They do not depend on the setting of ``T``, so a rerun only
+    rescores them; a file is written under a temporary name and renamed, so a file that
+    exists is complete."""
+
+    def __init__(self, folder: Path, model: Callable, control: Callable, control_samples: int, show_progress: bool):
+        self.folder, self.model, self.control = folder, model, control
+        self.control_samples, self.show_progress = control_samples, show_progress
+        self.loaded: List[str] = []  # files an earlier, interrupted run had written
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, images: Tensor, n_samples: int, seed: int, progress: bool = False) -> Dict[str, Tensor]:
+        path = self.folder / name
+        if path.exists():
+            self.loaded.append(name)
+            return torch.load(path, weights_only=False)
+        with torch.no_grad():
+            predicted = self.model(images).argmax(1)
+        saved = {
+            "fill": MaskFill(self.model).attribute(
+                images, n_samples=n_samples, seed=seed, show_progress=self.show_progress and progress
+            ).cpu(),
+            "control_fill": MaskFill(self.control).attribute(
+                images, target=predicted, selection="all", n_samples=min(n_samples, self.control_samples),
+                seed=seed,
+            ).cpu(),
+            "predicted": predicted.cpu(),
+        }
+        partial = path.with_suffix(".partial")
+        torch.save(saved, partial)
+        partial.rename(path)
+        return saved
+
+
+@dataclass
+class _Choice:
+    """The validation stage: the setting of ``T`` per row, over all candidates
+    (``chosen``) and over the min-max ones only (``earlier``: SPEC's earlier reading)."""
+
+    chosen: Dict[str, TransformSetting]
+    earlier: Optional[Dict[str, TransformSetting]]
+    accuracy: Dict[str, Dict[TransformSetting, float]]
+    n_images: int
+    n_samples: int
+
+
+@dataclass
+class _Table:
+    """The test stage: Table 1 under each choice, and the mean fill per predicted class."""
+
+    chosen: ConsistencyCounts
+    earlier: Optional[ConsistencyCounts]
+    class_means: Tensor
+    class_counts: Tensor
+
+
+def _choose_on_validation(dataset, data_dir, model, cache, candidates, n_validation, n_samples, seed, device, echo):
+    train_images, train_labels = load_tensors(dataset, data_dir, train=True)
+    validation = _class_balanced(split_training_set(dataset, train_labels).validation, train_labels, n_validation)
+    images = train_images[validation].to(device)
+    val_seed = seed + 10**6
+    echo(f"validation fills: {len(validation)} images, {n_samples} masks each")
+    val = cache.get(f"validation_{len(validation)}_{n_samples}_{val_seed}.pt", images, n_samples, val_seed, progress=True)
+    chosen, accuracy = choose_settings(
+        model, images, candidates, n_classes=int(train_labels.max()) + 1, fill=val["fill"].to(device),
+        control_fill=val["control_fill"].to(device), seed=val_seed,
+    )
+    min_max = [c for c in candidates if c.normalization == "min_max"]
+    earlier = best_settings(accuracy, min_max) if min_max else None
+    echo("T per row (accuracy on validation): " + ", ".join(
+        f"{row}: {setting} ({accuracy[row][setting]:.1f}%)" for row, setting in chosen.items()))
+    return _Choice(chosen, earlier, accuracy, len(validation), n_samples)
+
+
+def _score_test_images(model, cache, images, choice, n_classes, n_samples, shard_size, seed, device, show_progress):
+    shards: Dict[str, List[ConsistencyCounts]] = {"chosen": [], "earlier": []}
+    class_sums, class_counts = None, torch.zeros(n_classes, dtype=torch.long)
+    starts = range(0, len(images), shard_size)
+    for start in _progress(starts, f"shards of {shard_size} images", show_progress):
+        rows = slice(start, start + shard_size)
+        end = min(start + shard_size, len(images))
+        saved = cache.get(f"shard_{start:06d}-{end:06d}_{n_samples}_{seed}.pt", images[rows], n_samples, seed + start)
+        for name, settings in (("chosen", choice.chosen), ("earlier", choice.earlier)):
+            if settings is not None:
+                shards[name].append(consistency_counts(
+                    model, images[rows], n_classes=n_classes, transform=settings, seed=seed + start,
+                    fill=saved["fill"].to(device), control_fill=saved["control_fill"].to(device),
+                ))
+        class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
+        class_counts += torch.bincount(saved["predicted"], minlength=n_classes)
+    class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
+    earlier = ConsistencyCounts.combine(shards["earlier"]) if shards["earlier"] else None
+    return _Table(ConsistencyCounts.combine(shards["chosen"]), earlier, class_means, class_counts)
+
+
 def reproduce(
     dataset: str,
     data_dir: str,
@@ -159,7 +295,7 @@ def reproduce(
     device: str = "cpu",
     shard_size: int = 50,
     n_validation: int = 200,
-    thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    candidates: Sequence[TransformSetting] = CANDIDATE_SETTINGS,
     figure_samples: int = 2000,
     seed: int = 0,
     command: str = "",
@@ -170,31 +306,27 @@ def reproduce(
 
     ``arch`` picks one of the shipped models (:data:`MODELS`): ``"simple-cnn"`` (MNIST's
     default) or ``"resnet5"`` (the paper's Table 1 model on MNIST; Fashion-MNIST's only
-    one). ``thresholds`` are the candidate ``tau``; each row of Table 1 uses the one
-    :func:`choose_thresholds` picks for it on ``n_validation`` held-out training images,
-    the same number per class."""
+    one). ``candidates`` are the settings of ``T`` to try; each row of Table 1 uses the
+    one :func:`choose_settings` picks for it on ``n_validation`` held-out training
+    images, the same number per class. The report also scores Table 1 with the best
+    min-max settings (SPEC's earlier reading) when ``candidates`` holds any."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from .visualization import (
-        visualize_comparison,
-        visualize_parameter_grid,
-        visualize_progressive,
-        visualize_prototypes,
-    )
 
     start_time = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "report.md"
-    if report_path.exists():
-        report_path.unlink()  # a stale report must not pass for this run's
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("candidates must hold at least one TransformSetting")
     arch = arch or DEFAULT_ARCH.get(dataset)
     if (dataset, arch) not in MODELS:
         raise ValueError(
             f"no shipped model for arch={arch!r} on dataset={dataset!r}; expected one of {sorted(MODELS)}"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "report.md"
+    if report_path.exists():
+        report_path.unlink()  # a stale report must not pass for this run's
     builder, weights, model_name = MODELS[dataset, arch]
     model_name = f"{model_name} ({type(weights).__name__}.{weights.name})"
     model = builder(weights=weights).to(device)
@@ -209,67 +341,34 @@ def reproduce(
     images, labels = test_images[test_index].to(device), test_labels[test_index]
     n_classes = int(test_labels.max()) + 1
 
-    shard_dir = out / "shards"
-    shard_dir.mkdir(exist_ok=True)
-    control_samples = min(n_samples, 1000)
-    resumed: List[str] = []  # fills loaded from an earlier, interrupted run
+    cache = _FillCache(out / "shards" / f"{dataset}_{arch}", model, control, min(n_samples, 1000), show_progress)
+    choice = _choose_on_validation(dataset, data_dir, model, cache, candidates, n_validation,
+                                   min(n_samples, figure_samples), seed, device, echo)
+    table = _score_test_images(model, cache, images, choice, n_classes, n_samples, shard_size, seed, device,
+                               show_progress)
+    figures = _figures(out, model, images, labels, table, choice.chosen, n_classes, figure_samples, seed)
 
-    def fills(rows_images: Tensor, samples: int, rows_seed: int, desc: str, path: Path) -> Dict[str, Tensor]:
-        """The trained and the control model's fills of some images, saved under ``path``
-        (they do not depend on the thresholds, so a rerun only rescores them)."""
-        if path.exists():
-            resumed.append(path.name)
-            return torch.load(path, weights_only=False)
-        with torch.no_grad():
-            predicted = model(rows_images).argmax(1)
-        if desc:
-            echo(desc)
-        saved = {
-            "fill": MaskFill(model).attribute(
-                rows_images, n_samples=samples, seed=rows_seed, show_progress=show_progress and bool(desc)
-            ).cpu(),
-            "control_fill": MaskFill(control).attribute(
-                rows_images, target=predicted, selection="all", n_samples=min(samples, control_samples),
-                seed=rows_seed,
-            ).cpu(),
-            "predicted": predicted.cpu(),
-        }
-        partial = path.with_suffix(".partial")
-        torch.save(saved, partial)
-        partial.rename(path)
-        return saved
+    elapsed = time.perf_counter() - start_time
+    n_shards = len(range(0, len(images), shard_size))
+    text = _report(dataset, model_name, command, table, choice, n_samples, figures, elapsed, device,
+                   cache.loaded, n_shards)
+    partial = out / "report.md.partial"
+    partial.write_text(text)
+    partial.rename(report_path)
+    echo(f"wrote {report_path} ({elapsed / 60:.1f} min)")
+    return report_path
 
-    # the thresholds, one per row, chosen on the held-out validation split of the training file
-    train_images, train_labels = load_tensors(dataset, data_dir, train=True)
-    validation = _class_balanced(split_training_set(dataset, train_labels).validation, train_labels, n_validation)
-    val_images = train_images[validation].to(device)
-    val_samples, val_seed = min(n_samples, figure_samples), seed + 10**6
-    val = fills(val_images, val_samples, val_seed,
-                f"validation fills: {len(validation)} images, {val_samples} masks each",
-                shard_dir / f"validation_{arch}_{len(validation)}_{val_samples}_{val_seed}.pt")
-    tau_per_row, threshold_scores = choose_thresholds(
-        model, val_images, thresholds, n_classes=n_classes, fill=val["fill"].to(device),
-        control_fill=val["control_fill"].to(device), seed=val_seed,
+
+def _figures(out, model, images, labels, table, chosen, n_classes, figure_samples, seed) -> Dict[str, str]:
+    """Figs. 2-6 into ``out``; returns file name -> caption."""
+    from matplotlib import pyplot as plt
+
+    from .visualization import (
+        visualize_comparison,
+        visualize_parameter_grid,
+        visualize_progressive,
+        visualize_prototypes,
     )
-    echo("thresholds tau per row (accuracy on validation): " + ", ".join(
-        f"{row} {tau} ({threshold_scores[row][tau]:.1f}%)" for row, tau in tau_per_row.items()))
-
-    # Table 1 and the class prototypes, shard by shard
-    shards: List[ConsistencyCounts] = []
-    class_sums, class_counts = None, torch.zeros(n_classes, dtype=torch.long)
-    starts = range(0, len(images), shard_size)
-    for start in _progress(starts, f"{dataset} shards of {shard_size} images", show_progress):
-        rows = slice(start, start + shard_size)
-        saved = fills(images[rows], n_samples, seed + start, "",
-                      shard_dir / f"shard_{arch}_{start:06d}-{min(start + shard_size, len(images)):06d}_{n_samples}_{seed}.pt")
-        shards.append(consistency_counts(
-            model, images[rows], n_classes=n_classes, threshold=tau_per_row, seed=seed + start,
-            fill=saved["fill"].to(device), control_fill=saved["control_fill"].to(device),
-        ))
-        class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
-        class_counts += torch.bincount(saved["predicted"], minlength=n_classes)
-    table = ConsistencyCounts.combine(shards)
-    class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
 
     figures: Dict[str, str] = {}
 
@@ -278,32 +377,34 @@ def reproduce(
         plt.close(figure)
         figures[name] = caption
 
+    strict, progressive_setting = chosen["strict"], chosen["progressive"]
+    plain = TransformSetting(strict.normalization, binarized=False)
     # Fig. 2: class prototypes (the mean fill of every test image the model gave a class)
-    names = [f"class {c} ({int(n)} images)" for c, n in enumerate(class_counts)]
-    tau, tau_progressive = tau_per_row["strict"], tau_per_row["progressive"]
-    figure, _ = visualize_prototypes(prototype(class_means, threshold=tau), names)
+    names = [f"class {c} ({int(n)} images)" for c, n in enumerate(table.class_counts)]
+    figure, _ = visualize_prototypes(prototype(table.class_means, **strict.kwargs()), names)
     save(figure, "fig2_class_prototypes.png",
-         f"Fig. 2: T(mean fill) of all scored test images the model assigned to each class (tau = {tau}).")
-    figure, _ = visualize_prototypes(prototype(class_means, binarized=False), names)
-    save(figure, "fig2_class_prototypes_not_binarized.png", "Fig. 2, not binarized: the normalized mean fill per class.")
+         f"Fig. 2: T(mean fill) of all scored test images the model assigned to each class (T: {strict}).")
+    figure, _ = visualize_prototypes(prototype(table.class_means, **plain.kwargs()), names)
+    save(figure, "fig2_class_prototypes_not_binarized.png",
+         f"Fig. 2, not binarized: the normalized mean fill per class (T: {plain}).")
 
     first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(n_classes) if (labels == c).any()])
     few = first[:4]
     # Fig. 3: progressive
     progressive = ProgressiveMaskFill(model)
-    progressive.attribute(images[few[:1]], n_steps=4, threshold=tau_progressive, seed=seed)
+    progressive.attribute(images[few[:1]], n_steps=4, seed=seed, **progressive_setting.kwargs())
     steps = progressive.steps
     figure, _ = visualize_progressive(steps.images, steps.groups, steps.labels, image=images[few[:1]])
     save(figure, "fig3_progressive.png",
-         f"Fig. 3: progressive filling with k = 4 disjoint masks (tau = {tau_progressive}); y-hat per step.")
+         f"Fig. 3: progressive filling with k = 4 disjoint masks (T: {progressive_setting}); y-hat per step.")
 
     # Fig. 4: mask ratio x patch size
     ratios, patches = [0.1, 0.25, 0.5, 0.75], [1, 2, 4, 7]
     grid = [[prototype(MaskFill(model).attribute(
         images[few[:1]], n_samples=figure_samples, mask_ratio=r, patch_size=p, seed=seed,
-        max_draws=20 * figure_samples), binarized=False)[0] for p in patches] for r in ratios]
+        max_draws=20 * figure_samples), **plain.kwargs())[0] for p in patches] for r in ratios]
     figure, _ = visualize_parameter_grid(grid, ratios, patches)
-    save(figure, "fig4_ratio_patch_grid.png", "Fig. 4: T(fill), not binarized, over mask ratio x patch size.")
+    save(figure, "fig4_ratio_patch_grid.png", f"Fig. 4: T(fill) over mask ratio x patch size (T: {plain}).")
 
     # Fig. 5: first vs second order
     kwargs = dict(n_samples=min(figure_samples, 500), seed=seed)
@@ -312,90 +413,109 @@ def reproduce(
     cosine = fill_cosine_similarity(first_order, second_order)
     figure, _ = visualize_comparison({
         "x": images[few],
-        "T(fill), first order": prototype(first_order, threshold=tau),
-        "T(fill), BFGS": prototype(second_order, threshold=tau),
-        "first order, not binarized": prototype(first_order, binarized=False),
-        "BFGS, not binarized": prototype(second_order, binarized=False),
+        "T(fill), first order": prototype(first_order, **strict.kwargs()),
+        "T(fill), BFGS": prototype(second_order, **strict.kwargs()),
+        "first order, not binarized": prototype(first_order, **plain.kwargs()),
+        "BFGS, not binarized": prototype(second_order, **plain.kwargs()),
     })
     save(figure, "fig5_first_vs_second_order.png",
-         "Fig. 5: first- vs second-order (BFGS, 5 iterations) fills; cosine similarity per image: "
-         + ", ".join(f"{c:.3f}" for c in cosine.tolist()) + ".")
+         f"Fig. 5: first- vs second-order (BFGS, 5 iterations) fills (T: {strict}); cosine similarity per "
+         "image: " + ", ".join(f"{c:.3f}" for c in cosine.tolist()) + ".")
 
-    # Fig. 6: binarized vs not
+    # Fig. 6: binarized vs not, each with the normalization its row chose
     random_fills = MaskFill(model).attribute(images[few[:3]], n_samples=figure_samples, seed=seed)
+    binarized_strict = TransformSetting(strict.normalization, strict.threshold)
+    binarized_progressive = TransformSetting(progressive_setting.normalization, progressive_setting.threshold)
+    progressive_plain = TransformSetting(progressive_setting.normalization, binarized=False)
     figure, _ = visualize_comparison({
-        "random, binarized": prototype(random_fills, threshold=tau),
-        "random, not binarized": prototype(random_fills, binarized=False),
-        "progressive, binarized": progressive.attribute(images[few[:3]], threshold=tau_progressive, seed=seed),
-        "progressive, not binarized": progressive.attribute(images[few[:3]], binarized=False, seed=seed),
+        "random, binarized": prototype(random_fills, **binarized_strict.kwargs()),
+        "random, not binarized": prototype(random_fills, **plain.kwargs()),
+        "progressive, binarized": progressive.attribute(images[few[:3]], seed=seed, **binarized_progressive.kwargs()),
+        "progressive, plain": progressive.attribute(images[few[:3]], seed=seed, **progressive_plain.kwargs()),
     })
     save(figure, "fig6_binarized.png",
-         f"Fig. 6: binarized vs not, random (4.1, tau = {tau}) and progressive (4.2, tau = {tau_progressive}) masks.")
-
-    elapsed = time.perf_counter() - start_time
-    text = _report(dataset, model_name, command, table, tau_per_row, threshold_scores, len(validation),
-                   val_samples, n_samples, figures, elapsed, device, resumed, len(starts))
-    partial = out / "report.md.partial"
-    partial.write_text(text)
-    partial.rename(report_path)
-    echo(f"wrote {report_path} ({elapsed / 60:.1f} min)")
-    return report_path
+         f"Fig. 6: binarized vs not, random (4.1, {binarized_strict}) and progressive (4.2, "
+         f"{binarized_progressive}) masks.")
+    return figures
 
 
-def _report(dataset, model_name, command, table, thresholds, threshold_scores, n_validation,
-            val_samples, n_samples, figures, elapsed, device, resumed, n_shards) -> str:
-    if resumed:
-        n_loaded = sum(name.startswith("shard_") for name in resumed)
-        validation_loaded = " and the validation fills" if len(resumed) > n_loaded else ""
+def _table_lines(counts: ConsistencyCounts, settings: Dict[str, TransformSetting], setting_header: str) -> List[str]:
+    scores = counts.scores()
+    lines = [
+        f"| rebuilt image | {setting_header} | accuracy | macro avg. F1 | weighted avg. F1 |",
+        "|---|---|---|---|---|",
+    ]
+    for row, description in ROWS.items():
+        if row in scores:
+            s = scores[row]
+            setting = str(settings[row]) if row in settings else "—"
+            lines.append(f"| **{row}**: {description} | {setting} | {s['accuracy']:.1f} | "
+                         f"{s['macro_f1']:.1f} | {s['weighted_f1']:.1f} |")
+    return lines
+
+
+def _report(dataset, model_name, command, table, choice, n_samples, figures, elapsed, device, loaded,
+            n_shards) -> str:
+    if loaded:
+        n_loaded = sum(name.startswith("shard_") for name in loaded)
+        validation_loaded = " and the validation fills" if len(loaded) > n_loaded else ""
         run_time = (f"run time {elapsed / 60:.1f} min for this invocation, which loaded {n_loaded} of "
                     f"{n_shards} shards{validation_loaded} from an earlier run (not counted)")
     else:
         run_time = f"run time {elapsed / 60:.1f} min"
-    scores = table.scores()
     lines = [
         f"# Fill in the blanks: reproduction on {dataset}",
         "",
         f"- command: `{command}`" if command else "- command: (called from Python)",
-        f"- model: {model_name} with the shipped weights; {table.n_images} test images "
+        f"- model: {model_name} with the shipped weights; {table.chosen.n_images} test images "
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
-        f"per image, mask ratio 0.25, patch size 2",
+        f"per image, mask ratio 0.25, patch size 2; progressive: k = 4 steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{device}`, "
         f"torch {torch.__version__}; {run_time}",
         "",
         "## Table 1: can the model recognise its own fills?",
         "",
-        "Each test image is rebuilt as below and classified by the same model; scores are "
-        "against the label the model gave the original image.",
+        "Each test image is rebuilt as below and classified by the same model, and scored "
+        "against the label the row names: `y_0`, the model's label for the original image, or "
+        "`y_k`, its label for the last progressive step's masked input. Each row uses the "
+        "setting of T chosen for it on validation.",
         "",
-        "| rebuilt image | accuracy | macro avg. F1 | weighted avg. F1 |",
-        "|---|---|---|---|",
-    ]
-    for row, description in ROWS.items():
-        if row in scores:
-            s = scores[row]
-            lines.append(f"| **{row}**: {description} | {s['accuracy']:.1f} | {s['macro_f1']:.1f} | {s['weighted_f1']:.1f} |")
-    lines += [
+        *_table_lines(table.chosen, choice.chosen, "T (chosen on validation)"),
         "",
         f"The paper (MNIST, ResNet5): random {PAPER_TABLE_1['random'][0]}, progressive "
         f"{PAPER_TABLE_1['progressive'][0]} (accuracy = macro F1 = weighted F1).",
         "",
-        f"## The thresholds tau, chosen on {n_validation} validation images",
-        "",
-        "Accuracy (%) of each binarized row on the validation images (held out of the "
-        f"training file, the same number per class, {val_samples:,} masks each) per candidate; "
-        "each row of Table 1 uses its best, in bold. The test images were not looked at.",
-        "",
-        "| row | " + " | ".join(str(t) for t in next(iter(threshold_scores.values()))) + " |",
-        "|---|" + "---|" * len(next(iter(threshold_scores.values()))),
     ]
-    for row, scores in threshold_scores.items():
-        cells = [f"**{v:.1f}**" if t == thresholds[row] else f"{v:.1f}" for t, v in scores.items()]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if table.earlier is not None:
+        lines += [
+            "## The same images with min–max normalization only (SPEC's earlier reading)",
+            "",
+            "Each row with the best min–max setting on validation. The earlier reports scored "
+            "progressive against `y_0` only (the row *progressive, recovery*).",
+            "",
+            *_table_lines(table.earlier, choice.earlier, "T (min–max, chosen on validation)"),
+            "",
+        ]
+    rows = list(choice.accuracy)
     lines += [
+        f"## The settings of T, chosen on {choice.n_images} validation images",
         "",
-        "## Figures",
+        "Accuracy (%) of each transformed row on the validation images (held out of the "
+        f"training file, the same number per class, {choice.n_samples:,} masks each) per "
+        "candidate setting; each row of Table 1 uses its best, in bold (ties: the first "
+        "candidate). The test images were not looked at.",
         "",
+        "| T | " + " | ".join(rows) + " |",
+        "|---|" + "---|" * len(rows),
     ]
+    for setting in next(iter(choice.accuracy.values())):
+        cells = [
+            f"**{choice.accuracy[row][setting]:.1f}**" if choice.chosen[row] == setting
+            else f"{choice.accuracy[row][setting]:.1f}"
+            for row in rows
+        ]
+        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    lines += ["", "## Figures", ""]
     for name, caption in figures.items():
         lines += [f"![{caption}]({name})", "", caption, ""]
     return "\n".join(lines)

@@ -324,6 +324,7 @@ def visualize_fill(
     input_range: InputRange = (0.0, 1.0),
     threshold: float = 0.5,
     binarized: bool = True,
+    normalization: str = "max_abs",
     show_inputs: bool = False,
     titles: Optional[Sequence[str]] = None,
     outlier_perc: float = 2,
@@ -360,6 +361,9 @@ def visualize_fill(
         threshold (float, optional): ``tau`` of ``T``. Default: 0.5.
         binarized (bool, optional): ``False`` draws ``T`` without the threshold.
             Default: True.
+        normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
+            normalization of ``T`` (:mod:`captum_fillblanks.transforms`).
+            Default: "max_abs".
         show_inputs (bool, optional): add two first panels, the image ``x`` and the
             blanks of the mask (white). Default: False.
         titles (sequence of str, optional): one title per panel of a row, replacing the
@@ -391,7 +395,7 @@ def visualize_fill(
     positive, negative = signed_update(delta, blank)
     filled = filled_image(
         masked, delta.expand_as(images), blank,
-        input_range=input_range, threshold=threshold, binarized=binarized,
+        input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization,
     )
     defaults = ["M(x)", "Δx: + red, − blue", "M(x) + T(Δx)"]
     if show_inputs:
@@ -442,7 +446,8 @@ def visualize_mask_fill(
         target, additional_forward_args, baselines, loss, step_size: as in
             :meth:`MaskFill.attribute`. Default: None, None, 0, "cross_entropy", 1.
         **visualize_kwargs: passed to :func:`visualize_fill` (``input_range``,
-            ``threshold``, ``binarized``, ``show_inputs``, ``plt_fig_axis``, ...).
+            ``threshold``, ``binarized``, ``normalization``, ``show_inputs``,
+            ``plt_fig_axis``, ...).
 
     Returns:
         (Figure, ndarray): as :func:`visualize_fill`.
@@ -490,6 +495,7 @@ def visualize_expected_fill(
     input_range: InputRange = (0.0, 1.0),
     threshold: float = 0.5,
     binarized: bool = True,
+    normalization: str = "max_abs",
     titles: Optional[Sequence[str]] = None,
     cmap: Any = "bwr",
     outlier_perc: float = 2,
@@ -511,7 +517,8 @@ def visualize_expected_fill(
         mask (Tensor or ndarray, optional): a mask ``(H, W)`` (``1`` kept, ``0`` blank)
             or one per image, for the fourth panel. Default: None.
         baselines (float or Tensor, optional): ``b`` of ``M(x)``. Default: 0.
-        input_range, threshold, binarized: of ``T``, as in :func:`visualize_fill`.
+        input_range, threshold, binarized, normalization: of ``T``, as in
+            :func:`visualize_fill`.
         titles (sequence of str, optional): one per panel of a row. Default: None.
         cmap (str or Colormap, optional): colour map of the heat map. Default: "bwr".
         outlier_perc (float, optional): Captum's ``outlier_perc``. Default: 2.
@@ -529,14 +536,16 @@ def visualize_expected_fill(
     """
     images = _images(image, "image")
     fills = _like(fill, "fill", images)
-    protos = prototype(fills, input_range=input_range, threshold=threshold, binarized=binarized)
+    protos = prototype(
+        fills, input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization
+    )
     defaults = ["x", "fill E[Δx]", "prototype T(fill)"]
     if mask is not None:
         blank = _blanks(mask, "mask", images)
         masked = _masked(images, blank, baselines)
         paper_style = filled_image(
             masked, fills.expand_as(images), blank,
-            input_range=input_range, threshold=threshold, binarized=binarized,
+            input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization,
         )
         defaults.append("M(x) + T(fill)")
     titles = _check_titles(titles, defaults)

@@ -7,7 +7,8 @@ import torch
 
 from captum_fillblanks.cli import main
 from captum_fillblanks.demo import format_table
-from captum_fillblanks.metrics import ROWS
+from captum_fillblanks.metrics import ROWS, TRANSFORMED_ROWS
+from captum_fillblanks.reproduce import CANDIDATE_SETTINGS
 
 
 def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
@@ -55,14 +56,15 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     for name in ("fig2_class_prototypes.png", "fig3_progressive.png", "fig4_ratio_patch_grid.png",
                  "fig5_first_vs_second_order.png", "fig6_binarized.png"):
         assert f"({name})" in report and (tmp_path / name).stat().st_size > 3000
-    shards = sorted((tmp_path / "shards").glob("shard_*.pt"))
+    shards = sorted((tmp_path / "shards" / "mnist_simple-cnn").glob("shard_*.pt"))
     assert len(shards) == 3  # 5 + 5 + 2 images
-    shards += sorted((tmp_path / "shards").glob("validation_*.pt"))
+    shards += sorted((tmp_path / "shards" / "mnist_simple-cnn").glob("validation_*.pt"))
     assert len(shards) == 4  # the validation fills are kept too
-    # one threshold per binarized row, the chosen one in bold
-    for row in ("paper-style", "strict", "progressive", "random-model control"):
-        line = next(line for line in report.splitlines() if line.startswith(f"| {row} | "))
-        assert line.count("**") == 2 and line.count("|") == 11  # nine candidates
+    # one setting of T per transformed row, the chosen one in bold, for every candidate
+    choice = report[report.index("## The settings of T"):report.index("## Figures")]
+    assert choice.count("**") == 2 * len(TRANSFORMED_ROWS)
+    assert sum(line.startswith(f"| {c} | ") for c in CANDIDATE_SETTINGS for line in choice.splitlines()) == 22
+    assert "## The same images with min–max normalization only" in report
     table = report[report.index("## Table 1"):report.index("The paper")]
     # a rerun reuses the finished shards and reports the same table
     stamps = [p.stat().st_mtime_ns for p in shards]
@@ -83,7 +85,7 @@ def test_reproduce_on_the_papers_table_1_model(tmp_path):
     ]
     assert main(argv) == 0
     assert "- model: ResNet5 (ResNet5_Weights.MNIST_5K) with the shipped weights" in (tmp_path / "report.md").read_text()
-    assert [p.name for p in (tmp_path / "shards").glob("shard_*.pt")] == ["shard_resnet5_000000-000004_4_0.pt"]
+    assert [p.name for p in (tmp_path / "shards" / "mnist_resnet5").glob("shard_*.pt")] == ["shard_000000-000004_4_0.pt"]
 
 
 def test_reproduce_refuses_a_model_that_is_not_shipped(tmp_path):

@@ -5,9 +5,17 @@ import torch
 import pytest
 
 from captum_fillblanks import MaskFill
-from captum_fillblanks.metrics import ConsistencyCounts, classification_scores, consistency_counts, row_thresholds
+from captum_fillblanks import ProgressiveMaskFill
+from captum_fillblanks.metrics import (
+    ROWS,
+    ConsistencyCounts,
+    classification_scores,
+    consistency_counts,
+    row_settings,
+)
+from captum_fillblanks.transforms import TransformSetting
 
-from conftest import TinyCNN
+from conftest import Brightness, TinyCNN
 
 
 def test_scores_of_a_hand_computed_confusion_matrix():
@@ -46,33 +54,62 @@ def test_consistency_counts_scores_every_row(images):
     counts = consistency_counts(
         model, images, n_classes=3, n_samples=20, n_steps=2, control_model=TinyCNN(seed=1).eval()
     )
-    assert set(counts.confusion) == {"control", "paper-style", "strict", "progressive", "random-model control"}
+    assert list(counts.confusion) == list(ROWS)
     assert all(int(m.sum()) == 3 for m in counts.confusion.values())
-    # the reference labels are the model's predictions on the images themselves
+    # the rows scored against y_0 use the model's predictions on the images themselves
     reference = model(images).argmax(1)
-    assert torch.equal(counts.confusion["strict"].sum(1), torch.bincount(reference, minlength=3))
+    for row in ("control", "strict", "progressive, recovery", "random-model control"):
+        assert torch.equal(counts.confusion[row].sum(1), torch.bincount(reference, minlength=3)), row
 
 
-def test_row_thresholds_one_for_all_or_one_per_row():
-    assert set(row_thresholds(0.3).values()) == {0.3}
-    tau = row_thresholds({"strict": 0.2, "progressive": 0.7})
-    assert tau == {"paper-style": 0.5, "strict": 0.2, "progressive": 0.7, "random-model control": 0.2}
-    assert row_thresholds({"strict": 0.2, "random-model control": 0.6})["random-model control"] == 0.6
+def test_progressive_rows_score_against_the_last_step_label_or_the_original_one():
+    # 0.3 everywhere is class 1; with half of it blanked the model sees class 0, pushes
+    # toward 0 (no ink), and the last step's masked input is all zeros: y_k = 0 != y_0 = 1.
+    model, images = Brightness().eval(), torch.full((2, 1, 4, 4), 0.3)
+    fill = torch.zeros_like(images)
+    counts = consistency_counts(model, images, n_classes=2, n_steps=2, fill=fill, seed=0)
+    method = ProgressiveMaskFill(model)
+    x_k = method.attribute(images, n_steps=2, seed=0)
+    assert method.steps.labels[-1].tolist() == [0, 0] and torch.equal(x_k, torch.zeros_like(images))
+    assert counts.confusion["progressive"].tolist() == [[2, 0], [0, 0]]  # x_k is class 0 = y_k
+    assert counts.confusion["progressive, recovery"].tolist() == [[0, 0], [2, 0]]  # but y_0 = 1
+    # one fixed target y_0 = 1 for every step writes ink everywhere: y_k = y_0 = 1
+    fixed = method.attribute(images, target=1, n_steps=2, seed=0)
+    assert torch.equal(fixed, torch.ones_like(images)) and method.steps.labels[-1].tolist() == [1, 1]
+    assert counts.confusion["progressive, fixed target"].tolist() == [[0, 0], [0, 2]]
+    assert counts.confusion["progressive, fixed target, recovery"].tolist() == [[0, 0], [0, 2]]
+
+
+def test_row_settings_one_for_all_or_one_per_row():
+    low, high = TransformSetting("min_max", 0.2), TransformSetting("max_abs", 0.7)
+    assert set(row_settings(low).values()) == {low}
+    settings = row_settings({"strict": low, "progressive": high})
+    assert settings["strict"] == settings["random-model control"] == low
+    assert settings["progressive"] == high and settings["paper-style"] == TransformSetting()
+    assert row_settings({"strict": low, "random-model control": high})["random-model control"] == high
     with pytest.raises(ValueError, match="unknown rows \\['control'\\]"):
-        row_thresholds({"control": 0.5})
-    with pytest.raises(ValueError, match="'strict' must be a number in \\[0, 1\\)"):
-        row_thresholds({"strict": 1.5})
-    with pytest.raises(TypeError, match="threshold must be a float or a mapping"):
-        row_thresholds("0.5")
+        row_settings({"control": low})
+    with pytest.raises(TypeError, match="transform for row 'strict' must be a TransformSetting"):
+        row_settings({"strict": 0.5})
+    with pytest.raises(TypeError, match="transform must be a TransformSetting or a mapping"):
+        row_settings(0.5)
 
 
-def test_per_row_thresholds_score_each_row_as_its_own_threshold_would(images):
+def test_per_row_settings_score_each_row_as_its_own_setting_would(images):
     model, control = TinyCNN().eval(), TinyCNN(seed=1).eval()
     fill = MaskFill(model).attribute(images, n_samples=20, seed=0)
     kwargs = dict(n_classes=3, n_steps=2, fill=fill, control_model=control, control_samples=10, seed=2)
-    per_row = consistency_counts(model, images, threshold={"paper-style": 0.2, "strict": 0.4, "progressive": 0.7}, **kwargs)
-    for row, tau in [("paper-style", 0.2), ("strict", 0.4), ("progressive", 0.7), ("random-model control", 0.4)]:
-        alone = consistency_counts(model, images, threshold=tau, **kwargs)
+    chosen = {
+        "paper-style": TransformSetting("min_max", 0.2),
+        "strict": TransformSetting("max_abs", 0.4),
+        "progressive": TransformSetting("max_abs", binarized=False),
+        "progressive, fixed target, recovery": TransformSetting("min_max", 0.7),
+    }
+    per_row = consistency_counts(model, images, transform=chosen, **kwargs)
+    expected = {**{row: TransformSetting() for row in ROWS if row != "control"}, **chosen}
+    expected["random-model control"] = chosen["strict"]
+    for row, setting in expected.items():
+        alone = consistency_counts(model, images, transform=setting, **kwargs)
         assert torch.equal(per_row.confusion[row], alone.confusion[row]), row
     assert torch.equal(per_row.confusion["control"], alone.confusion["control"])
 

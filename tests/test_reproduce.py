@@ -1,10 +1,11 @@
 import torch
 
 from captum_fillblanks import MaskFill
-from captum_fillblanks.metrics import BINARIZED_ROWS, consistency_counts
-from captum_fillblanks.reproduce import choose_thresholds, class_prototypes
+from captum_fillblanks.metrics import TRANSFORMED_ROWS, consistency_counts
+from captum_fillblanks.reproduce import CANDIDATE_SETTINGS, best_settings, choose_settings, class_prototypes
+from captum_fillblanks.transforms import TransformSetting
 
-from conftest import TinyCNN
+from conftest import Brightness, TinyCNN
 
 
 def test_class_prototypes_average_the_fills_of_each_class(images):
@@ -19,38 +20,39 @@ def test_class_prototypes_average_the_fills_of_each_class(images):
     assert torch.equal(means[1], torch.zeros_like(means[1]))
 
 
-class Brightness(torch.nn.Module):
-    """Class 1 when more than a quarter of the pixels are ink."""
-
-    def forward(self, x):
-        ink = x.flatten(1).mean(1)
-        return torch.stack([0.25 - ink, ink - 0.25], 1)
-
-
-def test_choose_thresholds_picks_the_best_per_row_and_breaks_ties_towards_one_half():
+def test_choose_settings_picks_the_best_per_row_and_breaks_ties_by_order():
     images = torch.ones(2, 1, 4, 4)  # class 1 for the model
     fills = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4).repeat(2, 1, 1, 1)
     # T(fill) at tau = 0.1 keeps 14 of 16 pixels as ink, at 0.3 eleven, at 0.8 three
-    chosen, accuracy = choose_thresholds(Brightness().eval(), images, [0.1, 0.3, 0.8], n_classes=2, fill=fills, n_steps=2)
-    assert accuracy["strict"] == {0.1: 100.0, 0.3: 100.0, 0.8: 0.0}
-    assert chosen["strict"] == 0.3  # 0.1 and 0.3 tie: the one closer to 0.5
-    assert set(chosen) == {"paper-style", "strict", "progressive"}  # no control fill, no control row
+    late, middle, early = TransformSetting(threshold=0.8), TransformSetting(threshold=0.3), TransformSetting(threshold=0.1)
+    chosen, accuracy = choose_settings(Brightness().eval(), images, [late, middle, early], n_classes=2, fill=fills, n_steps=2)
+    assert accuracy["strict"] == {late: 0.0, middle: 100.0, early: 100.0}
+    assert chosen["strict"] == middle  # 0.3 and 0.1 tie: the one that comes first
+    assert best_settings(accuracy, [early, late])["strict"] == early  # a subset of the candidates
+    assert set(chosen) == set(TRANSFORMED_ROWS) - {"random-model control"}  # no control fill, no control row
 
 
-def test_choose_thresholds_agrees_with_scoring_each_candidate(images):
+def test_choose_settings_agrees_with_scoring_each_candidate_on_validation_images_only(images):
     model, control = TinyCNN().eval(), TinyCNN(seed=1).eval()
     fill = MaskFill(model).attribute(images, n_samples=20, seed=0)
     reference = model(images).argmax(1)
     control_fill = MaskFill(control).attribute(images, target=reference, selection="all", n_samples=20, seed=0)
-    candidates = [0.2, 0.5, 0.7]
-    chosen, accuracy = choose_thresholds(
+    candidates = [TransformSetting("max_abs", 0.05), TransformSetting("min_max", 0.5), TransformSetting(binarized=False)]
+    chosen, accuracy = choose_settings(
         model, images, candidates, n_classes=3, fill=fill, control_fill=control_fill, seed=3, n_steps=2
     )
-    for tau in candidates:
+    for setting in candidates:
         scores = consistency_counts(
-            model, images, n_classes=3, threshold=tau, fill=fill, control_fill=control_fill, seed=3, n_steps=2
+            model, images, n_classes=3, transform=setting, fill=fill, control_fill=control_fill, seed=3, n_steps=2
         ).scores()
-        for row in BINARIZED_ROWS:
-            assert accuracy[row][tau] == scores[row]["accuracy"]
-    for row, tau in chosen.items():
-        assert accuracy[row][tau] == max(accuracy[row].values())
+        for row in TRANSFORMED_ROWS:
+            assert accuracy[row][setting] == scores[row]["accuracy"]
+    for row, setting in chosen.items():
+        assert accuracy[row][setting] == max(accuracy[row].values())
+
+
+def test_candidate_settings_try_both_normalizations_binarized_and_not():
+    assert {c.normalization for c in CANDIDATE_SETTINGS} == {"max_abs", "min_max"}
+    assert CANDIDATE_SETTINGS[0] == TransformSetting("max_abs", 0.05)
+    assert sum(not c.binarized for c in CANDIDATE_SETTINGS) == 2
+    assert len(set(CANDIDATE_SETTINGS)) == len(CANDIDATE_SETTINGS)

@@ -1,6 +1,10 @@
+import math
+
+import pytest
 import torch
 
 from captum_fillblanks.transforms import (
+    TransformSetting,
     binarize,
     fill_transform,
     filled_image,
@@ -11,25 +15,81 @@ from captum_fillblanks.transforms import (
 )
 
 
-def test_normalize_uses_only_blank_positions_per_example():
+def test_min_max_uses_only_blank_positions_per_example():
     update = torch.tensor([[[-100.0, 2.0, 4.0, 3.0]], [[1.0, 1.0, 5.0, 9.0]]])
     blank = torch.tensor([[[False, True, True, True]], [[True, True, False, True]]])
-    out = normalize_over_blanks(update, blank)
+    out = normalize_over_blanks(update, blank, "min_max")
     expected = torch.tensor([[[0.0, 0.0, 1.0, 0.5]], [[0.0, 0.0, 0.0, 1.0]]])
     assert torch.allclose(out, expected)
 
 
-def test_constant_update_normalizes_to_zero():
-    out = normalize_over_blanks(torch.full((2, 3), 4.0), torch.ones(2, 3, dtype=torch.bool))
-    assert torch.equal(out, torch.zeros(2, 3))
+def test_max_abs_divides_by_the_largest_magnitude_over_the_blanks():
+    update = torch.tensor([[[-100.0, 2.0, -4.0, 1.0]], [[0.0, 3.0, 50.0, -6.0]]])
+    blank = torch.tensor([[[False, True, True, True]], [[True, True, False, True]]])
+    out = normalize_over_blanks(update, blank, "max_abs")
+    expected = torch.tensor([[[0.0, 0.5, -1.0, 0.25]], [[0.0, 0.5, 0.0, -1.0]]])
+    assert torch.allclose(out, expected)
+    assert torch.equal(normalize_over_blanks(update, blank), out)  # the default
+
+
+def test_max_abs_keeps_zero_where_min_max_moves_it_to_mid_range():
+    update = torch.tensor([[-1.0, 0.0, 0.0, 1.0]])
+    assert torch.equal(normalize_over_blanks(update, normalization="max_abs"), torch.tensor([[-1.0, 0.0, 0.0, 1.0]]))
+    assert torch.equal(normalize_over_blanks(update, normalization="min_max"), torch.tensor([[0.0, 0.5, 0.5, 1.0]]))
+    # at tau = 0.4 the zeros are background under max_abs, ink under min_max
+    assert torch.equal(fill_transform(update, threshold=0.4), torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
+    assert torch.equal(
+        fill_transform(update, threshold=0.4, normalization="min_max"), torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    )
+
+
+def test_constant_updates():
+    blank = torch.ones(2, 3, dtype=torch.bool)
+    positive, negative = torch.full((2, 3), 4.0), torch.full((2, 3), -4.0)
+    assert torch.equal(normalize_over_blanks(positive, blank, "min_max"), torch.zeros(2, 3))
+    assert torch.equal(normalize_over_blanks(positive, blank, "max_abs"), torch.ones(2, 3))
+    assert torch.equal(normalize_over_blanks(negative, blank, "max_abs"), -torch.ones(2, 3))
+    assert torch.equal(normalize_over_blanks(torch.zeros(2, 3), blank, "max_abs"), torch.zeros(2, 3))
+
+
+def test_all_negative_updates_give_no_ink_under_max_abs():
+    update = -torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)) - 0.1
+    for tau in (0.0, 0.05, 0.5):
+        assert torch.equal(fill_transform(update, threshold=tau), torch.zeros_like(update))
+    assert torch.equal(fill_transform(update, binarized=False), torch.zeros_like(update))
+    assert fill_transform(update, normalization="min_max", threshold=0.05).sum() > 0  # min_max inks them
 
 
 def test_binarize_and_transform():
     assert torch.equal(binarize(torch.tensor([0.2, 0.5, 0.51])), torch.tensor([0.0, 0.0, 1.0]))
-    update = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    update = torch.tensor([[-1.0, 1.0, 2.0, 4.0]])
     blank = torch.tensor([[True, True, True, False]])
+    # max_abs over the blanks: -0.5, 0.5, 1.0
     assert torch.equal(fill_transform(update, blank), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
+    assert torch.equal(fill_transform(update, blank, threshold=0.4), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
     assert torch.allclose(fill_transform(update, blank, binarized=False), torch.tensor([[0.0, 0.5, 1.0, 0.0]]))
+    # min_max over the blanks: 0, 2/3, 1
+    assert torch.allclose(
+        fill_transform(update, blank, binarized=False, normalization="min_max"),
+        torch.tensor([[0.0, 2 / 3, 1.0, 0.0]]),
+    )
+
+
+def test_transform_setting_applies_fill_transform_and_checks_its_arguments():
+    update = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    setting = TransformSetting("min_max", 0.3)
+    assert torch.equal(setting(update), fill_transform(update, threshold=0.3, normalization="min_max"))
+    assert str(setting) == "min_max, tau 0.3"
+    assert str(TransformSetting(binarized=False)) == "max_abs, not binarized"
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        TransformSetting("l2")
+    for bad in (1.0, 1.5, -0.5, math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\)"):
+            TransformSetting(threshold=bad)
+        with pytest.raises(ValueError, match="threshold"):
+            prototype(update, threshold=bad)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        fill_transform(update, threshold="0.5")
 
 
 def test_signed_update_splits_at_blanks():
@@ -47,9 +107,13 @@ def test_filled_image_keeps_input_outside_blanks_and_uses_input_range():
     low, high = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
     out = filled_image(masked, update, blank, input_range=(low, high))
     assert torch.allclose(out, torch.tensor([[0.3, 0.7, low, high]]))
+    with pytest.raises(ValueError, match="same examples, got batch sizes 1 and 2"):
+        filled_image(masked, update.repeat(2, 1), blank)
 
 
 def test_prototype_covers_every_pixel():
     fill = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    assert torch.equal(prototype(fill), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))
+    assert torch.equal(prototype(fill), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))  # 0.25 .. 1
+    assert torch.equal(prototype(fill, normalization="min_max"), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))
+    assert torch.equal(prototype(fill, threshold=0.2), torch.ones(1, 2, 2))
     assert torch.equal(to_input_range(torch.tensor([0.0, 1.0]), (-1.0, 2.0)), torch.tensor([-1.0, 2.0]))

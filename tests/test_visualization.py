@@ -125,8 +125,13 @@ def test_not_binarized_fill_keeps_the_normalized_update():
     update = signed_update_pattern()
     _, axes = visualize_fill(torch.zeros(1, SIZE, SIZE), corner_mask(), update, binarized=False)
     filled = drawn(axes[0, 2])
-    assert filled.max() == 1.0 and 0 < filled[0, 1] < 1  # 0.5 normalizes to 0.75
-    assert filled[0, 1] == pytest.approx(0.75)
+    assert filled.max() == 1.0 and filled[0, 1] == pytest.approx(0.5)  # max_abs: 0.5 stays 0.5
+    assert filled[0, 2] == 0.0 and filled[1, 0] == 0.0  # negative and zero updates: background
+    _, axes = visualize_fill(
+        torch.zeros(1, SIZE, SIZE), corner_mask(), update, binarized=False, normalization="min_max"
+    )
+    filled = drawn(axes[0, 2])
+    assert filled[0, 1] == pytest.approx(0.75) and filled[1, 0] == pytest.approx(0.5)  # min_max: 0 -> 0.5
 
 
 @pytest.mark.parametrize("channels", [1, 3])
