@@ -18,6 +18,8 @@ from .masks import (
     sample_unit_masks,
 )
 from .transforms import (
+    NORMALIZATIONS,
+    TransformSetting,
     binarize,
     fill_transform,
     filled_image,
@@ -44,6 +46,8 @@ __all__ = [
     "random_partition_masks",
     "random_patch_masks",
     "sample_unit_masks",
+    "NORMALIZATIONS",
+    "TransformSetting",
     "binarize",
     "fill_transform",
     "filled_image",
