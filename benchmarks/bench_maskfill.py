@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients
 
 from captum_fillblanks import MaskFill, ProgressiveMaskFill, random_patch_masks
-from captum_fillblanks.data import load_samples
-from captum_fillblanks.models import resnet5, simple_cnn
+from captum_fillblanks.paper.data import load_samples
+from captum_fillblanks.paper.models import resnet5, simple_cnn
 
 CHUNK = 256
 ALL_KEPT = "A' MaskFill, selection='all'"

@@ -16,8 +16,8 @@ import time
 import torch
 
 from captum_fillblanks import BFGSMaskFill, MaskFill, fill_cosine_similarity
-from captum_fillblanks.data import load_tensors
-from captum_fillblanks.models import simple_cnn
+from captum_fillblanks.paper.data import load_tensors
+from captum_fillblanks.paper.models import simple_cnn
 
 
 def main() -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .data import DATASETS, load_tensors, split_training_set
-from .reproduce import CANDIDATE_SETTINGS, DEFAULT_ARCH, MODELS
-from .training import evaluate_accuracy, train_model
-from .transforms import NORMALIZATIONS
+from .paper.data import DATASETS, load_tensors, split_training_set
+from .paper.models import DEFAULT_ARCH, MODELS
+from .paper.reproduce import CANDIDATE_SETTINGS
+from .paper.training import evaluate_accuracy, train_model
+from .attr.transforms import NORMALIZATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -63,7 +64,7 @@ def _add_demo(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .paper.demo import run_demo
 
     if args.n_samples < 1:
         raise SystemExit("captum-fillblanks demo: --n-samples must be >= 1")
@@ -113,7 +114,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from .reproduce import reproduce
+    from .paper.reproduce import reproduce
 
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
         if getattr(args, name) < 1:
@@ -138,7 +139,7 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
         "train",
         help="rebuild a shipped weight file and print its test accuracy",
         description=(
-            "Rebuild one of the weight files shipped in captum_fillblanks/weights, with "
+            "Rebuild one of the weight files shipped in captum_fillblanks/paper/weights, with "
             "the recipe recorded in its meta (seeded), and print its accuracy on the "
             "data set's t10k test split."
         ),
@@ -170,7 +171,7 @@ def _train(args: argparse.Namespace) -> int:
         shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in _SHIPPED_WEIGHTS)
         raise SystemExit(
             f"captum-fillblanks train: no shipped weights for {arch} on {args.dataset}; "
-            f"it rebuilds {shipped}. Use captum_fillblanks.training.train_model for others."
+            f"it rebuilds {shipped}. Use captum_fillblanks.paper.training.train_model for others."
         )
     recipe = weights.meta["recipe"]
     epochs = recipe["epochs"] if args.epochs is None else args.epochs

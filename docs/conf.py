@@ -88,16 +88,16 @@ html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 # Modules whose ``__all__`` is the public API (the top level re-exports some of them).
 PUBLIC_MODULES = [
     "captum_fillblanks",
-    "captum_fillblanks.masks",
-    "captum_fillblanks.transforms",
-    "captum_fillblanks.mask_fill",
-    "captum_fillblanks.progressive",
-    "captum_fillblanks.bfgs",
-    "captum_fillblanks.metrics",
-    "captum_fillblanks.models",
-    "captum_fillblanks.data",
-    "captum_fillblanks.visualization",
-    "captum_fillblanks.training",
+    "captum_fillblanks.attr.masks",
+    "captum_fillblanks.attr.transforms",
+    "captum_fillblanks.attr.mask_fill",
+    "captum_fillblanks.attr.progressive",
+    "captum_fillblanks.attr.bfgs",
+    "captum_fillblanks.attr.metrics",
+    "captum_fillblanks.paper.models",
+    "captum_fillblanks.paper.data",
+    "captum_fillblanks.attr.visualization",
+    "captum_fillblanks.paper.training",
 ]
 
 logger = logging.getLogger(__name__)

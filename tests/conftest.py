@@ -41,6 +41,34 @@ class Brightness(nn.Module):
         return torch.stack([0.25 - ink, ink - 0.25], 1)
 
 
+class MultiOutput(nn.Module):
+    """A small ReLU net whose output is ``(batch, 2)`` or, with ``multidim_output``,
+    ``(batch, 2, 2, 2)`` (a Captum tuple target of three indices picks one value); ``shift`` is an optional
+    additional forward argument added to the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(5)
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 8)
+        with torch.no_grad():
+            for layer in (self.hidden, self.out):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
+                layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator))
+
+    def forward(self, x: torch.Tensor, shift=None, multidim_output: bool = False) -> torch.Tensor:
+        h = torch.relu(self.hidden(x if shift is None else x + shift))
+        y = self.out(h)
+        return y.reshape(-1, 2, 2, 2) if multidim_output else y[:, :2]
+
+
+def assert_max_close(actual: torch.Tensor, expected: torch.Tensor, delta: float = 1e-6) -> None:
+    """The largest absolute difference is at most ``delta`` (and the shapes agree)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    diff = float((actual - expected).abs().max()) if actual.numel() else 0.0
+    assert diff <= delta, f"largest difference {diff} > {delta}"
+
+
 @pytest.fixture
 def softmax_regression():
     return SoftmaxRegression().eval()

@@ -11,7 +11,7 @@ from captum.attr import NoiseTunnel
 from torch import nn
 
 from captum_fillblanks import MaskFill
-from captum_fillblanks.bfgs import (
+from captum_fillblanks.attr.bfgs import (
     BFGSMaskFill,
     armijo_line_search,
     bfgs_minimize,

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from captum_fillblanks.cli import main
-from captum_fillblanks.demo import format_table
-from captum_fillblanks.metrics import ROWS, TRANSFORMED_ROWS
-from captum_fillblanks.reproduce import CANDIDATE_SETTINGS
+from captum_fillblanks.paper.demo import format_table
+from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS
 
 
 def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
@@ -28,7 +28,7 @@ def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
 
 
 def test_format_table_reports_scores_of_each_row():
-    from captum_fillblanks.metrics import ConsistencyCounts
+    from captum_fillblanks.attr.metrics import ConsistencyCounts
 
     counts = ConsistencyCounts(2)
     counts.add("strict", torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))

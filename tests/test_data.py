@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from captum_fillblanks.data import (
+from captum_fillblanks.paper.data import (
     MNIST,
     FashionMNIST,
     load_dataset,

@@ -5,14 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, NoiseTunnel, Saliency
-from captum.testing.helpers.basic import assertTensorAlmostEqual
-from captum.testing.helpers.basic_models import BasicModel_MultiLayer
 from torch import nn
 
 from captum_fillblanks import MaskFill, random_patch_masks
-from captum_fillblanks.masks import MaskSequence, n_blank_units
+from captum_fillblanks.attr.masks import MaskSequence, n_blank_units
 
-from conftest import SoftmaxRegression, TinyCNN
+from conftest import MultiOutput, SoftmaxRegression, TinyCNN, assert_max_close
 
 
 def reference_fill(model, x, masks, target=None, selection="correct", step_size=1.0):
@@ -54,7 +52,7 @@ def test_single_mask_update_matches_closed_form(softmax_regression, images):
     masked = (mask * images).flatten(1)
     residual = torch.softmax(masked @ W.T + c, dim=1) - F.one_hot(torch.tensor(target), 4)
     expected = (1 - mask) * (-0.5 * residual @ W).reshape(3, 1, 6, 6)
-    assertTensorAlmostEqual(None, fill, expected, delta=1e-6, mode="max")
+    assert_max_close(fill, expected)
     # the gradient is taken against the masked image: non-zero at the blanks
     assert torch.all(fill[:, :, mask == 0] != 0)
     assert torch.all(fill[:, :, mask == 1] == 0)
@@ -65,7 +63,7 @@ def test_estimator_matches_plain_loop_on_the_same_masks(tiny_cnn, images):
     method = MaskFill(tiny_cnn)
     fill = method.attribute(images, masks=masks, internal_batch_size=21)
     expected = reference_fill(tiny_cnn, images, masks)
-    assertTensorAlmostEqual(None, fill, expected, delta=1e-6, mode="max")
+    assert_max_close(fill, expected)
     assert method.counts.n_drawn == 40
 
 
@@ -137,13 +135,12 @@ def test_batch_equals_one_by_one_for_any_internal_batch_size(tiny_cnn, images):
     method = MaskFill(tiny_cnn)
     reference = method.attribute(images, n_samples=100, seed=5)
     for size in (1, 7, 1000):
-        assertTensorAlmostEqual(
-            None, method.attribute(images, n_samples=100, seed=5, internal_batch_size=size),
-            reference, delta=1e-6, mode="max",
+        assert_max_close(method.attribute(images, n_samples=100, seed=5, internal_batch_size=size),
+            reference,
         )
     for e in range(len(images)):
         alone = method.attribute(images[e : e + 1], n_samples=100, seed=5, internal_batch_size=4)
-        assertTensorAlmostEqual(None, alone, reference[e : e + 1], delta=1e-6, mode="max")
+        assert_max_close(alone, reference[e : e + 1])
 
 
 def test_same_seed_same_result_and_generator_seed(tiny_cnn, images):
@@ -169,12 +166,12 @@ def test_every_class_target_form(tiny_cnn, images, target, per_example):
     batched = method.attribute(images, target=target, n_samples=60, selection="all", seed=1)
     for e, t in enumerate(per_example):
         alone = method.attribute(images[e : e + 1], target=t, n_samples=60, selection="all", seed=1)
-        assertTensorAlmostEqual(None, batched[e : e + 1], alone, delta=1e-6, mode="max")
+        assert_max_close(batched[e : e + 1], alone)
 
 
 @pytest.mark.parametrize("target", [(0, 1, 1), [(0, 1, 0), (1, 0, 1)]])
 def test_target_loss_on_multidimensional_output_matches_saliency(target):
-    model = BasicModel_MultiLayer().eval()
+    model = MultiOutput().eval()
     x = torch.tensor([[1.0, 2.0, -1.0], [0.5, 3.0, 2.0]])
     mask = torch.tensor([1.0, 0.0, 0.0])
     fill = MaskFill(model).attribute(
@@ -185,7 +182,7 @@ def test_target_loss_on_multidimensional_output_matches_saliency(target):
     expected = Saliency(model).attribute(
         masked, target=target, abs=False, additional_forward_args=(None, True)
     )
-    assertTensorAlmostEqual(None, fill, (1 - mask) * expected, delta=1e-6, mode="max")
+    assert_max_close(fill, (1 - mask) * expected)
 
 
 def test_additional_forward_args_are_expanded_per_example(tiny_cnn, images):
@@ -197,7 +194,7 @@ def test_additional_forward_args_are_expanded_per_example(tiny_cnn, images):
         def fixed(x, s=scale[e]):
             return tiny_cnn(x, s.expand(x.shape[0]))
         alone = MaskFill(fixed).attribute(images[e : e + 1], n_samples=80, seed=2)
-        assertTensorAlmostEqual(None, batched[e : e + 1], alone, delta=1e-6, mode="max")
+        assert_max_close(batched[e : e + 1], alone)
 
 
 class TwoInputLinear(nn.Module):
@@ -224,8 +221,8 @@ def test_tuple_inputs_closed_form_and_own_masks():
     residual = torch.softmax(logits, 1) - F.one_hot(torch.tensor([0, 2]), 3)
     expected_image = (1 - image_mask) * (-residual @ model.image_weight).reshape(2, 1, 4, 4)
     expected_table = (1 - table_mask) * (-residual @ model.table_weight)
-    assertTensorAlmostEqual(None, fill_image, expected_image.detach(), delta=1e-6, mode="max")
-    assertTensorAlmostEqual(None, fill_table, expected_table.detach(), delta=1e-6, mode="max")
+    assert_max_close(fill_image, expected_image.detach())
+    assert_max_close(fill_table, expected_table.detach())
 
 
 def test_tuple_inputs_draw_one_mask_per_tensor():
@@ -258,7 +255,7 @@ def test_non_image_inputs_are_masked_by_element(shape):
     fill = method.attribute(x, loss="target", selection="all", n_samples=200, seed=0, mask_ratio=0.3)
     per_draw = n_blank_units(math.prod(shape), 0.3)  # 0.3 * 15 = 4.5 rounds up to 5
     assert torch.all(method.counts.coverage[0].flatten(1).sum(1) == 200 * per_draw)
-    assertTensorAlmostEqual(None, fill, model.weight.detach().expand_as(x), delta=1e-6, mode="max")
+    assert_max_close(fill, model.weight.detach().expand_as(x))
 
 
 def test_feature_mask_groups_are_units(tiny_cnn, images):
@@ -282,7 +279,7 @@ def test_baselines_fill_the_blanks(softmax_regression, images):
         masked = (mask * images + (1 - mask) * 0.3).flatten(1)
         logits = masked @ W.T + c
         residual = torch.softmax(logits, 1) - F.one_hot(logits.argmax(1) * 0 + softmax_regression(images).argmax(1), 4)
-        assertTensorAlmostEqual(None, fill, (1 - mask) * (-residual @ W).reshape(3, 1, 6, 6), delta=1e-6, mode="max")
+        assert_max_close(fill, (1 - mask) * (-residual @ W).reshape(3, 1, 6, 6))
 
 
 def test_works_under_no_grad_and_in_noise_tunnel(tiny_cnn, images):
@@ -295,7 +292,7 @@ def test_works_under_no_grad_and_in_noise_tunnel(tiny_cnn, images):
         images, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, n_samples=40, seed=0,
         return_convergence_delta=True,
     )
-    assertTensorAlmostEqual(None, smoothed, reference, delta=1e-6, mode="max")
+    assert_max_close(smoothed, reference)
     assert delta.shape == (3 * 3,)
 
 
@@ -329,7 +326,7 @@ def test_select_first_gives_the_same_fill(tiny_cnn, images, select_first):
     fill = method.attribute(
         images, n_samples=60, seed=3, mask_ratio=0.5, select_first=select_first, internal_batch_size=20
     )
-    assertTensorAlmostEqual(None, fill, reference, delta=1e-6, mode="max")
+    assert_max_close(fill, reference)
     assert torch.equal(method.counts.n_kept, kept)
     assert method.counts.select_first == select_first
 
@@ -380,4 +377,4 @@ def test_finished_examples_cost_no_more_passes(select_first):
     else:
         assert sum(passes) == 2 * 100 + (drawn - 100)
     alone = MaskFill(VisibleRegionModel().eval()).attribute(x[1:], n_samples=100, seed=0, internal_batch_size=10)
-    assertTensorAlmostEqual(None, fill[1:], alone, delta=1e-6, mode="max")
+    assert_max_close(fill[1:], alone)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from captum_fillblanks.masks import (
+from captum_fillblanks.attr.masks import (
     MaskSequence,
     n_blank_units,
     partition_units,

@@ -6,14 +6,14 @@ import pytest
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks import ProgressiveMaskFill
-from captum_fillblanks.metrics import (
+from captum_fillblanks.attr.metrics import (
     ROWS,
     ConsistencyCounts,
     classification_scores,
     consistency_counts,
     row_settings,
 )
-from captum_fillblanks.transforms import TransformSetting
+from captum_fillblanks.attr.transforms import TransformSetting
 
 from conftest import Brightness, TinyCNN
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_fillblanks.data import load_samples
-from captum_fillblanks.models import (
+from captum_fillblanks.paper.data import load_samples
+from captum_fillblanks.paper.models import (
     ResNet5,
     ResNet5_Weights,
     SimpleCNN,
@@ -13,7 +13,7 @@ from captum_fillblanks.models import (
     resnet5,
     simple_cnn,
 )
-from captum_fillblanks.training import evaluate_accuracy
+from captum_fillblanks.paper.training import evaluate_accuracy
 
 SHIPPED = [
     (simple_cnn, SimpleCNN_Weights.MNIST_5K, "mnist"),

@@ -1,11 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from captum.testing.helpers.basic import assertTensorAlmostEqual
 
 from captum_fillblanks import MaskFill, ProgressiveMaskFill, fill_transform, to_input_range
 
-from conftest import TinyCNN
+from conftest import TinyCNN, assert_max_close
 
 
 @pytest.fixture
@@ -64,7 +63,7 @@ def test_one_step_equals_one_fill_of_the_whole_image(tiny_cnn, images):
     update = MaskFill(tiny_cnn).attribute(
         images, masks=torch.zeros(6, 6), selection="all", target=tiny_cnn(torch.zeros_like(images)).argmax(1)
     )
-    assertTensorAlmostEqual(None, final, fill_transform(update, binarized=False), delta=1e-6, mode="max")
+    assert_max_close(final, fill_transform(update, binarized=False))
 
 
 def test_batch_equals_one_by_one(tiny_cnn, images):

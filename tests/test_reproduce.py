@@ -1,9 +1,9 @@
 import torch
 
 from captum_fillblanks import MaskFill
-from captum_fillblanks.metrics import TRANSFORMED_ROWS, consistency_counts
-from captum_fillblanks.reproduce import CANDIDATE_SETTINGS, best_settings, choose_settings, class_prototypes
-from captum_fillblanks.transforms import TransformSetting
+from captum_fillblanks.attr.metrics import TRANSFORMED_ROWS, consistency_counts
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, best_settings, choose_settings, class_prototypes
+from captum_fillblanks.attr.transforms import TransformSetting
 
 from conftest import Brightness, TinyCNN
 

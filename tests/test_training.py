@@ -10,9 +10,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from captum_fillblanks.cli import main
-from captum_fillblanks.data import load_samples
-from captum_fillblanks.models import simple_cnn
-from captum_fillblanks.training import _random_shift, evaluate_accuracy, train_model
+from captum_fillblanks.paper.data import load_samples
+from captum_fillblanks.paper.models import simple_cnn
+from captum_fillblanks.paper.training import _random_shift, evaluate_accuracy, train_model
 
 
 @pytest.fixture(scope="module")

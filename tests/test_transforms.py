@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from captum_fillblanks.transforms import (
+from captum_fillblanks.attr.transforms import (
     TransformSetting,
     binarize,
     fill_transform,

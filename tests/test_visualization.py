@@ -10,10 +10,10 @@ from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from captum_fillblanks.mask_fill import MaskFill  # noqa: E402
-from captum_fillblanks.masks import random_partition_masks  # noqa: E402
-from captum_fillblanks.transforms import fill_transform, prototype  # noqa: E402
-from captum_fillblanks.visualization import (  # noqa: E402
+from captum_fillblanks.attr.mask_fill import MaskFill  # noqa: E402
+from captum_fillblanks.attr.masks import random_partition_masks  # noqa: E402
+from captum_fillblanks.attr.transforms import fill_transform, prototype  # noqa: E402
+from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
     visualize_fill,
@@ -167,7 +167,7 @@ def test_rgb_images_are_drawn_in_colour():
     [
         (torch.rand(1, 1, 1, SIZE, SIZE), None, None, "cannot be drawn"),
         (torch.rand(2, SIZE, SIZE), None, None, "2 channels"),
-        (torch.rand(1, SIZE, SIZE), torch.ones(SIZE, SIZE + 1), None, "does not match the image"),
+        (torch.rand(1, SIZE, SIZE), torch.ones(SIZE, SIZE + 1), None, "does not match one example"),
         (torch.rand(1, SIZE, SIZE), torch.ones(3, SIZE, SIZE), None, "does not match the image"),
         (torch.rand(1, SIZE, SIZE), torch.full((SIZE, SIZE), 0.5), None, "only 0"),
         (torch.rand(1, SIZE, SIZE), None, torch.rand(1, SIZE - 1, SIZE), "does not match the images"),

@@ -1,8 +1,8 @@
 """Render the paper's figures (Figs. 1-6) and a comparison with other Captum methods.
 
-Every figure is drawn by ``captum_fillblanks.visualization`` from the output of the
+Every figure is drawn by ``captum_fillblanks.attr.visualization`` from the output of the
 package's public attribution methods, on real MNIST images: the package's bundled
-samples (:func:`captum_fillblanks.data.load_samples`), which were held out of the
+samples (:func:`captum_fillblanks.paper.data.load_samples`), which were held out of the
 shipped weights' training. Settings are small (hundreds to a few thousand masks per
 image, not the paper's 10,000) so the whole script runs in about a minute on one CPU
 core (most of it the BFGS figure).
@@ -32,9 +32,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
 
 from captum_fillblanks import MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
-from captum_fillblanks.data import load_samples, load_tensors, split_training_set  # noqa: E402
-from captum_fillblanks.models import simple_cnn  # noqa: E402
-from captum_fillblanks.visualization import (  # noqa: E402
+from captum_fillblanks.paper.data import load_samples, load_tensors, split_training_set  # noqa: E402
+from captum_fillblanks.paper.models import simple_cnn  # noqa: E402
+from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
     visualize_mask_fill,
@@ -146,7 +146,7 @@ def fig4_grid(model, images, labels) -> None:
 def fig5_second_order(model, images, labels) -> None:
     """Fig. 5: prototypes from first-order and BFGS (second-order) updates, binarized
     and not."""
-    from captum_fillblanks.bfgs import BFGSMaskFill
+    from captum_fillblanks.attr.bfgs import BFGSMaskFill
 
     chosen = first_of(labels, [0, 3, 5, 8])
     kwargs = dict(target=labels[chosen], n_samples=N_SAMPLES // 4, seed=SEED)

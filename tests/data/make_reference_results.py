@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import captum_fillblanks as cf
-from captum_fillblanks.data import load_samples
-from captum_fillblanks.models import simple_cnn
+from captum_fillblanks.paper.data import load_samples
+from captum_fillblanks.paper.models import simple_cnn
 
 
 def compute() -> dict:

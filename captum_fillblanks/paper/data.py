@@ -11,7 +11,7 @@ read: a ``.gz`` file is decompressed into a temporary folder by torchvision's
 and the copy deleted.
 
 The package also ships about 100 real images per data set (:func:`load_samples`) for
-the offline demo; ``captum_fillblanks/samples/README.md`` says where they come from.
+the offline demo; ``captum_fillblanks/paper/samples/README.md`` says where they come from.
 """
 
 from __future__ import annotations

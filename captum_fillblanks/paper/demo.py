@@ -12,18 +12,13 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from .data import load_samples
-from .mask_fill import MaskFill
-from .masks import random_patch_masks
-from .metrics import ROWS, ConsistencyCounts, consistency_counts
-from .models import resnet5, simple_cnn
-from .progressive import ProgressiveMaskFill
-from .transforms import prototype
+from ..attr.mask_fill import MaskFill
+from ..attr.masks import random_patch_masks
+from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
+from .models import DEFAULT_ARCH, MODELS
+from ..attr.progressive import ProgressiveMaskFill
+from ..attr.transforms import prototype
 
-# data set -> (model builder, display name); each uses its shipped DEFAULT weights
-DEMO_MODELS: Dict[str, tuple] = {
-    "mnist": (simple_cnn, "SimpleCNN"),
-    "fashion-mnist": (resnet5, "ResNet5"),
-}
 
 
 def _save(figure, path: Path, written: List[Path]) -> None:
@@ -46,7 +41,7 @@ def run_demo(
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from .visualization import (
+    from ..attr.visualization import (
         visualize_expected_fill,
         visualize_mask_fill,
         visualize_progressive,
@@ -56,8 +51,9 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     results: Dict[str, ConsistencyCounts] = {}
-    for dataset, (builder, name) in DEMO_MODELS.items():
-        model = builder(weights="DEFAULT")
+    for dataset, arch in DEFAULT_ARCH.items():
+        builder, weights, name = MODELS[dataset, arch]
+        model = builder(weights=weights)
         images, labels = load_samples(dataset)
         n_classes = int(labels.max()) + 1
         first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(n_classes)])
@@ -113,7 +109,7 @@ def run_demo(
 
 def format_table(results: Dict[str, ConsistencyCounts], models: Optional[Dict[str, str]] = None) -> str:
     """Table 1 as Markdown: one row per data set and way of rebuilding the image."""
-    models = models or {name: DEMO_MODELS[name][1] for name in results if name in DEMO_MODELS}
+    models = models or {name: MODELS[name, DEFAULT_ARCH[name]][2] for name in results if name in DEFAULT_ARCH}
     lines = [
         "| data set | model | images | rebuilt image | accuracy | macro F1 | weighted F1 |",
         "|---|---|---|---|---|---|---|",

@@ -32,6 +32,8 @@ __all__ = [
     "ResNet5_Weights",
     "simple_cnn",
     "resnet5",
+    "MODELS",
+    "DEFAULT_ARCH",
 ]
 
 MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
@@ -152,7 +154,7 @@ def _init_like_torchvision_resnet(model: nn.Module) -> None:
 
 @dataclass(frozen=True)
 class Weights:
-    """One trained weight file shipped in ``captum_fillblanks/weights``.
+    """One trained weight file shipped in ``captum_fillblanks/paper/weights``.
 
     Attributes:
         file_name (str): The file's name inside the package.
@@ -215,7 +217,7 @@ def _recipe(dataset: str, arch: str, **settings: Any) -> dict[str, Any]:
 _MNIST_5K_SPLIT = (
     "the 5,000-image MNIST training subset (500 per digit, ../shared/data/mnist) minus "
     "the last 50 images of each digit in file order, held out (see "
-    "captum_fillblanks.data.split_training_set): 4,500 images"
+    "captum_fillblanks.paper.data.split_training_set): 4,500 images"
 )
 
 
@@ -259,7 +261,7 @@ class ResNet5_Weights(_WeightsEnum):
             "training_split": (
                 "the 60,000-image Fashion-MNIST training split minus the last 500 images "
                 "of each class in file order, held out for validation (see "
-                "captum_fillblanks.data.split_training_set): 55,000 images"
+                "captum_fillblanks.paper.data.split_training_set): 55,000 images"
             ),
             "t10k_accuracy": 0.9232,
             "num_params": 77_290,
@@ -353,3 +355,14 @@ def resnet5(
     """
     weights = ResNet5_Weights.verify(weights, "resnet5")
     return _build(ResNet5, weights, in_channels, num_classes, **kwargs)
+
+
+#: The shipped models: (data set, architecture) -> (builder, shipped weights, display
+#: name). ``reproduce``, the demo and the command line all read this one table.
+MODELS = {
+    ("mnist", "simple-cnn"): (simple_cnn, SimpleCNN_Weights.MNIST_5K, "SimpleCNN"),
+    ("mnist", "resnet5"): (resnet5, ResNet5_Weights.MNIST_5K, "ResNet5"),
+    ("fashion-mnist", "resnet5"): (resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5"),
+}
+#: The architecture each data set uses unless told otherwise (the paper's Figs. 1-2).
+DEFAULT_ARCH = {"mnist": "simple-cnn", "fashion-mnist": "resnet5"}

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .mask_fill import MaskFill
-from .masks import random_patch_masks
+from .masks import apply_masks, random_patch_masks
 from .progressive import ProgressiveMaskFill
 from .transforms import InputRange, TransformSetting, filled_image, prototype
 
@@ -52,7 +52,7 @@ ROWS = {
 }
 
 #: The rows whose rebuilt image goes through the transform ``T``, and so depend on its
-#: setting (:class:`~captum_fillblanks.transforms.TransformSetting`).
+#: setting (:class:`~captum_fillblanks.attr.transforms.TransformSetting`).
 TRANSFORMED_ROWS = tuple(row for row in ROWS if row != "control")
 
 RowSettings = Union[TransformSetting, Mapping[str, TransformSetting]]
@@ -158,6 +158,7 @@ def consistency_counts(
     n_steps: int = 4,
     transform: RowSettings = TransformSetting(),
     input_range: InputRange = (0.0, 1.0),
+    baselines: Union[float, Tensor] = 0.0,
     control_model: Optional[Callable] = None,
     control_samples: Optional[int] = None,
     internal_batch_size: Optional[int] = None,
@@ -178,8 +179,9 @@ def consistency_counts(
     images, and ``control_fill`` the control model's (``target`` = the trained model's
     predictions, ``selection="all"``); either makes the scoring cheap to repeat for other
     settings of ``T``. ``transform`` is one
-    :class:`~captum_fillblanks.transforms.TransformSetting` for every transformed row or
-    one per row (:func:`row_settings`). ``max_draws`` bounds the draws of the trained
+    :class:`~captum_fillblanks.attr.transforms.TransformSetting` for every transformed row or
+    one per row (:func:`row_settings`). ``baselines`` is what a blank holds, as in
+    :meth:`MaskFill.attribute`. ``max_draws`` bounds the draws of the trained
     model's fill (MaskFill's default: ``10 * n_samples``).
     Everything goes through the public API (:class:`MaskFill`,
     :class:`ProgressiveMaskFill`, the transforms).
@@ -192,10 +194,10 @@ def consistency_counts(
         1, images.shape[-2], images.shape[-1], mask_ratio=mask_ratio, patch_size=patch_size,
         generator=torch.Generator().manual_seed(seed),
     )[0].to(images.device)
-    masked = images * mask
     blank = (mask == 0).expand_as(images)
+    masked = apply_masks(images, blank, baselines)
     fill = fill if fill is not None else MaskFill(model).attribute(
-        images, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
+        images, baselines=baselines, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
         internal_batch_size=internal_batch_size, show_progress=show_progress, max_draws=max_draws,
     )
     # row -> (rebuilt image, the label it is scored against)
@@ -214,7 +216,7 @@ def consistency_counts(
             key = (settings[row], fixed)
             if key not in runs:  # rows that share a setting share the run
                 x_k = progressive.attribute(
-                    images, target=reference if fixed else None, n_steps=n_steps, patch_size=patch_size,
+                    images, target=reference if fixed else None, baselines=baselines, n_steps=n_steps, patch_size=patch_size,
                     input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
                     **settings[row].kwargs(),
                 )
@@ -223,7 +225,7 @@ def consistency_counts(
             rebuilt[row] = (x_k, y_k if label == "last" else reference)
     if control_model is not None and control_fill is None:
         control_fill = MaskFill(control_model).attribute(
-            images, target=reference, selection="all", n_samples=control_samples or n_samples,
+            images, target=reference, baselines=baselines, selection="all", n_samples=control_samples or n_samples,
             mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
             internal_batch_size=internal_batch_size,
         )

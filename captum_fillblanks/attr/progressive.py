@@ -6,22 +6,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
-from captum._utils.common import _format_output
-from captum._utils.progress import progress
-from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ._problem import (
-    FillProblem,
-    LossFn,
-    default_unit_maps,
-    feature_unit_maps,
-    format_inputs,
-    slice_examples,
-)
-from .mask_fill import _check_positive_int
+from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
+from ._problem import FillProblem, LossFn, format_inputs, slice_examples, unit_maps
+from ._checks import check_positive_int
 from .masks import SeedLike, partition_units, resolve_seed
 from .transforms import InputRange, TransformSetting, to_input_range
 
@@ -113,7 +104,7 @@ class ProgressiveMaskFill(GradientAttribution):
                 thresholding. Default: True.
             normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
                 normalization of ``T`` over each group
-                (:func:`~captum_fillblanks.transforms.normalize_over_blanks`).
+                (:func:`~captum_fillblanks.attr.transforms.normalize_over_blanks`).
                 Default: "max_abs".
             input_range (tuple, optional): the values written for ``0`` (background)
                 and ``1`` (ink): numbers, or tensors of one value per channel
@@ -133,9 +124,9 @@ class ProgressiveMaskFill(GradientAttribution):
             >>> pmf.steps.images.shape, pmf.steps.labels.shape
             (torch.Size([4, 2, 1, 28, 28]), torch.Size([4, 2]))
         """
-        _check_positive_int("n_steps", n_steps)
-        _check_positive_int("patch_size", patch_size)
-        _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        check_positive_int("n_steps", n_steps)
+        check_positive_int("patch_size", patch_size)
+        check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         transform = TransformSetting(normalization, threshold, binarized)  # checks them
         seed = resolve_seed(seed)
         is_tuple, formatted = format_inputs(inputs)
@@ -159,9 +150,9 @@ class ProgressiveMaskFill(GradientAttribution):
         images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
         labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
         self.steps = ProgressiveSteps(
-            _format_output(is_tuple, images), _format_output(is_tuple, parts[0][3]), labels
+            format_output(is_tuple, images), format_output(is_tuple, parts[0][3]), labels
         )
-        return _format_output(is_tuple, final)
+        return format_output(is_tuple, final)
 
     def _fill(
         self, inputs, target, additional_forward_args, baselines, feature_mask, show_progress,
@@ -170,15 +161,12 @@ class ProgressiveMaskFill(GradientAttribution):
         problem = FillProblem(
             self.forward_func, inputs, target, additional_forward_args, baselines, loss, "all"
         )
-        if feature_mask is None:
-            unit_maps, groups, n_units = default_unit_maps(problem.inputs, patch_size)
-        else:
-            unit_maps, groups, n_units = feature_unit_maps(feature_mask, problem.inputs)
+        units = unit_maps(problem.inputs, feature_mask, patch_size)
         generator = torch.Generator().manual_seed(seed)
         # partition_units checks that every step gets at least one unit
-        step_of_unit = [partition_units(n, n_steps, generator) for n in n_units]
+        step_of_unit = [partition_units(n, n_steps, generator) for n in units.n_units]
         step_of_element = tuple(
-            step_of_unit[g].to(m.device)[m] for m, g in zip(unit_maps, groups)
+            step_of_unit[g].to(m.device)[m] for m, g in zip(units.maps, units.groups)
         )
 
         current = tuple(t.clone() for t in problem.inputs)

@@ -20,7 +20,7 @@ Arguments shared by every function:
 - **Masks** follow the package's convention: ``(H, W)``, ``1`` = kept, ``0`` = blank
   (also ``(1, H, W)``, or one per example ``(B, H, W)``).
 - ``input_range`` (tuple): the values of the model's input that mean background and
-  ink (see :func:`~captum_fillblanks.transforms.to_input_range`), each a number or a
+  ink (see :func:`~captum_fillblanks.attr.transforms.to_input_range`), each a number or a
   tensor of one value per channel (``(1, C, 1, 1)``, for normalized RGB). Images are
   drawn with ``input_range[0]`` as black and ``input_range[1]`` as white, per channel;
   values outside are clipped. Default: ``(0.0, 1.0)``.
@@ -52,6 +52,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from .mask_fill import MaskFill
+from .masks import apply_masks, blank_stack
 from .transforms import InputRange, filled_image, prototype, signed_update
 
 __all__ = [
@@ -144,22 +145,17 @@ def _like(value: Any, name: str, images: Tensor) -> Tensor:
 
 
 def _blanks(mask: Any, name: str, images: Tensor) -> Tensor:
-    """A mask (``1`` kept, ``0`` blank) as a ``(N, 1, H, W)`` bool tensor, True = blank."""
+    """A mask (``1`` kept, ``0`` blank), or one per image, as a ``(N, 1, H, W)`` bool
+    tensor, True = blank (:func:`~captum_fillblanks.attr.masks.blank_stack`)."""
     m, _ = _as_tensor(mask, name)
-    shape = tuple(m.shape)
     n, _, h, w = images.shape
-    if m.dim() == 4 and m.shape[1] == 1:
-        m = m[:, 0]
-    elif m.dim() == 2:
-        m = m[None]
-    if m.dim() != 3 or m.shape[-2:] != (h, w) or m.shape[0] not in (1, n):
+    stack = blank_stack(m, (1, h, w), name)
+    if stack.shape[0] not in (1, n):
         raise ValueError(
-            f"{name} of shape {shape} does not match the image(s), {n} of height and width "
+            f"{name} of shape {tuple(m.shape)} does not match the image(s), {n} of height and width "
             f"({h}, {w}): expected a mask (H, W) = ({h}, {w}), or one per image ({n}, {h}, {w})"
         )
-    if not bool(((m == 0) | (m == 1)).all()):
-        raise ValueError(f"{name} must hold only 0 (blank) and 1 (kept)")
-    return (m == 0)[:, None].expand(n, 1, h, w)
+    return stack.expand(n, 1, h, w)
 
 
 def _check_range(input_range: InputRange) -> Tuple[Tensor, Tensor]:
@@ -191,10 +187,10 @@ def _fit_dims(value: Tensor, dims: int) -> Tensor:
 
 
 def _masked(images: Tensor, blank: Tensor, baselines: Union[float, Tensor]) -> Tensor:
-    """``M(x) = m * x + (1 - m) * b`` (SPEC), for drawing."""
+    """``M(x)`` for drawing, on the CPU."""
     if isinstance(baselines, Tensor):
-        baselines = baselines.detach().to("cpu", torch.float32)
-    return torch.where(blank, torch.as_tensor(baselines, dtype=images.dtype), images)
+        baselines = baselines.detach().cpu()
+    return apply_masks(images, blank, baselines)
 
 
 def _hwc(image: Tensor) -> np.ndarray:
@@ -343,7 +339,7 @@ def visualize_fill(
        :data:`SIGNED_OVERLAY_CMAP` (transparent where the update is zero, so kept pixels
        show ``M(x)`` unchanged);
     3. ``M(x) + T(delta)``: the blanks filled with the transformed update
-       (:func:`~captum_fillblanks.transforms.filled_image`).
+       (:func:`~captum_fillblanks.attr.transforms.filled_image`).
 
     The update is what ``MaskFill(model).attribute(x, masks=mask, selection="all")``
     returns for that one mask; :func:`visualize_mask_fill` computes it and calls this.
@@ -362,7 +358,7 @@ def visualize_fill(
         binarized (bool, optional): ``False`` draws ``T`` without the threshold.
             Default: True.
         normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
-            normalization of ``T`` (:mod:`captum_fillblanks.transforms`).
+            normalization of ``T`` (:mod:`captum_fillblanks.attr.transforms`).
             Default: "max_abs".
         show_inputs (bool, optional): add two first panels, the image ``x`` and the
             blanks of the mask (white). Default: False.
@@ -381,7 +377,7 @@ def visualize_fill(
     Examples::
 
         >>> import torch
-        >>> from captum_fillblanks.visualization import visualize_fill
+        >>> from captum_fillblanks.attr.visualization import visualize_fill
         >>> image = torch.rand(1, 28, 28)
         >>> mask = torch.ones(28, 28); mask[10:18, 10:18] = 0
         >>> figure, axes = visualize_fill(image, mask, torch.randn(1, 28, 28))
@@ -465,14 +461,12 @@ def visualize_mask_fill(
         raise ValueError(f"image must be (C, H, W) or (B, C, H, W), got shape {tuple(image.shape)}")
     batch = image if image.dim() == 4 else image[None]
     mask_tensor = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask)
-    mask_tensor = mask_tensor.to(device=batch.device, dtype=batch.dtype)
-    if mask_tensor.dim() == 3 and mask_tensor.shape[0] == 1:
-        mask_tensor = mask_tensor[0]
-    if mask_tensor.dim() != 2:
+    if blank_stack(mask_tensor, batch.shape[1:], "mask").shape[0] != 1:
         raise ValueError(
             f"mask must be one (H, W) mask, got shape {tuple(mask_tensor.shape)}; for a "
             "stack of masks MaskFill returns their average, not one update per mask"
         )
+    mask_tensor = mask_tensor.to(device=batch.device, dtype=batch.dtype).reshape(batch.shape[-2:])
     update = MaskFill(forward_func).attribute(
         batch,
         target=target,
@@ -507,7 +501,7 @@ def visualize_expected_fill(
 
     Panels: the image ``x``; the fill ``E[delta]`` as a signed heat map (Captum's
     ``heat_map`` with ``sign="all"``; red positive, blue negative); the prototype
-    ``T(fill)`` over all pixels (:func:`~captum_fillblanks.transforms.prototype`); and,
+    ``T(fill)`` over all pixels (:func:`~captum_fillblanks.attr.transforms.prototype`); and,
     if ``mask`` is given, ``M(x) + T(fill)`` with the fill normalized over that mask's
     blanks (section 4.1's visualization).
 
@@ -580,7 +574,7 @@ def visualize_prototypes(
     Args:
         prototypes (Tensor, ndarray or sequence of them): a batch of images, or a
             sequence of single images, in input values (e.g. from
-            :func:`~captum_fillblanks.transforms.prototype`).
+            :func:`~captum_fillblanks.attr.transforms.prototype`).
         titles (sequence, optional): one title per image (class names or labels; each is
             passed through ``str``). Default: None.
         ncols (int, optional): images per row. Default: 5.
@@ -667,7 +661,7 @@ def visualize_progressive(
     Examples::
 
         >>> import torch
-        >>> from captum_fillblanks.masks import random_partition_masks
+        >>> from captum_fillblanks.attr.masks import random_partition_masks
         >>> groups = random_partition_masks(4, 28, 28)
         >>> figure, axes = visualize_progressive(torch.rand(4, 2, 1, 28, 28), groups, example=1)
         >>> axes.shape

@@ -27,6 +27,8 @@ __all__ = [
     "random_partition_masks",
     "resolve_seed",
     "MaskSequence",
+    "blank_stack",
+    "apply_masks",
 ]
 
 SeedLike = Union[int, torch.Generator, None]
@@ -210,3 +212,54 @@ class MaskSequence:
                 pieces[group].append(block[offset:end])
             position += end - offset
         return tuple(torch.cat(p) for p in pieces)
+
+
+def blank_stack(mask: Tensor, example_shape: Sequence[int], name: str = "mask") -> Tensor:
+    """A caller's mask, or stack of masks, as blank indicators: ``(n, *S)`` bool, ``True``
+    = blank, where ``S`` broadcasts to ``example_shape`` (the shape of one example).
+
+    A mask uses ``1`` = kept and ``0`` = blank. For images (``example_shape`` of
+    ``(C, H, W)``) a mask is ``(H, W)``, a stack ``(n, H, W)`` or ``(n, C or 1, H, W)``,
+    shared over channels where it has one; for other inputs a mask is shaped like one
+    example (broadcastable) and a stack has a leading mask dimension.
+
+    Raises:
+        TypeError: ``mask`` is not a Tensor.
+        ValueError: it does not fit ``example_shape``, is an empty stack, or holds
+            values other than 0 and 1. The message names ``name``.
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(mask).__name__}")
+    example_shape = tuple(example_shape)
+    rank = len(example_shape)
+    if rank == 3 and mask.dim() in (2, 3):
+        stack = mask.reshape(-1, 1, *mask.shape[-2:])  # spatial masks, shared over channels
+    elif mask.dim() == rank + 1:
+        stack = mask
+    elif mask.dim() == rank:
+        stack = mask[None]
+    else:
+        stack = None
+    try:
+        fits = stack is not None and torch.broadcast_shapes(stack.shape[1:], example_shape) == example_shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name} of shape {tuple(mask.shape)} does not match one example of shape "
+            f"{example_shape}: give one mask shaped like one example (for images (H, W)) "
+            "or a stack with a leading mask dimension"
+        )
+    if stack.shape[0] == 0:
+        raise ValueError(f"{name} is an empty stack: give at least one mask")
+    if not bool(((stack == 0) | (stack == 1)).all()):
+        raise ValueError(f"{name} must hold only 0 (blank) and 1 (kept)")
+    return stack == 0
+
+
+def apply_masks(inputs: Tensor, blank: Tensor, baseline: Union[float, Tensor] = 0.0) -> Tensor:
+    """The masked input ``M(x) = m * x + (1 - m) * b``: ``baseline`` where ``blank`` is
+    ``True``, ``inputs`` elsewhere (all broadcast together)."""
+    if not isinstance(baseline, Tensor):
+        baseline = torch.tensor(float(baseline))
+    return torch.where(blank, baseline.to(inputs.device, inputs.dtype), inputs)

@@ -18,13 +18,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .bfgs import BFGSMaskFill, fill_cosine_similarity
+from ..attr._captum_compat import progress
+from ..attr.bfgs import BFGSMaskFill, fill_cosine_similarity
 from .data import load_tensors, sample_indices, split_training_set
-from .mask_fill import MaskFill
-from .metrics import ROWS, TRANSFORMED_ROWS, ConsistencyCounts, consistency_counts
-from .models import ResNet5_Weights, SimpleCNN_Weights, resnet5, simple_cnn
-from .progressive import ProgressiveMaskFill
-from .transforms import NORMALIZATIONS, TransformSetting, prototype
+from ..attr.mask_fill import MaskFill
+from ..attr.metrics import ROWS, TRANSFORMED_ROWS, ConsistencyCounts, consistency_counts
+from .models import DEFAULT_ARCH, MODELS
+from ..attr.progressive import ProgressiveMaskFill
+from ..attr.transforms import NORMALIZATIONS, TransformSetting, prototype
 
 __all__ = [
     "class_prototypes",
@@ -32,23 +33,11 @@ __all__ = [
     "best_settings",
     "reproduce",
     "CANDIDATE_SETTINGS",
-    "MODELS",
-    "DEFAULT_ARCH",
     "PAPER_TABLE_1",
 ]
 
 #: The paper's Table 1 (MNIST, "ResNet5"), in percent: accuracy, macro F1, weighted F1.
 PAPER_TABLE_1 = {"random": (99, 99, 99), "progressive": (93, 93, 93)}
-
-#: (data set, architecture) -> (builder, shipped weights, display name)
-MODELS = {
-    ("mnist", "simple-cnn"): (simple_cnn, SimpleCNN_Weights.MNIST_5K, "SimpleCNN"),
-    ("mnist", "resnet5"): (resnet5, ResNet5_Weights.MNIST_5K, "ResNet5"),
-    ("fashion-mnist", "resnet5"): (resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5"),
-}
-#: The architecture each data set uses unless told otherwise (the paper's Figs. 1-2).
-DEFAULT_ARCH = {"mnist": "simple-cnn", "fashion-mnist": "resnet5"}
-
 
 def class_prototypes(
     model: Callable,
@@ -68,7 +57,7 @@ def class_prototypes(
     Returns:
         (Tensor, Tensor): ``(n_classes, *image_shape)`` mean fill per class (zero for a
         class without images) and ``(n_classes,)`` image counts. Show them with
-        :func:`captum_fillblanks.transforms.prototype`.
+        :func:`captum_fillblanks.attr.transforms.prototype`.
     """
     sums, counts = None, torch.zeros(n_classes, dtype=torch.long)
     method = MaskFill(model)
@@ -119,7 +108,7 @@ def choose_settings(
     consistency table, each the candidate under which the model recognises that row's
     rebuilt images best, chosen on validation images (never on the images scored).
 
-    Every candidate is scored with :func:`~captum_fillblanks.metrics.consistency_counts`
+    Every candidate is scored with :func:`~captum_fillblanks.attr.metrics.consistency_counts`
     on the same ``fill`` (and ``control_fill``), so only the progressive rows are
     recomputed per candidate. Ties go to the candidate that comes first in
     ``candidates``. The random-model control gets its own best setting too: a control
@@ -183,8 +172,6 @@ def _class_balanced(indices: Tensor, labels: Tensor, n: int) -> Tensor:
 
 
 def _progress(iterable, desc, show):
-    from captum._utils.progress import progress
-
     return progress(iterable, desc=desc, disable=not show)
 
 
@@ -363,7 +350,7 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
     """Figs. 2-6 into ``out``; returns file name -> caption."""
     from matplotlib import pyplot as plt
 
-    from .visualization import (
+    from ..attr.visualization import (
         visualize_comparison,
         visualize_parameter_grid,
         visualize_progressive,

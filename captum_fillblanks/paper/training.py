@@ -82,7 +82,7 @@ def train_model(
             device its parameters are on.
         train_data (Dataset or (Tensor, Tensor)): Training images and int labels: a
             ``Dataset`` of ``(image tensor, label)`` items, or the tensors
-            ``(images, labels)`` as :func:`captum_fillblanks.data.load_tensors` gives
+            ``(images, labels)`` as :func:`captum_fillblanks.paper.data.load_tensors` gives
             them (faster).
         epochs (int): Passes over the training data.
         batch_size (int, optional): Images per step. Default: 64.
@@ -98,8 +98,8 @@ def train_model(
 
     Examples::
 
-        >>> from captum_fillblanks.data import load_tensors
-        >>> from captum_fillblanks.models import simple_cnn
+        >>> from captum_fillblanks.paper.data import load_tensors
+        >>> from captum_fillblanks.paper.models import simple_cnn
         >>> images, labels = load_tensors("mnist", "../shared/data/mnist")
         >>> _ = torch.manual_seed(0)
         >>> model = train_model(simple_cnn(), (images, labels), epochs=1, show_progress=False)

@@ -8,21 +8,21 @@ only handles tuples of masked copies and their updates.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from captum._utils.common import (
-    _expand_additional_forward_args,
-    _expand_target,
-    _format_additional_forward_args,
-    _format_tensor_into_tuples,
-    _run_forward,
-    _select_targets,
+from ._captum_compat import (
+    expand_additional_forward_args,
+    expand_target,
+    format_additional_forward_args,
+    format_tensor_into_tuples,
+    run_forward,
+    select_targets,
 )
 from torch import Tensor, nn
 
-from .masks import n_blank_units, patch_grid
+from .masks import apply_masks, patch_grid
 
 LossFn = Callable[[Tensor, Any], Tensor]
 LOSSES = ("cross_entropy", "target")
@@ -32,7 +32,7 @@ SELECTIONS = ("correct", "all")
 def format_inputs(inputs: Any) -> Tuple[bool, Tuple[Tensor, ...]]:
     """Check ``inputs`` and return ``(was_tuple, tuple_of_detached_tensors)``."""
     is_tuple = isinstance(inputs, tuple)
-    formatted = _format_tensor_into_tuples(inputs) if isinstance(inputs, (Tensor, tuple)) else None
+    formatted = format_tensor_into_tuples(inputs) if isinstance(inputs, (Tensor, tuple)) else None
     if not formatted or not all(isinstance(t, Tensor) for t in formatted):
         raise TypeError(
             f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
@@ -114,7 +114,7 @@ def feature_unit_maps(
 ) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...]]:
     """Units from a Captum ``feature_mask``: each distinct id is one unit, shared across
     the tensors of a tuple (as in ``FeatureAblation``)."""
-    masks = _format_tensor_into_tuples(feature_mask)
+    masks = format_tensor_into_tuples(feature_mask)
     if not isinstance(masks, tuple) or len(masks) != len(inputs):
         raise ValueError(
             f"feature_mask must give one tensor per input tensor ({len(inputs)}), "
@@ -173,7 +173,7 @@ class FillProblem:
         self.batch_size = self.inputs[0].shape[0]
         self.device = self.inputs[0].device
         self.baselines = format_baselines(baselines, self.inputs)
-        self.additional_forward_args = _format_additional_forward_args(additional_forward_args)
+        self.additional_forward_args = format_additional_forward_args(additional_forward_args)
         if not (callable(loss) or loss in LOSSES):
             raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
         if selection not in SELECTIONS:
@@ -186,7 +186,7 @@ class FillProblem:
 
         with torch.no_grad():
             outputs = self.forward(self.inputs, 1)
-            _select_targets(outputs, target)  # raises exactly what Captum's Saliency raises
+            select_targets(outputs, target)  # raises exactly what Captum's Saliency raises
         self.labels = self._class_labels(outputs, target)
         needs_classes = loss == "cross_entropy" or selection == "correct"
         if needs_classes and self.labels is None:
@@ -217,7 +217,7 @@ class FillProblem:
         """Extra forward arguments for ``n_masks`` stacked copies (or only ``rows`` of them)."""
         if n_masks not in self._expanded_args:
             self._expanded_args = {
-                n_masks: _expand_additional_forward_args(self.additional_forward_args, n_masks)
+                n_masks: expand_additional_forward_args(self.additional_forward_args, n_masks)
             }
         args = self._expanded_args[n_masks]
         if rows is None or args is None:
@@ -233,7 +233,7 @@ class FillProblem:
     ) -> Tensor:
         """Model outputs for ``n_masks`` stacked copies of the batch (or ``rows`` of them)."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            outputs = _run_forward(self.forward_func, batch, None, self.expanded_args(n_masks, rows))
+            outputs = run_forward(self.forward_func, batch, None, self.expanded_args(n_masks, rows))
         if not isinstance(outputs, Tensor):
             raise TypeError(
                 f"forward_func must return a Tensor, got {type(outputs).__name__}"
@@ -248,7 +248,7 @@ class FillProblem:
 
     def row_target(self, n_masks: int, rows: Optional[Tensor] = None) -> Any:
         """Captum's target expanded to the rows, for targets that are not class indices."""
-        target = _expand_target(self.target, n_masks)
+        target = expand_target(self.target, n_masks)
         if rows is None or not isinstance(target, (list, Tensor)) or (
             isinstance(target, Tensor) and target.numel() == 1
         ):
@@ -277,7 +277,7 @@ class FillProblem:
             if labels is not None:
                 selected = outputs.gather(1, labels[:, None]).squeeze(1)
             else:
-                selected = _select_targets(outputs, self.row_target(n_masks, rows))
+                selected = select_targets(outputs, self.row_target(n_masks, rows))
             selected = selected.reshape(selected.shape[0], -1) if selected.dim() > 0 else selected
             if selected.dim() != 2 or selected.shape[1] != 1:
                 raise ValueError(
@@ -342,11 +342,10 @@ class FillProblem:
         ``inputs`` replaces the call's inputs as ``x`` (the progressive method masks the
         current image). Returns the copies flattened mask-major to ``(n * B, ...)``.
         """
-        masked = []
-        for tensor, baseline, blank in zip(inputs or self.inputs, self.baselines, blanks):
-            copies = torch.where(blank, baseline, tensor)  # (n, B, ...)
-            masked.append(copies.reshape(-1, *tensor.shape[1:]))
-        return tuple(masked)
+        return tuple(
+            apply_masks(tensor, blank, baseline).reshape(-1, *tensor.shape[1:])  # (n, B, ...) -> (n * B, ...)
+            for tensor, baseline, blank in zip(inputs or self.inputs, self.baselines, blanks)
+        )
 
 
 def warn_if_training(forward_func: Callable) -> None:
@@ -360,15 +359,22 @@ def warn_if_training(forward_func: Callable) -> None:
         )
 
 
-def units_and_ratio(
-    inputs: Tuple[Tensor, ...], feature_mask: Any, patch_size: int, mask_ratio: float
-) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]:
-    """Unit maps, groups, units per group and blanks per group for one call."""
+class Units(NamedTuple):
+    """The units a mask blanks, for one call: per input a unit map (unit index of each
+    element, broadcastable to the input), the group of units it draws from, and the
+    number of units in each group."""
+
+    maps: Tuple[Tensor, ...]
+    groups: Tuple[int, ...]
+    n_units: Tuple[int, ...]
+
+
+def unit_maps(inputs: Tuple[Tensor, ...], feature_mask: Any, patch_size: int) -> Units:
+    """The units of one call: the groups of ``feature_mask`` when given, else patches of
+    4-D inputs and single elements of other inputs (SPEC, "Other shapes")."""
     if feature_mask is None:
-        maps, groups, n_units = default_unit_maps(inputs, patch_size)
-    else:
-        maps, groups, n_units = feature_unit_maps(feature_mask, inputs)
-    return maps, groups, n_units, tuple(n_blank_units(n, mask_ratio) for n in n_units)
+        return Units(*default_unit_maps(inputs, patch_size))
+    return Units(*feature_unit_maps(feature_mask, inputs))
 
 
 def slice_examples(value: Any, rows: slice, batch_size: int, *, is_target: bool = False) -> Any:

@@ -24,12 +24,13 @@ from typing import Any, Callable, Deque, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
 
+from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from ._problem import FillProblem
-from .mask_fill import MaskFill, _check_positive_int
+from ._checks import check_positive_int
+from .mask_fill import MaskFill
 
 __all__ = [
     "BFGSMaskFill",
@@ -515,7 +516,7 @@ class BFGSMaskFill(MaskFill):
             >>> fill_cosine_similarity(first, second).shape
             torch.Size([2])
         """
-        _check_positive_int("n_iter", n_iter)
+        check_positive_int("n_iter", n_iter)
         _check_memory(memory)
         _resolve_line_search(line_search)
         # an update costs several passes here, so by default only kept copies get one

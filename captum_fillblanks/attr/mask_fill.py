@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
-from captum._utils.common import _format_output
-from captum._utils.progress import progress
-from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ._problem import FillProblem, LossFn, units_and_ratio
-from .masks import MaskSequence, SeedLike, resolve_seed
+from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
+from ._checks import check_positive_int
+from ._problem import FillProblem, LossFn, Units, unit_maps
+from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
 __all__ = ["MaskFill", "FillCounts", "default_internal_batch_size"]
 
@@ -44,15 +43,6 @@ class FillCounts:
     select_first: bool = False
 
 
-def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
 def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
     """Masked copies per forward pass when the caller gives none.
 
@@ -67,58 +57,26 @@ def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
 
 
 def format_user_masks(masks: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-    """Caller-given masks (``1`` kept, ``0`` blank) as element blank indicators ``(n, 1, ...)``.
-
-    For a 4-D input ``(B, C, H, W)`` a mask is ``(H, W)``, a stack ``(n, H, W)`` or
-    ``(n, C or 1, H, W)``; for an input of another rank ``(B, *S)`` a mask has shape ``S``
-    (broadcastable) and a stack ``(n, *S)``. Tuple inputs take a tuple of masks.
-    """
+    """Caller-given masks (``1`` kept, ``0`` blank) as element blank indicators
+    ``(n, 1, ...)``, one stack per input (:func:`~captum_fillblanks.attr.masks.blank_stack`)."""
     given = masks if isinstance(masks, tuple) else (masks,)
     if len(given) != len(inputs):
         raise ValueError(f"masks must give one mask (or stack) per input tensor ({len(inputs)}), got {len(given)}")
-    blanks = []
-    for i, (mask, tensor) in enumerate(zip(given, inputs)):
-        if not isinstance(mask, Tensor):
-            raise TypeError(f"masks[{i}] must be a Tensor, got {type(mask).__name__}")
-        sample_rank = tensor.dim() - 1
-        if tensor.dim() == 4 and mask.dim() in (2, 3):
-            stack = mask.reshape(-1, 1, *mask.shape[-2:])  # spatial masks, shared over channels
-        elif mask.dim() == sample_rank + 1:
-            stack = mask
-        elif mask.dim() == sample_rank:
-            stack = mask[None]
-        else:
-            raise ValueError(
-                f"masks[{i}] of shape {tuple(mask.shape)} does not fit inputs[{i}] of shape "
-                f"{tuple(tensor.shape)}: give one mask shaped like one example (for images "
-                "(H, W)) or a stack with a leading mask dimension"
-            )
-        try:
-            ok = torch.broadcast_shapes(stack.shape[1:], tensor.shape[1:]) == tensor.shape[1:]
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"masks[{i}] of shape {tuple(mask.shape)} does not broadcast to one example "
-                f"of inputs[{i}], shape {tuple(tensor.shape[1:])}"
-            )
-        if stack.shape[0] == 0:
-            raise ValueError(f"masks[{i}] is an empty stack: give at least one mask")
-        values = stack.to(tensor.device)
-        if not bool(((values == 0) | (values == 1)).all()):
-            raise ValueError(f"masks[{i}] must hold only 0 (blank) and 1 (kept)")
-        blanks.append((values == 0)[:, None])
+    blanks = tuple(
+        blank_stack(mask, tensor.shape[1:], f"masks[{i}]").to(tensor.device)[:, None]
+        for i, (mask, tensor) in enumerate(zip(given, inputs))
+    )
     if len({b.shape[0] for b in blanks}) != 1:
         raise ValueError(f"every input's mask stack must hold the same number of masks, got {[b.shape[0] for b in blanks]}")
-    return tuple(blanks)
+    return blanks
 
 
 class _RandomMasks:
     """Element blank indicators of the call's reproducible random mask sequence."""
 
-    def __init__(self, unit_maps, groups, n_units, n_blank, seed: int) -> None:
-        self.sequence = MaskSequence(n_units, n_blank, seed)
-        self.unit_maps, self.groups = unit_maps, groups
+    def __init__(self, units: Units, n_blank: Tuple[int, ...], seed: int) -> None:
+        self.sequence = MaskSequence(units.n_units, n_blank, seed)
+        self.unit_maps, self.groups = units.maps, units.groups
 
     def take(self, start: int, stop: int) -> Tuple[Tensor, ...]:
         units = self.sequence.take(start, stop)
@@ -151,7 +109,7 @@ class MaskFill(GradientAttribution):
 
         fill = sum_i (1 - m_i) * delta_i / sum_i (1 - m_i)
 
-    Visualized through :func:`captum_fillblanks.transforms.prototype`, the fill is the
+    Visualized through :func:`captum_fillblanks.attr.transforms.prototype`, the fill is the
     model's own prototype of the class, conditioned on the example.
 
     Every example of a batch walks the same mask sequence, fixed by ``seed``, so a batch
@@ -278,20 +236,19 @@ class MaskFill(GradientAttribution):
             self.forward_func, inputs, target, additional_forward_args, baselines, loss,
             selection, amp_dtype,
         )
-        _check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
             raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")
         if masks is not None:
             source = _GivenMasks(format_user_masks(masks, problem.inputs))
             n_samples = total = source.blanks[0].shape[0]
         else:
-            _check_positive_int("n_samples", n_samples)
-            _check_positive_int("max_draws", max_draws, allow_none=True)
-            _check_positive_int("patch_size", patch_size)
-            source = _RandomMasks(
-                *units_and_ratio(problem.inputs, feature_mask, patch_size, mask_ratio),
-                seed=resolve_seed(seed),
-            )
+            check_positive_int("n_samples", n_samples)
+            check_positive_int("max_draws", max_draws, allow_none=True)
+            check_positive_int("patch_size", patch_size)
+            units = unit_maps(problem.inputs, feature_mask, patch_size)
+            n_blank = tuple(n_blank_units(n, mask_ratio) for n in units.n_units)
+            source = _RandomMasks(units, n_blank, seed=resolve_seed(seed))
             total = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
         copies = internal_batch_size or default_internal_batch_size(problem.inputs)
 
@@ -304,7 +261,7 @@ class MaskFill(GradientAttribution):
             (s / c.clamp(min=1)).to(t.dtype) for s, c, t in zip(sums, coverage, problem.inputs)
         )
         self._warn_short(n_kept, n_samples, n_drawn, masks is not None)
-        fills = _format_output(problem.is_tuple, fills)
+        fills = format_output(problem.is_tuple, fills)
         if not return_convergence_delta:
             return fills
         return fills, _standard_error(sums, sq_sums, coverage)

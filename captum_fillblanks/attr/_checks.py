@@ -1,0 +1,16 @@
+"""Argument checks shared by the estimators: each error names the argument, what was
+given and what was expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    """``value`` is an int >= 1 (or ``None`` where allowed); else ``TypeError``/``ValueError``."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")

@@ -1,0 +1,11 @@
+"""The paper's experiment kit, on top of :mod:`captum_fillblanks.attr`.
+
+- :mod:`~captum_fillblanks.paper.models`: the reference models with shipped weights;
+- :mod:`~captum_fillblanks.paper.data`: MNIST and Fashion-MNIST from IDX folders, and
+  the bundled samples;
+- :mod:`~captum_fillblanks.paper.training`: seeded training of the shipped weights;
+- :mod:`~captum_fillblanks.paper.reproduce`: Figs. 2-6 and Table 1 into a report;
+- :mod:`~captum_fillblanks.paper.demo`: the offline demo.
+
+Everything here calls the public API of :mod:`captum_fillblanks.attr`, as a user would.
+"""
