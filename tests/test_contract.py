@@ -3,9 +3,11 @@ nothing the caller gave (inputs, model parameters, gradients, hooks) is changed.
 
 import pytest
 import torch
-from captum.attr import Saliency
+import inspect
 
-from captum_fillblanks import MaskFill, ProgressiveMaskFill
+from captum.attr import FeatureAblation, IntegratedGradients, Saliency
+
+from captum_fillblanks import BFGSMaskFill, MaskFill, ProgressiveMaskFill
 
 from conftest import TinyCNN
 
@@ -13,12 +15,7 @@ METHODS = {
     "MaskFill": (MaskFill, dict(n_samples=8, seed=0)),
     "ProgressiveMaskFill": (ProgressiveMaskFill, dict(n_steps=3, seed=0)),
 }
-try:
-    from captum_fillblanks import BFGSMaskFill
-
-    METHODS["BFGSMaskFill"] = (BFGSMaskFill, dict(n_samples=8, seed=0, n_iter=2))
-except ImportError:  # pragma: no cover - present once the second-order method lands
-    pass
+METHODS["BFGSMaskFill"] = (BFGSMaskFill, dict(n_samples=8, seed=0, n_iter=2))
 
 BAD_COMMON = [
     (dict(patch_size=0), ValueError, "patch_size"),
@@ -119,3 +116,35 @@ def test_bad_target_raises_what_captum_raises(name, target, caller_state):
         cls(model).attribute(inputs, target=target, **kwargs)
     assert str(ours.value) == str(captum_error.value)
     assert_unchanged(model, inputs, before)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_shared_arguments_come_in_captums_order(name):
+    method, _ = METHODS[name]
+    ours = [p for p in inspect.signature(method.attribute).parameters.values() if p.name != "self"]
+    assert all(p.kind is not p.VAR_KEYWORD for p in ours)  # a typed signature, no **kwargs
+    names = [p.name for p in ours if p.kind is p.POSITIONAL_OR_KEYWORD]
+    ig = list(inspect.signature(IntegratedGradients.attribute).parameters)[1:5]
+    ablation = list(inspect.signature(FeatureAblation.attribute).parameters)[1:6]
+    assert names[:4] == ig == ["inputs", "baselines", "target", "additional_forward_args"]
+    assert names[:5] == ablation
+    assert names[5:7] == ["internal_batch_size", "show_progress"]
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_a_positional_call_copied_from_integrated_gradients_means_the_same(name, images):
+    method, kwargs = METHODS[name]
+    model = TinyCNN().eval()
+    baseline = torch.full_like(images, 0.25)
+    positional = method(model).attribute(images, baseline, 2, **kwargs)
+    named = method(model).attribute(images, baselines=baseline, target=2, **kwargs)
+    assert torch.equal(positional, named)
+    assert not torch.equal(named, method(model).attribute(images, target=2, **kwargs))  # the baseline counts
+
+
+@pytest.mark.parametrize("name", ["MaskFill", "BFGSMaskFill"])
+def test_compute_convergence_delta_says_where_the_delta_comes_from(name, images):
+    method = METHODS[name][0](TinyCNN().eval())
+    assert method.has_convergence_delta()
+    with pytest.raises(NotImplementedError, match="return_convergence_delta=True"):
+        method.compute_convergence_delta(torch.zeros_like(images), images, images)

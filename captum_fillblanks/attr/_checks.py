@@ -14,3 +14,9 @@ def check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def check_step_size(step_size: Any) -> None:
+    """``step_size`` (``gamma``) is a number; else ``TypeError``."""
+    if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
+        raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")

@@ -28,9 +28,10 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
-from ._problem import FillProblem
-from ._checks import check_positive_int
+from ._problem import FillProblem, LossFn
+from ._checks import check_positive_int, check_step_size
 from .mask_fill import MaskFill
+from .masks import SeedLike
 
 __all__ = [
     "BFGSMaskFill",
@@ -425,13 +426,6 @@ def _unflatten_rows(flat: Tensor, like: Tuple[Tensor, ...]) -> Tuple[Tensor, ...
     )
 
 
-@dataclass(frozen=True)
-class _Options:
-    n_iter: int = 5
-    memory: Union[None, int, str] = None
-    line_search: Union[str, LineSearch] = "armijo"
-
-
 class BFGSMaskFill(MaskFill):
     r"""Fill in the blanks with a second-order update (paper section 4.5, Fig. 5).
 
@@ -453,17 +447,13 @@ class BFGSMaskFill(MaskFill):
         forward_func (Callable): the model, or any function returning its outputs.
     """
 
-    def __init__(self, forward_func: Callable) -> None:
-        super().__init__(forward_func)
-        self._options = _Options()
-
     @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        baselines: Any = 0.0,
         feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
         internal_batch_size: Optional[int] = None,
         show_progress: bool = False,
@@ -472,14 +462,32 @@ class BFGSMaskFill(MaskFill):
         n_iter: int = 5,
         memory: Union[None, int, str] = None,
         line_search: Union[str, LineSearch] = "armijo",
-        **kwargs: Any,
+        n_samples: int = 1000,
+        mask_ratio: float = 0.25,
+        patch_size: int = 2,
+        selection: str = "correct",
+        loss: Union[str, LossFn] = "cross_entropy",
+        step_size: float = 1.0,
+        max_draws: Optional[int] = None,
+        masks: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        seed: SeedLike = None,
+        select_first: Optional[bool] = True,
+        amp_dtype: Optional[torch.dtype] = None,
     ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
         r"""
         Args:
-            inputs, target, additional_forward_args, baselines: as in
+            inputs, baselines, target, additional_forward_args: as in
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             feature_mask, internal_batch_size, show_progress, return_convergence_delta: as
                 in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
+            n_samples, mask_ratio, patch_size, selection, loss, max_draws, masks, seed,
+                amp_dtype: as in :meth:`MaskFill.attribute
+                <captum_fillblanks.MaskFill.attribute>`.
+            step_size (float, optional): ``gamma``; scales the final update
+                ``x_T - x_0``, not the steps of the iteration. Default: 1.0.
+            select_first (bool, optional): as in :meth:`MaskFill.attribute
+                <captum_fillblanks.MaskFill.attribute>`, but ``True`` by default: an update
+                costs several passes, so only the kept copies get one. Default: True.
             n_iter (int, optional): BFGS iterations ``T`` per masked copy. With ``1`` and
                 ``line_search="fixed"`` the update is the gradient step, i.e. ``MaskFill``.
                 Default: 5.
@@ -492,13 +500,6 @@ class BFGSMaskFill(MaskFill):
                 from ``alpha = 1``, see :func:`armijo_line_search`), ``"fixed"``
                 (``alpha = 1``) or a callable following :data:`LineSearch`.
                 Default: "armijo".
-            **kwargs: ``MaskFill``'s keyword-only arguments (``n_samples``,
-                ``mask_ratio``, ``patch_size``, ``selection``, ``loss``, ``max_draws``,
-                ``masks``, ``seed``, ...), as in :meth:`MaskFill.attribute
-                <captum_fillblanks.MaskFill.attribute>`, except that ``step_size``
-                (``gamma``, default 1) scales the final update ``x_T - x_0``, not the
-                steps of the iteration, and ``select_first`` defaults to ``True``: an
-                update costs several passes, so only the kept copies get one.
 
         Returns:
             **attributions** or (**attributions**, **delta**): as in
@@ -519,42 +520,42 @@ class BFGSMaskFill(MaskFill):
         check_positive_int("n_iter", n_iter)
         _check_memory(memory)
         _resolve_line_search(line_search)
-        # an update costs several passes here, so by default only kept copies get one
-        kwargs.setdefault("select_first", True)
-        previous, self._options = self._options, _Options(n_iter, memory, line_search)
-        try:
-            return MaskFill.attribute.__wrapped__(
-                self, inputs, target, additional_forward_args, baselines, feature_mask,
-                internal_batch_size, show_progress, return_convergence_delta, **kwargs,
-            )
-        finally:
-            self._options = previous
+        check_step_size(step_size)
+        estimate = self._attribute(
+            inputs, baselines, target, additional_forward_args, feature_mask, internal_batch_size,
+            show_progress, return_convergence_delta, BFGSStep(n_iter, memory, line_search, step_size),
+            n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, selection=selection,
+            loss=loss, max_draws=max_draws, masks=masks, seed=seed, select_first=select_first,
+            amp_dtype=amp_dtype,
+        )
+        return self._finish(estimate, return_convergence_delta)
 
-    def _update(
-        self,
-        problem: FillProblem,
-        masked: Tuple[Tensor, ...],
-        n_masks: int,
-        step_size: float,
-        rows: Optional[Tensor] = None,
+
+@dataclass(frozen=True)
+class BFGSStep:
+    """The second-order update rule: ``step_size * (x_T - x_0)`` after ``n_iter`` BFGS
+    iterations from each masked copy ``x_0``, with the outputs at ``x_0``."""
+
+    n_iter: int = 5
+    memory: Union[None, int, str] = None
+    line_search: Union[str, LineSearch] = "armijo"
+    step_size: float = 1.0
+
+    def __call__(
+        self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
     ) -> Tuple[Tuple[Tensor, ...], Tensor]:
-        """``step_size * (x_T - x_0)`` of each masked copy, and the outputs at ``x_0``.
-
-        ``rows``: which of the ``n_masks * B`` copies ``masked`` holds, when only some.
-        """
         grads, outputs, losses = problem.gradient(masked, n_masks, rows=rows)
 
         def loss_and_grad(x: Tensor) -> Tuple[Tensor, Tensor]:
             grads_x, _, losses_x = problem.gradient(_unflatten_rows(x, masked), n_masks, rows=rows)
             return losses_x, _flatten_rows(grads_x)
 
-        options = self._options
         result = bfgs_minimize(
             loss_and_grad,
             _flatten_rows(masked),
-            options.n_iter,
-            memory=options.memory,
-            line_search=options.line_search,
+            self.n_iter,
+            memory=self.memory,
+            line_search=self.line_search,
             initial=(losses, _flatten_rows(grads)),
         )
-        return _unflatten_rows(step_size * result.displacement, masked), outputs
+        return _unflatten_rows(self.step_size * result.displacement, masked), outputs

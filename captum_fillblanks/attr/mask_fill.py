@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import GradientAttribution
@@ -13,7 +13,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_step_size
 from ._problem import FillProblem, LossFn, Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
@@ -130,13 +130,42 @@ class MaskFill(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        internal_batch_size: Optional[int] = None,
+        show_progress: bool = False,
+        return_convergence_delta: Literal[False] = False,
+        **kwargs: Any,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        internal_batch_size: Optional[int] = None,
+        show_progress: bool = False,
+        *,
+        return_convergence_delta: Literal[True],
+        **kwargs: Any,
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
     @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        baselines: Any = 0.0,
         feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
         internal_batch_size: Optional[int] = None,
         show_progress: bool = False,
@@ -159,14 +188,14 @@ class MaskFill(GradientAttribution):
             inputs (Tensor or tuple[Tensor, ...]): examples to fill, batch first. Must be
                 floating point. 4-D inputs ``(B, C, H, W)`` are masked by patches shared
                 over channels; inputs of other ranks element by element.
+            baselines (scalar, Tensor or tuple, optional): what a blank holds (``b``);
+                tensors broadcast to the input. ``M(x) = m * x + (1 - m) * b``. Default: 0.
             target (int, tuple, Tensor or list, optional): Captum's target, in any of its
                 forms. ``None`` for a classifier means the model's prediction on the
                 unmasked input. Default: None.
             additional_forward_args (Any, optional): extra arguments to ``forward_func``
                 after the inputs; tensors are repeated for the masked copies as Captum
                 does. Default: None.
-            baselines (scalar, Tensor or tuple, optional): what a blank holds (``b``);
-                tensors broadcast to the input. ``M(x) = m * x + (1 - m) * b``. Default: 0.
             feature_mask (Tensor or tuple[Tensor, ...], optional): integer unit ids
                 broadcastable to the input, as in ``FeatureAblation``; each id is one unit
                 (shared across the tensors of a tuple). Replaces patches. Default: None.
@@ -231,17 +260,69 @@ class MaskFill(GradientAttribution):
             >>> fill.shape, delta.shape
             (torch.Size([2, 1, 28, 28]), torch.Size([2]))
             >>> ig = IntegratedGradients(net).attribute(images, target=3)
+
+        The shared arguments come in Captum's order (``inputs, baselines, target,
+        additional_forward_args, feature_mask``, as in ``IntegratedGradients`` and
+        ``FeatureAblation``), so a positional call copied from those means the same here.
         """
+        check_step_size(step_size)
+        estimate = self._attribute(
+            inputs, baselines, target, additional_forward_args, feature_mask, internal_batch_size,
+            show_progress, return_convergence_delta, GradientStep(step_size), n_samples=n_samples,
+            mask_ratio=mask_ratio, patch_size=patch_size, selection=selection, loss=loss,
+            max_draws=max_draws, masks=masks, seed=seed, select_first=select_first, amp_dtype=amp_dtype,
+        )
+        return self._finish(estimate, return_convergence_delta)
+
+    def compute_convergence_delta(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Not available from attributions alone: the convergence delta of the fill
+        methods is the Monte-Carlo standard error of the estimate, which needs the
+        per-draw updates. Ask ``attribute(..., return_convergence_delta=True)`` for it.
+
+        (Captum's inherited version computes Integrated Gradients' completeness gap,
+        which means nothing for a fill.)
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}'s convergence delta is the Monte-Carlo standard error of "
+            "the fill, which needs the draws: call attribute(..., return_convergence_delta=True)"
+        )
+
+    def _attribute(
+        self,
+        inputs: Any,
+        baselines: Any,
+        target: TargetType,
+        additional_forward_args: Any,
+        feature_mask: Any,
+        internal_batch_size: Optional[int],
+        show_progress: bool,
+        with_squares: bool,
+        update: UpdateRule,
+        *,
+        n_samples: int,
+        mask_ratio: float,
+        patch_size: int,
+        selection: str,
+        loss: Union[str, LossFn],
+        max_draws: Optional[int],
+        masks: Any,
+        seed: SeedLike,
+        select_first: Optional[bool],
+        amp_dtype: Optional[torch.dtype],
+    ) -> "_Estimate":
+        """The estimator shared by the fill methods: draw masks, compute each kept
+        copy's update with ``update``, and add them up. Returns the sums, not the fill."""
         problem = FillProblem(
             self.forward_func, inputs, target, additional_forward_args, baselines, loss,
             selection, amp_dtype,
         )
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
-        if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
-            raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")
         if masks is not None:
             source = _GivenMasks(format_user_masks(masks, problem.inputs))
-            n_samples = total = source.blanks[0].shape[0]
+            n_samples = draw_budget = source.blanks[0].shape[0]
         else:
             check_positive_int("n_samples", n_samples)
             check_positive_int("max_draws", max_draws, allow_none=True)
@@ -249,145 +330,175 @@ class MaskFill(GradientAttribution):
             units = unit_maps(problem.inputs, feature_mask, patch_size)
             n_blank = tuple(n_blank_units(n, mask_ratio) for n in units.n_units)
             source = _RandomMasks(units, n_blank, seed=resolve_seed(seed))
-            total = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
-        copies = internal_batch_size or default_internal_batch_size(problem.inputs)
+            draw_budget = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
+        chunk_copies = internal_batch_size or default_internal_batch_size(problem.inputs)
+        estimate = _estimate(
+            problem, source, n_samples, draw_budget, chunk_copies, update, show_progress, with_squares,
+            select_first, desc=f"{type(self).__name__} draws",
+        )
+        estimate.given_masks = masks is not None
+        return estimate
 
-        sums, sq_sums, coverage, n_kept, n_drawn = self._estimate(
-            problem, source, n_samples, total, copies, step_size, show_progress,
-            return_convergence_delta, select_first,
-        )
-        self.counts = FillCounts(n_drawn, n_kept, coverage, self._select_first)
-        fills = tuple(
-            (s / c.clamp(min=1)).to(t.dtype) for s, c, t in zip(sums, coverage, problem.inputs)
-        )
-        self._warn_short(n_kept, n_samples, n_drawn, masks is not None)
-        fills = format_output(problem.is_tuple, fills)
+    def _finish(self, estimate: "_Estimate", return_convergence_delta: bool) -> Any:
+        """The fill (and its standard error) from the sums; sets :attr:`counts`."""
+        self.counts = FillCounts(estimate.n_drawn, estimate.n_kept, estimate.coverage, estimate.select_first)
+        _warn_short(estimate.n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
+        fills = format_output(estimate.is_tuple, estimate.fills())
         if not return_convergence_delta:
             return fills
-        return fills, _standard_error(sums, sq_sums, coverage)
+        return fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)
 
-    def _update(
-        self,
-        problem: FillProblem,
-        masked: Tuple[Tensor, ...],
-        n_masks: int,
-        step_size: float,
-        rows: Optional[Tensor] = None,
+
+UpdateRule = Callable[[FillProblem, Tuple[Tensor, ...], int, Optional[Tensor]], Tuple[Tuple[Tensor, ...], Tensor]]
+"""``update(problem, masked, n_masks, rows) -> (updates, outputs)``: the update of each
+masked copy and the model's outputs at the copies. ``masked`` holds the ``n_masks * B``
+copies laid out mask-major, or only ``rows`` of them (select-first mode)."""
+
+
+@dataclass(frozen=True)
+class GradientStep:
+    """The first-order update rule: ``delta = -step_size * grad L`` at the masked copy."""
+
+    step_size: float = 1.0
+
+    def __call__(
+        self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
     ) -> Tuple[Tuple[Tensor, ...], Tensor]:
-        """The update of each masked copy and the model outputs at the copies.
-
-        First order: ``-step_size * grad``. ``rows`` says which of the ``n_masks * B``
-        copies ``masked`` holds when it holds only some (select-first mode).
-        """
         grads, outputs, _ = problem.gradient(masked, n_masks, rows=rows)
-        return tuple(-step_size * g for g in grads), outputs
+        return tuple(-self.step_size * g for g in grads), outputs
 
-    def _kept_updates(self, problem, masked, n, step_size, cutoff, select_first, active):
-        """Updates of one chunk, which copies the model got right, and which are kept.
 
-        Only the copies of ``active`` examples (``None``: all) are computed: an example
-        that has its kept draws costs nothing more while others catch up.
-        """
-        rows = None if active is None else active.repeat(n).nonzero().squeeze(1)
-        if select_first:
-            with torch.no_grad():
-                outputs = problem.forward(_take_rows(masked, rows), n, rows)
-            correct = problem.correct(outputs, n, rows)
-            keep = cutoff(correct)
-            rows = keep.reshape(-1).nonzero().squeeze(1)
-            if rows.numel() == 0:
-                return tuple(torch.zeros_like(m) for m in masked), correct, keep
-        updates, outputs = self._update(problem, _take_rows(masked, rows), n, step_size, rows=rows)
-        if not select_first:
-            correct = problem.correct(outputs, n, rows)
-            keep = cutoff(correct)
-        if rows is not None:
-            updates = tuple(
-                torch.zeros_like(m).index_copy_(0, rows, u.to(m.dtype)) for m, u in zip(masked, updates)
-            )
-        return updates, correct, keep
+@dataclass
+class _Estimate:
+    """What the estimator adds up in one call: per input the sums of the kept updates
+    at the blanks (and of their squares, for the standard error) and the coverage (how
+    many kept draws blanked each element), with the draw counts."""
 
-    def _estimate(
-        self, problem, source, n_samples, total, copies, step_size, show_progress, with_squares,
-        select_first,
-    ):
-        batch = problem.batch_size
-        device = problem.device
-        sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
-        sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
-        coverage = [torch.zeros_like(s) for s in sums]
-        n_kept = torch.zeros(batch, dtype=torch.long, device=device)
-        if problem.selection == "all":
-            select_first = False
+    sums: Tuple[Tensor, ...]
+    sq_sums: Optional[Tuple[Tensor, ...]]
+    coverage: Tuple[Tensor, ...]
+    n_kept: Tensor
+    n_drawn: int
+    n_samples: int
+    select_first: bool
+    is_tuple: bool
+    dtypes: Tuple[torch.dtype, ...]
+    given_masks: bool = False
 
-        def cutoff(keep: Tensor) -> Tensor:
-            # each example uses exactly its first n_samples kept draws
-            return keep & (n_kept[None] + keep.long().cumsum(0) <= n_samples)
+    def fills(self) -> Tuple[Tensor, ...]:
+        """The mean update per element, zero where no kept draw blanked it."""
+        return tuple((s / c.clamp(min=1)).to(d) for s, c, d in zip(self.sums, self.coverage, self.dtypes))
 
-        bar = progress(
-            desc=f"{type(self).__name__} draws",
-            total=total if total == n_samples else None,  # unknown when selecting
-            disable=not show_progress,
+
+def _kept_updates(problem, masked, n, update, cutoff, select_first, active):
+    """Updates of one chunk, which copies the model got right, and which are kept.
+
+    Only the copies of ``active`` examples (``None``: all) are computed: an example
+    that has its kept draws costs nothing more while others catch up.
+    """
+    rows = None if active is None else active.repeat(n).nonzero().squeeze(1)
+    if select_first:
+        with torch.no_grad():
+            outputs = problem.forward(_take_rows(masked, rows), n, rows)
+        correct = problem.correct(outputs, n, rows)
+        keep = cutoff(correct)
+        rows = keep.reshape(-1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return tuple(torch.zeros_like(m) for m in masked), correct, keep
+    updates, outputs = update(problem, _take_rows(masked, rows), n, rows)
+    if not select_first:
+        correct = problem.correct(outputs, n, rows)
+        keep = cutoff(correct)
+    if rows is not None:
+        updates = tuple(
+            torch.zeros_like(m).index_copy_(0, rows, u.to(m.dtype)) for m, u in zip(masked, updates)
         )
-        n_drawn = 0
-        active = None  # every example, until some has its kept draws
-        try:
-            while n_drawn < total:
-                # masks per chunk: ``copies`` masked copies over the examples still active
-                n_active = batch if active is None else int(active.sum())
-                n = min(max(1, copies // n_active), total - n_drawn)
-                blanks = source.take(n_drawn, n_drawn + n)
-                updates, correct, keep = self._kept_updates(
-                    problem, problem.mask(blanks), n, step_size, cutoff, bool(select_first), active
-                )
-                if select_first is None:
-                    # decided once, on the first chunk: below this acceptance rate the
-                    # forward-only selection pass costs less than back-propagating the
-                    # copies that are thrown away (docs/benchmarks.md)
-                    select_first = correct.float().mean().item() < SELECT_FIRST_BELOW
-                n_kept += keep.sum(0)
-                for i, (update, blank) in enumerate(zip(updates, blanks)):
-                    view = (n, batch) + (1,) * (blank.dim() - 2)
-                    weight = (keep.reshape(view) & blank).to(sums[i].dtype)
-                    update = update.reshape(n, *problem.inputs[i].shape).to(sums[i].dtype)
-                    weighted = weight * update
-                    sums[i] += weighted.sum(0)
-                    coverage[i] += weight.sum(0)
-                    if sq_sums is not None:
-                        sq_sums[i] += (weighted * update).sum(0)
-                n_drawn += n
-                bar.update(n)
-                # no device sync until some example could be complete
-                if n_drawn >= n_samples and n_drawn < total:
-                    done = n_kept >= n_samples
-                    if bool(done.all()):
-                        break
-                    active = ~done if bool(done.any()) else None
-        finally:
-            bar.close()
-        self._select_first = bool(select_first)
-        return tuple(sums), sq_sums and tuple(sq_sums), tuple(coverage), n_kept, n_drawn
+    return updates, correct, keep
 
-    @staticmethod
-    def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> None:
-        kept = n_kept.tolist()
-        if all(k >= n_samples for k in kept):
-            return
-        if all(k == 0 for k in kept) or min(kept) == 0:
-            warnings.warn(
-                f"no draw was kept for example(s) {[i for i, k in enumerate(kept) if k == 0]} "
-                f"after {n_drawn} draws (the model never predicted the target on a masked copy); "
-                "their fill is zero. Try selection='all', a lower mask_ratio or a larger max_draws",
-                UserWarning,
-                stacklevel=4,
+
+def _estimate(
+    problem, source, n_samples, draw_budget, chunk_copies, update, show_progress, with_squares,
+    select_first, desc,
+) -> _Estimate:
+    batch = problem.batch_size
+    device = problem.device
+    sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
+    sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
+    coverage = [torch.zeros_like(s) for s in sums]
+    n_kept = torch.zeros(batch, dtype=torch.long, device=device)
+    if problem.selection == "all":
+        select_first = False
+
+    def cutoff(keep: Tensor) -> Tensor:
+        # each example uses exactly its first n_samples kept draws
+        return keep & (n_kept[None] + keep.long().cumsum(0) <= n_samples)
+
+    bar = progress(
+        desc=desc,
+        total=draw_budget if draw_budget == n_samples else None,  # unknown when selecting
+        disable=not show_progress,
+    )
+    n_drawn = 0
+    active = None  # every example, until some has its kept draws
+    try:
+        while n_drawn < draw_budget:
+            # masks per chunk: ``chunk_copies`` masked copies over the examples still active
+            n_active = batch if active is None else int(active.sum())
+            n = min(max(1, chunk_copies // n_active), draw_budget - n_drawn)
+            blanks = source.take(n_drawn, n_drawn + n)
+            updates, correct, keep = _kept_updates(
+                problem, problem.mask(blanks), n, update, cutoff, bool(select_first), active
             )
-        if not given and any(0 < k < n_samples for k in kept):
-            warnings.warn(
-                f"only {min(k for k in kept)} of n_samples={n_samples} draws were kept for some "
-                f"example(s) after max_draws={n_drawn} draws (kept per example: {kept})",
-                UserWarning,
-                stacklevel=4,
-            )
+            if select_first is None:
+                # decided once, on the first chunk: below this acceptance rate the
+                # forward-only selection pass costs less than back-propagating the
+                # copies that are thrown away (docs/benchmarks.md)
+                select_first = correct.float().mean().item() < SELECT_FIRST_BELOW
+            n_kept += keep.sum(0)
+            for i, (chunk_update, blank) in enumerate(zip(updates, blanks)):
+                view = (n, batch) + (1,) * (blank.dim() - 2)
+                weight = (keep.reshape(view) & blank).to(sums[i].dtype)
+                chunk_update = chunk_update.reshape(n, *problem.inputs[i].shape).to(sums[i].dtype)
+                weighted = weight * chunk_update
+                sums[i] += weighted.sum(0)
+                coverage[i] += weight.sum(0)
+                if sq_sums is not None:
+                    sq_sums[i] += (weighted * chunk_update).sum(0)
+            n_drawn += n
+            bar.update(n)
+            # no device sync until some example could be complete
+            if n_drawn >= n_samples and n_drawn < draw_budget:
+                done = n_kept >= n_samples
+                if bool(done.all()):
+                    break
+                active = ~done if bool(done.any()) else None
+    finally:
+        bar.close()
+    return _Estimate(
+        tuple(sums), sq_sums and tuple(sq_sums), tuple(coverage), n_kept, n_drawn, n_samples,
+        bool(select_first), problem.is_tuple, tuple(t.dtype for t in problem.inputs),
+    )
+
+
+def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> None:
+    kept = n_kept.tolist()
+    if all(k >= n_samples for k in kept):
+        return
+    if all(k == 0 for k in kept) or min(kept) == 0:
+        warnings.warn(
+            f"no draw was kept for example(s) {[i for i, k in enumerate(kept) if k == 0]} "
+            f"after {n_drawn} draws (the model never predicted the target on a masked copy); "
+            "their fill is zero. Try selection='all', a lower mask_ratio or a larger max_draws",
+            UserWarning,
+            stacklevel=5,
+        )
+    if not given and any(0 < k < n_samples for k in kept):
+        warnings.warn(
+            f"only {min(k for k in kept)} of n_samples={n_samples} draws were kept for some "
+            f"example(s) after max_draws={n_drawn} draws (kept per example: {kept})",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _take_rows(tensors: Tuple[Tensor, ...], rows: Optional[Tensor]) -> Tuple[Tensor, ...]:

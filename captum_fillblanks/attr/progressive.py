@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
 from ._problem import FillProblem, LossFn, format_inputs, slice_examples, unit_maps
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_step_size
 from .masks import SeedLike, partition_units, resolve_seed
 from .transforms import InputRange, TransformSetting, to_input_range
 
@@ -66,9 +66,9 @@ class ProgressiveMaskFill(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        baselines: Any = 0.0,
         feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
         internal_batch_size: Optional[int] = None,
         show_progress: bool = False,
@@ -85,8 +85,8 @@ class ProgressiveMaskFill(GradientAttribution):
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""
         Args:
-            inputs, additional_forward_args, baselines, feature_mask: as in
-                :meth:`MaskFill.attribute`.
+            inputs, baselines, additional_forward_args, feature_mask: as in
+                :meth:`MaskFill.attribute` (the shared arguments in Captum's order).
             loss, step_size, seed: as in :meth:`MaskFill.attribute`.
             target (int, tuple, Tensor or list, optional): as in
                 :meth:`MaskFill.attribute`, except that with ``target=None`` each step's
@@ -127,6 +127,7 @@ class ProgressiveMaskFill(GradientAttribution):
         check_positive_int("n_steps", n_steps)
         check_positive_int("patch_size", patch_size)
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
+        check_step_size(step_size)
         transform = TransformSetting(normalization, threshold, binarized)  # checks them
         seed = resolve_seed(seed)
         is_tuple, formatted = format_inputs(inputs)
