@@ -64,7 +64,7 @@ def paper_loop(model, image, label, n):
         masked = (m * image).requires_grad_()
         logits = model(masked)
         if logits.argmax(1).item() == label.item():
-            grad, = torch.autograd.grad(F.cross_entropy(logits, label), masked)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, label), masked)
 
 
 def median_ratio(times_a, times_b):
@@ -92,7 +92,9 @@ def memory_child(n_samples: int) -> None:
 def peak_memory(n_samples: int) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--memory-child", str(n_samples), "--device", str(DEVICE)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -126,9 +128,11 @@ def main() -> None:
     prebuilt = random_patch_masks(n, 28, 28, generator=torch.Generator().manual_seed(1)).to(DEVICE)[:, None] * image
 
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} torch threads"
-    print(f"# MaskFill benchmark\n\nmachine: {platform.processor() or platform.machine()}, "
-          f"device {DEVICE} ({where}), torch {torch.__version__}; "
-          f"model: SimpleCNN (shipped MNIST weights); one bundled MNIST image; n = {n:,}\n")
+    print(
+        f"# MaskFill benchmark\n\nmachine: {platform.processor() or platform.machine()}, "
+        f"device {DEVICE} ({where}), torch {torch.__version__}; "
+        f"model: SimpleCNN (shipped MNIST weights); one bundled MNIST image; n = {n:,}\n"
+    )
 
     # A/B/C interleaved
     run = {
@@ -151,21 +155,21 @@ def main() -> None:
     for name, ts in times.items():
         passes = kept.n_drawn if name == "A MaskFill" else n
         print(f"| {name} | {statistics.median(ts):.3f} | {passes / statistics.median(ts):,.0f} |")
-    print(f"\n(A: {kept.n_drawn:,} masks drawn, {int(kept.n_kept[0]):,} kept; "
-          f"select_first={kept.select_first})\n")
+    print(f"\n(A: {kept.n_drawn:,} masks drawn, {int(kept.n_kept[0]):,} kept; select_first={kept.select_first})\n")
     a, b, c = times["A MaskFill"], times["B IntegratedGradients"], times["C floor"]
     print("| ratio | median | target |\n|---|---|---|")
     print(f"| A/C | {median_ratio(a, c):.3f} | <= 1.10 |")
-    print(f"| A/C per pass (A made {kept.n_drawn:,} passes to keep {n:,}) | "
-          f"{median_ratio(a, c) * n / kept.n_drawn:.3f} | |")
+    print(
+        f"| A/C per pass (A made {kept.n_drawn:,} passes to keep {n:,}) | "
+        f"{median_ratio(a, c) * n / kept.n_drawn:.3f} | |"
+    )
     print(f"| A'/C (selection='all': exactly {n:,} passes) | {median_ratio(times[ALL_KEPT], c):.3f} | |")
     print(f"| A/B | {median_ratio(a, b):.3f} | <= 1.0 |")
 
     # D: one copy at a time, extrapolated
     few = 100 if args.quick else 300
     per_copy = statistics.median(timed(lambda: paper_loop(model, image, label, few)) for _ in range(3)) / few
-    print(f"| D/A (D = {few} one-at-a-time copies, x{n // few}) | "
-          f"{per_copy * n / statistics.median(a):.2f} | >= 5 |\n")
+    print(f"| D/A (D = {few} one-at-a-time copies, x{n // few}) | {per_copy * n / statistics.median(a):.2f} | >= 5 |\n")
 
     # chunk size
     print("| internal_batch_size | median s (A) | relative to 256 |\n|---|---|---|")
@@ -173,9 +177,13 @@ def main() -> None:
     chunk_times = {s: [] for s in sizes}
     for _ in range(max(2, repeats - 2)):
         for s in sizes:
-            chunk_times[s].append(timed(lambda: method.attribute(image, n_samples=n, seed=0, internal_batch_size=s)))
+            chunk_times[s].append(
+                timed(lambda s=s: method.attribute(image, n_samples=n, seed=0, internal_batch_size=s))
+            )
     for s in sizes:
-        print(f"| {s} | {statistics.median(chunk_times[s]):.3f} | {median_ratio(chunk_times[s], chunk_times[256]):.2f} |")
+        print(
+            f"| {s} | {statistics.median(chunk_times[s]):.3f} | {median_ratio(chunk_times[s], chunk_times[256]):.2f} |"
+        )
 
     # one pass vs select-first, at the paper's setting and at low acceptance
     fashion_model = resnet5(weights="DEFAULT").to(DEVICE)
@@ -185,18 +193,25 @@ def main() -> None:
         "ResNet5, Fashion-MNIST, eta=0.75": (fashion_model, fashion_images[:1], 0.75),
     }
     m_sel = n // 5 if not args.quick else n // 4
-    print(f"\n| setting (n_samples={m_sel:,}) | kept / drawn | one pass s | select-first s | auto s | auto chose |\n|---|---|---|---|---|---|")
+    print(f"\n| setting (n_samples={m_sel:,}) | kept / drawn | one pass s | select-first s | auto s | auto chose |")
+    print("|---|---|---|---|---|---|")
     for name, (net, x, ratio) in settings.items():
         fill = MaskFill(net)
         results = {}
         for mode in (False, True, None):
             results[mode] = statistics.median(
-                timed(lambda: fill.attribute(x, n_samples=m_sel, mask_ratio=ratio, seed=0, select_first=mode, max_draws=100 * m_sel))
+                timed(
+                    lambda fill=fill, x=x, ratio=ratio, mode=mode: fill.attribute(
+                        x, n_samples=m_sel, mask_ratio=ratio, seed=0, select_first=mode, max_draws=100 * m_sel
+                    )
+                )
                 for _ in range(2)
             )
             counts = fill.counts
-        print(f"| {name} | {int(counts.n_kept[0]):,} / {counts.n_drawn:,} | {results[False]:.2f} | "
-              f"{results[True]:.2f} | {results[None]:.2f} | {'select-first' if counts.select_first else 'one pass'} |")
+        print(
+            f"| {name} | {int(counts.n_kept[0]):,} / {counts.n_drawn:,} | {results[False]:.2f} | "
+            f"{results[True]:.2f} | {results[None]:.2f} | {'select-first' if counts.select_first else 'one pass'} |"
+        )
 
     # reduced precision
     eight = images[::12][:8]
@@ -222,7 +237,9 @@ def main() -> None:
     print("\n| other measurements | value |\n|---|---|")
     print(f"| 64 images x {per_batch:,} masks (selection='all') | {64 * per_batch / t_batch:,.0f} masked copies/s |")
     print(f"| ProgressiveMaskFill, one image, k=4 | {t_prog * 1000:.1f} ms |")
-    print(f"| ResNet5 on Fashion-MNIST, one image, {n // 5:,} kept | {fashion.counts.n_drawn / t_fashion:,.0f} masks/s |")
+    print(
+        f"| ResNet5 on Fashion-MNIST, one image, {n // 5:,} kept | {fashion.counts.n_drawn / t_fashion:,.0f} masks/s |"
+    )
     try:
         from captum_fillblanks import BFGSMaskFill
 
@@ -236,8 +253,10 @@ def main() -> None:
     low, high = peak_memory(n), peak_memory(10 * n)
     what = "GPU memory allocated by PyTorch" if DEVICE.type == "cuda" else "resident memory of the process"
     print(f"\n| peak {what} | n_samples={n:,} | n_samples={10 * n:,} | ratio |\n|---|---|---|---|")
-    print(f"| MiB | {low['peak_kib'] / 1024:.0f} | {high['peak_kib'] / 1024:.0f} | "
-          f"{high['peak_kib'] / low['peak_kib']:.3f} |")
+    print(
+        f"| MiB | {low['peak_kib'] / 1024:.0f} | {high['peak_kib'] / 1024:.0f} | "
+        f"{high['peak_kib'] / low['peak_kib']:.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ fills per image, and the time each method took.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -44,13 +43,19 @@ def main() -> None:
         print(f"{start + len(x)}/{len(images)} images", flush=True)
     cosine = fill_cosine_similarity(torch.cat(first), torch.cat(second))
     q = torch.quantile(cosine, torch.tensor([0.05, 0.5, 0.95]))
-    print(f"\n{len(images)} MNIST t10k images, SimpleCNN (shipped weights), n_samples={args.n_samples}, "
-          f"BFGS n_iter={args.n_iter} (Armijo line search, dense inverse Hessian), same masks for both")
-    print(f"cosine(first, second): mean {cosine.mean():.3f}, median {q[1]:.3f}, "
-          f"5%-95% [{q[0]:.3f}, {q[2]:.3f}], min {cosine.min():.3f}")
-    print(f"time: MaskFill {t_first:.1f} s ({t_first / len(images):.2f} s/image), "
-          f"BFGSMaskFill {t_second:.1f} s ({t_second / len(images):.2f} s/image), "
-          f"ratio {t_second / t_first:.1f}x")
+    print(
+        f"\n{len(images)} MNIST t10k images, SimpleCNN (shipped weights), n_samples={args.n_samples}, "
+        f"BFGS n_iter={args.n_iter} (Armijo line search, dense inverse Hessian), same masks for both"
+    )
+    print(
+        f"cosine(first, second): mean {cosine.mean():.3f}, median {q[1]:.3f}, "
+        f"5%-95% [{q[0]:.3f}, {q[2]:.3f}], min {cosine.min():.3f}"
+    )
+    print(
+        f"time: MaskFill {t_first:.1f} s ({t_first / len(images):.2f} s/image), "
+        f"BFGSMaskFill {t_second:.1f} s ({t_second / len(images):.2f} s/image), "
+        f"ratio {t_second / t_first:.1f}x"
+    )
 
 
 if __name__ == "__main__":

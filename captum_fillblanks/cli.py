@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
+from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
 from .paper.models import DEFAULT_ARCH, MODELS
 from .paper.reproduce import CANDIDATE_SETTINGS
 from .paper.training import evaluate_accuracy, train_model
-from .attr.transforms import NORMALIZATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -56,7 +56,9 @@ def _add_demo(subcommands: argparse._SubParsersAction) -> None:
             "Fashion-MNIST as PNGs and print a small consistency table."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("fillblanks-demo"), help="output folder (default: ./fillblanks-demo)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("fillblanks-demo"), help="output folder (default: ./fillblanks-demo)"
+    )
     parser.add_argument("--n-samples", type=int, default=300, help="kept masks per image (default: 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -89,7 +91,8 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
     parser.add_argument(
-        "--arch", choices=sorted(_BUILDERS),
+        "--arch",
+        choices=sorted(_BUILDERS),
         help="shipped model; default: simple-cnn for mnist, resnet5 for fashion-mnist "
         "(resnet5 on mnist is the paper's Table 1 model)",
     )
@@ -100,11 +103,15 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-size", type=int, default=50, help="images per shard (default: 50)")
     parser.add_argument("--n-validation", type=int, default=200, help="validation images for choosing T (default: 200)")
     parser.add_argument(
-        "--normalization", choices=NORMALIZATIONS, default=None,
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default=None,
         help="try only this normalization of T on validation (default: both; the report then "
         "also scores the best min_max settings, SPEC's earlier reading)",
     )
-    parser.add_argument("--figure-samples", type=int, default=2000, help="kept masks per image in Figs. 4-6 (default: 2000)")
+    parser.add_argument(
+        "--figure-samples", type=int, default=2000, help="kept masks per image in Figs. 4-6 (default: 2000)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=_reproduce)
@@ -123,11 +130,18 @@ def _reproduce(args: argparse.Namespace) -> int:
     if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
     reproduce(
-        args.dataset, args.data_dir, args.out or Path(f"reproduce-{args.dataset}"), arch=arch,
-        n_images=args.n_images, n_samples=args.n_samples, device=args.device,
-        shard_size=args.shard_size, n_validation=args.n_validation,
+        args.dataset,
+        args.data_dir,
+        args.out or Path(f"reproduce-{args.dataset}"),
+        arch=arch,
+        n_images=args.n_images,
+        n_samples=args.n_samples,
+        device=args.device,
+        shard_size=args.shard_size,
+        n_validation=args.n_validation,
         candidates=[c for c in CANDIDATE_SETTINGS if args.normalization in (None, c.normalization)],
-        figure_samples=args.figure_samples, seed=args.seed,
+        figure_samples=args.figure_samples,
+        seed=args.seed,
         command="captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "",
         show_progress=not args.no_progress,
     )
@@ -156,9 +170,7 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder with the data set's IDX files, plain or .gz (train-* and t10k-*)",
     )
-    parser.add_argument(
-        "--out", type=Path, help="weight file to write; default: the shipped file's name, here"
-    )
+    parser.add_argument("--out", type=Path, help="weight file to write; default: the shipped file's name, here")
     parser.add_argument("--epochs", type=int, help="default: the shipped weights' recipe")
     parser.add_argument("--seed", type=int, help="default: the shipped weights' recipe")
     parser.set_defaults(run=_train)

@@ -16,11 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import captum_fillblanks  # noqa: E402
-
 from sphinx.ext.napoleon.docstring import GoogleDocstring  # noqa: E402
 from sphinx.util import logging  # noqa: E402
 from sphinx.util.nodes import make_refnode  # noqa: E402
+
+import captum_fillblanks  # noqa: E402
 
 # -- Project -------------------------------------------------------------------------
 
@@ -123,8 +123,10 @@ def _resolve_unqualified(app, env, node, contnode):
         candidates.append(target.rsplit(".", 1)[-1])
     for candidate in candidates:
         matches = [
-            name for name, obj in objects.items()
-            if name.startswith("captum_fillblanks") and not obj.aliased
+            name
+            for name, obj in objects.items()
+            if name.startswith("captum_fillblanks")
+            and not obj.aliased
             and (name == candidate or name.endswith("." + candidate))
         ]
         if len(matches) == 1:
@@ -147,7 +149,8 @@ def _check_public_names_documented(app, env) -> None:
                 continue
             logger.warning(
                 "public name %s.%s is not documented: add it to a page under docs/api/",
-                module_name, name,
+                module_name,
+                name,
             )
 
 

@@ -82,7 +82,9 @@ def test_exact_line_search_reaches_quadratic_minimizer_in_n_iterations(memory):
     a, b, loss_and_grad = _quadratics(rows=4, n=n)
     x0 = torch.zeros(4, n, dtype=torch.float64)
     minimizer = torch.linalg.solve(a, b)
-    after_n = bfgs_minimize(loss_and_grad, x0, n, memory="dense" if memory == "dense" else n, line_search=_exact_line_search(a))
+    after_n = bfgs_minimize(
+        loss_and_grad, x0, n, memory="dense" if memory == "dense" else n, line_search=_exact_line_search(a)
+    )
     torch.testing.assert_close(after_n.x, minimizer, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(after_n.grad, torch.zeros_like(b), rtol=0, atol=1e-9)
     assert after_n.n_pairs.tolist() == [n] * 4
@@ -99,7 +101,7 @@ def test_matches_scipy_bfgs_minimizer_on_a_smooth_problem():
         for r in range(3):
             row = _smooth_problems(shift[r : r + 1], scale[r : r + 1])
 
-            def fun(v):
+            def fun(v, row=row):
                 loss, grad = row(torch.from_numpy(v)[None])
                 return loss.item(), grad[0].numpy()
 
@@ -161,7 +163,11 @@ def test_rows_in_one_batch_equal_rows_one_at_a_time(memory, line_search):
     batched = bfgs_minimize(_smooth_problems(shift, scale), x0, 7, memory=memory, line_search=line_search)
     for r in range(4):
         alone = bfgs_minimize(
-            _smooth_problems(shift[r : r + 1], scale[r : r + 1]), x0[r : r + 1], 7, memory=memory, line_search=line_search
+            _smooth_problems(shift[r : r + 1], scale[r : r + 1]),
+            x0[r : r + 1],
+            7,
+            memory=memory,
+            line_search=line_search,
         )
         torch.testing.assert_close(batched.x[r : r + 1], alone.x, rtol=1e-12, atol=1e-12)
         assert batched.steps[:, r].tolist() == alone.steps[:, 0].tolist()
@@ -211,7 +217,9 @@ def test_the_evaluation_at_x0_is_reused_when_given():
 
 def test_no_curvature_update_without_positive_curvature():
     c = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
-    result = bfgs_minimize(lambda x: ((c * x).sum(1), c.expand_as(x)), torch.zeros(1, 3, dtype=torch.float64), 3, line_search="fixed")
+    result = bfgs_minimize(
+        lambda x: ((c * x).sum(1), c.expand_as(x)), torch.zeros(1, 3, dtype=torch.float64), 3, line_search="fixed"
+    )
     assert result.n_pairs.tolist() == [0]  # y = 0 every step: H stays the identity
     torch.testing.assert_close(result.displacement, -3 * c)
     # concave: y.s < 0, so H stays the identity and every step is a gradient step
@@ -251,7 +259,12 @@ def test_custom_line_search_keywords_through_partial():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"memory": 0}, "memory"), ({"memory": "full"}, "memory"), ({"line_search": "wolfe"}, "line_search"), ({"n_iter": -1}, "n_iter")],
+    [
+        ({"memory": 0}, "memory"),
+        ({"memory": "full"}, "memory"),
+        ({"line_search": "wolfe"}, "line_search"),
+        ({"n_iter": -1}, "n_iter"),
+    ],
 )
 def test_bad_arguments_say_what_was_given(kwargs, message):
     _, _, loss_and_grad = _quadratics(rows=1, n=2)
@@ -340,7 +353,14 @@ def test_quadratic_fill_is_the_closed_form_minimizer_at_the_blanks():
     mask = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
     target = [2, 5]
     fill = BFGSMaskFill(model).attribute(
-        inputs, target=target, masks=mask, selection="all", loss=squared_loss, step_size=0.5, n_iter=n, line_search=exact
+        inputs,
+        target=target,
+        masks=mask,
+        selection="all",
+        loss=squared_loss,
+        step_size=0.5,
+        n_iter=n,
+        line_search=exact,
     )
     goal = F.one_hot(torch.tensor(target), k).to(torch.float64) - c
     minimizer = torch.linalg.lstsq(w.expand(2, k, n), goal[:, :, None]).solution[:, :, 0]
@@ -408,7 +428,10 @@ def test_contract_tuple_inputs_target_list_extra_args_nothing_mutated():
     assert all(p.grad is None for p in model.parameters())
     for e in range(3):  # batch equals one by one with the same seed
         alone = BFGSMaskFill(model).attribute(
-            (images[e : e + 1], tabular[e : e + 1]), target=target[e], additional_forward_args=(scale[e : e + 1],), **kwargs
+            (images[e : e + 1], tabular[e : e + 1]),
+            target=target[e],
+            additional_forward_args=(scale[e : e + 1],),
+            **kwargs,
         )
         for f, a in zip(fills, alone):
             torch.testing.assert_close(f[e : e + 1], a, rtol=1e-10, atol=1e-12)
@@ -417,15 +440,24 @@ def test_contract_tuple_inputs_target_list_extra_args_nothing_mutated():
 def test_works_under_no_grad_with_noise_tunnel_and_convergence_delta():
     model, images = SmallCNN().eval(), _images(batch=2)
     with torch.no_grad():
-        fill, delta = BFGSMaskFill(model).attribute(images, target=0, n_samples=4, seed=1, selection="all", n_iter=2, return_convergence_delta=True)
+        fill, delta = BFGSMaskFill(model).attribute(
+            images, target=0, n_samples=4, seed=1, selection="all", n_iter=2, return_convergence_delta=True
+        )
     assert fill.shape == images.shape and delta.shape == (2,)
-    smoothed = NoiseTunnel(BFGSMaskFill(model)).attribute(images, nt_samples=2, target=0, n_samples=3, seed=1, selection="all", n_iter=2)
+    smoothed = NoiseTunnel(BFGSMaskFill(model)).attribute(
+        images, nt_samples=2, target=0, n_samples=3, seed=1, selection="all", n_iter=2
+    )
     assert smoothed.shape == images.shape
 
 
 @pytest.mark.parametrize(
     "kwargs, error",
-    [({"n_iter": 0}, ValueError), ({"n_iter": 1.5}, TypeError), ({"memory": -2}, ValueError), ({"line_search": "exact"}, ValueError)],
+    [
+        ({"n_iter": 0}, ValueError),
+        ({"n_iter": 1.5}, TypeError),
+        ({"memory": -2}, ValueError),
+        ({"line_search": "exact"}, ValueError),
+    ],
 )
 def test_bad_method_arguments_raise(kwargs, error):
     with pytest.raises(error):

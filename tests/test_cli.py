@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.demo import format_table
-from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
 from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS
 
 
@@ -43,9 +43,24 @@ SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
 def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     argv = [
-        "reproduce", "--dataset", "mnist", "--data-dir", str(SHARED_MNIST), "--out", str(tmp_path),
-        "--n-images", "12", "--n-samples", "8", "--shard-size", "5", "--n-validation", "10",
-        "--figure-samples", "8", "--no-progress",
+        "reproduce",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(SHARED_MNIST),
+        "--out",
+        str(tmp_path),
+        "--n-images",
+        "12",
+        "--n-samples",
+        "8",
+        "--shard-size",
+        "5",
+        "--n-validation",
+        "10",
+        "--figure-samples",
+        "8",
+        "--no-progress",
     ]
     assert main(argv) == 0
     report = (tmp_path / "report.md").read_text()
@@ -53,19 +68,24 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
         assert f"| **{row}**:" in report
     assert "12 test images" in report and "8 kept masks" in report
     assert not (tmp_path / "report.md.partial").exists()
-    for name in ("fig2_class_prototypes.png", "fig3_progressive.png", "fig4_ratio_patch_grid.png",
-                 "fig5_first_vs_second_order.png", "fig6_binarized.png"):
+    for name in (
+        "fig2_class_prototypes.png",
+        "fig3_progressive.png",
+        "fig4_ratio_patch_grid.png",
+        "fig5_first_vs_second_order.png",
+        "fig6_binarized.png",
+    ):
         assert f"({name})" in report and (tmp_path / name).stat().st_size > 3000
     shards = sorted((tmp_path / "shards" / "mnist_simple-cnn").glob("shard_*.pt"))
     assert len(shards) == 3  # 5 + 5 + 2 images
     shards += sorted((tmp_path / "shards" / "mnist_simple-cnn").glob("validation_*.pt"))
     assert len(shards) == 4  # the validation fills are kept too
     # one setting of T per transformed row, the chosen one in bold, for every candidate
-    choice = report[report.index("## The settings of T"):report.index("## Figures")]
+    choice = report[report.index("## The settings of T") : report.index("## Figures")]
     assert choice.count("**") == 2 * len(TRANSFORMED_ROWS)
     assert sum(line.startswith(f"| {c} | ") for c in CANDIDATE_SETTINGS for line in choice.splitlines()) == 22
     assert "## The same images with min–max normalization only" in report
-    table = report[report.index("## Table 1"):report.index("The paper")]
+    table = report[report.index("## Table 1") : report.index("The paper")]
     # a rerun reuses the finished shards and reports the same table
     stamps = [p.stat().st_mtime_ns for p in shards]
     assert main(argv) == 0
@@ -73,19 +93,38 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     rerun = (tmp_path / "report.md").read_text()
     assert "loaded" not in report
     assert "loaded 3 of 3 shards and the validation fills from an earlier run" in rerun
-    assert rerun[rerun.index("## Table 1"):rerun.index("The paper")] == table
+    assert rerun[rerun.index("## Table 1") : rerun.index("The paper")] == table
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
 def test_reproduce_on_the_papers_table_1_model(tmp_path):
     argv = [
-        "reproduce", "--dataset", "mnist", "--arch", "resnet5", "--data-dir", str(SHARED_MNIST),
-        "--out", str(tmp_path), "--n-images", "4", "--n-samples", "4", "--n-validation", "10",
-        "--figure-samples", "4", "--no-progress",
+        "reproduce",
+        "--dataset",
+        "mnist",
+        "--arch",
+        "resnet5",
+        "--data-dir",
+        str(SHARED_MNIST),
+        "--out",
+        str(tmp_path),
+        "--n-images",
+        "4",
+        "--n-samples",
+        "4",
+        "--n-validation",
+        "10",
+        "--figure-samples",
+        "4",
+        "--no-progress",
     ]
     assert main(argv) == 0
-    assert "- model: ResNet5 (ResNet5_Weights.MNIST_5K) with the shipped weights" in (tmp_path / "report.md").read_text()
-    assert [p.name for p in (tmp_path / "shards" / "mnist_resnet5").glob("shard_*.pt")] == ["shard_000000-000004_4_0.pt"]
+    assert (
+        "- model: ResNet5 (ResNet5_Weights.MNIST_5K) with the shipped weights" in (tmp_path / "report.md").read_text()
+    )
+    assert [p.name for p in (tmp_path / "shards" / "mnist_resnet5").glob("shard_*.pt")] == [
+        "shard_000000-000004_4_0.pt"
+    ]
 
 
 def test_reproduce_refuses_a_model_that_is_not_shipped(tmp_path):

@@ -1,15 +1,14 @@
 """Captum's contract, checked for every fill method: bad input gets a clear error, and
 nothing the caller gave (inputs, model parameters, gradients, hooks) is changed."""
 
-import pytest
-import torch
 import inspect
 
+import pytest
+import torch
 from captum.attr import FeatureAblation, IntegratedGradients, Saliency
+from conftest import TinyCNN
 
 from captum_fillblanks import BFGSMaskFill, MaskFill, ProgressiveMaskFill
-
-from conftest import TinyCNN
 
 METHODS = {
     "MaskFill": (MaskFill, dict(n_samples=8, seed=0)),
@@ -24,11 +23,14 @@ BAD_COMMON = [
     (dict(baselines=torch.zeros(2, 2)), ValueError, "baselines"),
     (dict(baselines="zero"), TypeError, "baselines"),
     (dict(internal_batch_size=0), ValueError, "internal_batch_size"),
+    (dict(step_size=float("nan")), ValueError, "step_size must be a finite number"),
+    (dict(step_size=float("inf")), ValueError, "step_size must be a finite number"),
 ]
 BAD_RANDOM = [
     (dict(mask_ratio=0.0), ValueError, "mask_ratio"),
     (dict(mask_ratio=1.0), ValueError, "mask_ratio"),
     (dict(n_samples=0), ValueError, "n_samples"),
+    (dict(n_samples=20, max_draws=10), ValueError, "max_draws=10 is below n_samples=20"),
     (dict(selection="best"), ValueError, "selection"),
     (dict(masks=torch.full((6, 6), 0.5)), ValueError, "masks"),
     (dict(masks=torch.ones(5, 5)), ValueError, "masks"),
@@ -37,7 +39,13 @@ BAD_RANDOM = [
 BAD = {
     "MaskFill": BAD_COMMON + BAD_RANDOM,
     "BFGSMaskFill": BAD_COMMON + BAD_RANDOM,
-    "ProgressiveMaskFill": BAD_COMMON + [(dict(n_steps=0), ValueError, "n_steps")],
+    "ProgressiveMaskFill": BAD_COMMON
+    + [
+        (dict(n_steps=0), ValueError, "n_steps"),
+        (dict(threshold=1.5), ValueError, "threshold"),
+        (dict(threshold=float("nan")), ValueError, "threshold"),
+        (dict(normalization="l2"), ValueError, "normalization"),
+    ],
 }
 CASES = [(name, *case) for name in METHODS for case in BAD[name]]
 

@@ -1,16 +1,14 @@
 import math
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, NoiseTunnel, Saliency
+from conftest import MultiOutput, TinyCNN, assert_max_close
 from torch import nn
 
 from captum_fillblanks import MaskFill, random_patch_masks
 from captum_fillblanks.attr.masks import MaskSequence, n_blank_units
-
-from conftest import MultiOutput, SoftmaxRegression, TinyCNN, assert_max_close
 
 
 def reference_fill(model, x, masks, target=None, selection="correct", step_size=1.0):
@@ -26,7 +24,7 @@ def reference_fill(model, x, masks, target=None, selection="correct", step_size=
             logits = model(masked)
             if selection == "correct" and logits.argmax(1).item() != y.item():
                 continue
-            grad, = torch.autograd.grad(F.cross_entropy(logits, y), masked)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), masked)
             total += (1 - m) * (-step_size * grad)
             count += (1 - m).expand_as(example)
         fills.append(total / count.clamp(min=1))
@@ -45,9 +43,7 @@ def test_single_mask_update_matches_closed_form(softmax_regression, images):
     mask[0:2, 2:4] = 0
     mask[4:6, 0:2] = 0
     target = [0, 2, 1]
-    fill = MaskFill(softmax_regression).attribute(
-        images, target=target, masks=mask, selection="all", step_size=0.5
-    )
+    fill = MaskFill(softmax_regression).attribute(images, target=target, masks=mask, selection="all", step_size=0.5)
     W, c = softmax_regression.linear.weight.detach(), softmax_regression.linear.bias.detach()
     masked = (mask * images).flatten(1)
     residual = torch.softmax(masked @ W.T + c, dim=1) - F.one_hot(torch.tensor(target), 4)
@@ -80,15 +76,13 @@ def test_random_estimate_agrees_with_independent_masks_within_standard_error(tin
 
 def test_convergence_delta_is_the_largest_standard_error(tiny_cnn, images):
     masks = random_patch_masks(30, 6, 6, mask_ratio=0.5, generator=torch.Generator().manual_seed(1))
-    _, delta = MaskFill(tiny_cnn).attribute(
-        images, masks=masks, selection="all", return_convergence_delta=True
-    )
+    _, delta = MaskFill(tiny_cnn).attribute(images, masks=masks, selection="all", return_convergence_delta=True)
     for e, example in enumerate(images):
         updates = []
         for m in masks:
             masked = (m * example[None]).requires_grad_()
             logits = tiny_cnn(masked)
-            grad, = torch.autograd.grad(F.cross_entropy(logits, tiny_cnn(example[None]).argmax(1)), masked)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, tiny_cnn(example[None]).argmax(1)), masked)
             updates.append(-grad[0, 0])
         updates = torch.stack(updates)
         blank = (masks == 0).float()
@@ -100,8 +94,10 @@ def test_convergence_delta_is_the_largest_standard_error(tiny_cnn, images):
 
 def test_one_mask_has_infinite_standard_error(softmax_regression, images):
     _, delta = MaskFill(softmax_regression).attribute(
-        images, masks=torch.ones(6, 6).index_fill_(0, torch.tensor([0]), 0),
-        selection="all", return_convergence_delta=True,
+        images,
+        masks=torch.ones(6, 6).index_fill_(0, torch.tensor([0]), 0),
+        selection="all",
+        return_convergence_delta=True,
     )
     assert torch.all(torch.isinf(delta))
 
@@ -135,7 +131,8 @@ def test_batch_equals_one_by_one_for_any_internal_batch_size(tiny_cnn, images):
     method = MaskFill(tiny_cnn)
     reference = method.attribute(images, n_samples=100, seed=5)
     for size in (1, 7, 1000):
-        assert_max_close(method.attribute(images, n_samples=100, seed=5, internal_batch_size=size),
+        assert_max_close(
+            method.attribute(images, n_samples=100, seed=5, internal_batch_size=size),
             reference,
         )
     for e in range(len(images)):
@@ -175,13 +172,15 @@ def test_target_loss_on_multidimensional_output_matches_saliency(target):
     x = torch.tensor([[1.0, 2.0, -1.0], [0.5, 3.0, 2.0]])
     mask = torch.tensor([1.0, 0.0, 0.0])
     fill = MaskFill(model).attribute(
-        x, target=target, additional_forward_args=(None, True), masks=mask,
-        loss="target", selection="all",
+        x,
+        target=target,
+        additional_forward_args=(None, True),
+        masks=mask,
+        loss="target",
+        selection="all",
     )
     masked = (x * mask).requires_grad_()
-    expected = Saliency(model).attribute(
-        masked, target=target, abs=False, additional_forward_args=(None, True)
-    )
+    expected = Saliency(model).attribute(masked, target=target, abs=False, additional_forward_args=(None, True))
     assert_max_close(fill, (1 - mask) * expected)
 
 
@@ -191,8 +190,10 @@ def test_additional_forward_args_are_expanded_per_example(tiny_cnn, images):
         images, additional_forward_args=(scale,), n_samples=80, seed=2, internal_batch_size=10
     )
     for e in range(3):
+
         def fixed(x, s=scale[e]):
             return tiny_cnn(x, s.expand(x.shape[0]))
+
         alone = MaskFill(fixed).attribute(images[e : e + 1], n_samples=80, seed=2)
         assert_max_close(batched[e : e + 1], alone)
 
@@ -289,7 +290,12 @@ def test_works_under_no_grad_and_in_noise_tunnel(tiny_cnn, images):
         assert torch.equal(method.attribute(images, n_samples=40, seed=0), reference)
     tunnel = NoiseTunnel(method)
     smoothed, delta = tunnel.attribute(
-        images, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, n_samples=40, seed=0,
+        images,
+        nt_type="smoothgrad",
+        nt_samples=3,
+        stdevs=0.0,
+        n_samples=40,
+        seed=0,
         return_convergence_delta=True,
     )
     assert_max_close(smoothed, reference)
@@ -301,6 +307,7 @@ def test_never_correct_warns_and_returns_zeros(tiny_cnn, images):
         logits = torch.zeros(x.shape[0], 2)
         logits[:, 1] = 1 + x.sum() * 0
         return logits
+
     with pytest.warns(UserWarning, match="no draw was kept"):
         fill = MaskFill(always_wrong).attribute(images, target=0, n_samples=5, max_draws=20, seed=0)
     assert torch.equal(fill, torch.zeros_like(images))

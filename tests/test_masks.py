@@ -101,12 +101,15 @@ def test_resolve_seed_from_generator_is_reproducible():
         resolve_seed(1.5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(mask_ratio=0.0), "mask_ratio"),
-    (dict(mask_ratio=1.0), "mask_ratio"),
-    (dict(patch_size=0), "patch_size"),
-    (dict(patch_size=29), "patch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(mask_ratio=0.0), "mask_ratio"),
+        (dict(mask_ratio=1.0), "mask_ratio"),
+        (dict(patch_size=0), "patch_size"),
+        (dict(patch_size=29), "patch_size"),
+    ],
+)
 def test_bad_mask_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         random_patch_masks(1, 28, 28, **kwargs)

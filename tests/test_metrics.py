@@ -1,11 +1,10 @@
 import math
 
-import torch
-
 import pytest
+import torch
+from conftest import Brightness, TinyCNN
 
-from captum_fillblanks import MaskFill
-from captum_fillblanks import ProgressiveMaskFill
+from captum_fillblanks import MaskFill, ProgressiveMaskFill
 from captum_fillblanks.attr.metrics import (
     ROWS,
     ConsistencyCounts,
@@ -14,8 +13,6 @@ from captum_fillblanks.attr.metrics import (
     row_settings,
 )
 from captum_fillblanks.attr.transforms import TransformSetting
-
-from conftest import Brightness, TinyCNN
 
 
 def test_scores_of_a_hand_computed_confusion_matrix():
@@ -117,8 +114,9 @@ def test_per_row_settings_score_each_row_as_its_own_setting_would(images):
 def test_a_given_control_fill_is_the_one_the_control_model_would_compute(images):
     model, control = TinyCNN().eval(), TinyCNN(seed=1).eval()
     fill = MaskFill(model).attribute(images, n_samples=20, seed=0)
-    computed = consistency_counts(model, images, n_classes=3, n_steps=2, fill=fill, control_model=control,
-                                  control_samples=10, seed=2)
+    computed = consistency_counts(
+        model, images, n_classes=3, n_steps=2, fill=fill, control_model=control, control_samples=10, seed=2
+    )
     control_fill = MaskFill(control).attribute(
         images, target=model(images).argmax(1), selection="all", n_samples=10, seed=2
     )

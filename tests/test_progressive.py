@@ -1,10 +1,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_max_close
 
 from captum_fillblanks import MaskFill, ProgressiveMaskFill, fill_transform, to_input_range
-
-from conftest import TinyCNN, assert_max_close
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def test_step_depends_only_on_the_previous_image(tiny_cnn, run):
     masked = torch.where(blank, torch.zeros(()), before).requires_grad_()
     logits = tiny_cnn(masked)
     labels = logits.argmax(1)
-    grad, = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), masked)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), masked)
     written = to_input_range(fill_transform(-grad, blank.expand_as(grad)), (-0.5, 2.0))
     expected = torch.where(blank, written, before)
     assert torch.equal(method.steps.images[step], expected)

@@ -24,7 +24,13 @@ def tiny_set():
 def trained_weights(data, seed, **settings):
     torch.manual_seed(0)
     model = train_model(
-        simple_cnn(), data, epochs=1, batch_size=16, lr=3e-3, seed=seed, show_progress=False,
+        simple_cnn(),
+        data,
+        epochs=1,
+        batch_size=16,
+        lr=3e-3,
+        seed=seed,
+        show_progress=False,
         **settings,
     )
     return model.state_dict()
@@ -126,8 +132,7 @@ def test_train_command_writes_loadable_weights_and_prints_test_accuracy(tmp_path
         write_idx_gz(tmp_path / f"{split}-labels-idx1-ubyte.gz", y)
     out = tmp_path / "weights" / "small.pt"
 
-    status = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(out),
-                   "--epochs", "1"])
+    status = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(out), "--epochs", "1"])
 
     printed = capsys.readouterr().out
     assert status == 0
@@ -138,5 +143,4 @@ def test_train_command_writes_loadable_weights_and_prints_test_accuracy(tmp_path
 
 def test_train_command_refuses_an_unshipped_combination(tmp_path):
     with pytest.raises(SystemExit, match="no shipped weights for simple-cnn on fashion-mnist"):
-        main(["train", "--dataset", "fashion-mnist", "--arch", "simple-cnn",
-              "--data-dir", str(tmp_path)])
+        main(["train", "--dataset", "fashion-mnist", "--arch", "simple-cnn", "--data-dir", str(tmp_path)])

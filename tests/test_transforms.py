@@ -65,8 +65,8 @@ def test_binarize_and_transform():
     update = torch.tensor([[-1.0, 1.0, 2.0, 4.0]])
     blank = torch.tensor([[True, True, True, False]])
     # max_abs over the blanks: -0.5, 0.5, 1.0
-    assert torch.equal(fill_transform(update, blank), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
-    assert torch.equal(fill_transform(update, blank, threshold=0.4), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
+    assert torch.equal(fill_transform(update, blank, threshold=0.5), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
+    assert torch.equal(fill_transform(update, blank), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))  # tau 0.2
     assert torch.allclose(fill_transform(update, blank, binarized=False), torch.tensor([[0.0, 0.5, 1.0, 0.0]]))
     # min_max over the blanks: 0, 2/3, 1
     assert torch.allclose(
@@ -102,7 +102,7 @@ def test_signed_update_splits_at_blanks():
 
 def test_filled_image_keeps_input_outside_blanks_and_uses_input_range():
     masked = torch.tensor([[0.3, 0.7, -0.4242, -0.4242]])
-    update = torch.tensor([[9.0, 9.0, 1.0, 2.0]])
+    update = torch.tensor([[9.0, 9.0, 0.0, 2.0]])
     blank = torch.tensor([[False, False, True, True]])
     low, high = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
     out = filled_image(masked, update, blank, input_range=(low, high))
@@ -113,7 +113,9 @@ def test_filled_image_keeps_input_outside_blanks_and_uses_input_range():
 
 def test_prototype_covers_every_pixel():
     fill = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    assert torch.equal(prototype(fill), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))  # 0.25 .. 1
-    assert torch.equal(prototype(fill, normalization="min_max"), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))
-    assert torch.equal(prototype(fill, threshold=0.2), torch.ones(1, 2, 2))
+    assert torch.equal(prototype(fill, threshold=0.5), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))  # 0.25 .. 1
+    assert torch.equal(
+        prototype(fill, normalization="min_max", threshold=0.5), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    )
+    assert torch.equal(prototype(fill), torch.ones(1, 2, 2))  # the default tau 0.2
     assert torch.equal(to_input_range(torch.tensor([0.0, 1.0]), (-1.0, 2.0)), torch.tensor([-1.0, 2.0]))

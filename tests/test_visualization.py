@@ -66,9 +66,7 @@ def signed_update_pattern():
     """Update with +1, +0.5, -1, -0.5 and 0 at the blanks, and large values elsewhere
     (which must not show)."""
     update = torch.full((1, SIZE, SIZE), 5.0)
-    update[0, :3, :4] = torch.tensor(
-        [[1.0, 0.5, -1.0, -0.5], [0.0, 1.0, -1.0, 0.0], [0.5, -0.5, 0.0, 1.0]]
-    )
+    update[0, :3, :4] = torch.tensor([[1.0, 0.5, -1.0, -0.5], [0.0, 1.0, -1.0, 0.0], [0.5, -0.5, 0.0, 1.0]])
     return update
 
 
@@ -239,9 +237,7 @@ def test_progressive_rows_are_blanks_predicted_so_far_and_images():
         assert np.array_equal(drawn(axes[1, i]), union.float().numpy())
         assert np.allclose(drawn(axes[2, i]), images[i, 1, 0].numpy())
     assert union.all()  # the last "predicted so far" panel is all white
-    assert [axes[r, 0].get_ylabel() for r in range(3)] == [
-        "blanks of M_i", "predicted so far", "image after step"
-    ]
+    assert [axes[r, 0].get_ylabel() for r in range(3)] == ["blanks of M_i", "predicted so far", "image after step"]
     _, from_numpy = visualize_progressive(
         images.permute(0, 1, 3, 4, 2).numpy(), groups.numpy(), labels.numpy(), example=1
     )

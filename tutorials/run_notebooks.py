@@ -51,9 +51,7 @@ def _kernel_manager(workdir: str) -> KernelManager:
     if os.name == "nt":  # no Unix sockets
         return KernelManager(kernel_spec_manager=_ThisPython())
     # Unix sockets in the temporary folder: no TCP ports open, nothing to eavesdrop on
-    return KernelManager(
-        kernel_spec_manager=_ThisPython(), transport="ipc", ip=str(Path(workdir) / "kernel")
-    )
+    return KernelManager(kernel_spec_manager=_ThisPython(), transport="ipc", ip=str(Path(workdir) / "kernel"))
 
 
 def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, str | None]:
@@ -80,18 +78,20 @@ def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, str | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "notebooks", nargs="*", type=Path,
+        "notebooks",
+        nargs="*",
+        type=Path,
         help="notebooks to run (default: every tutorials/*.ipynb)",
     )
     parser.add_argument(
-        "--write", action="store_true",
+        "--write",
+        action="store_true",
         help="store the fresh outputs back into the notebooks (only those that ran cleanly)",
     )
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)")
     parser.add_argument(
-        "--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)"
-    )
-    parser.add_argument(
-        "--output-dir", type=Path,
+        "--output-dir",
+        type=Path,
         help="also save the executed notebooks here (e.g. as CI artifacts)",
     )
     args = parser.parse_args(argv)

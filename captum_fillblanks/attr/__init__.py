@@ -13,7 +13,6 @@ demo) is in :mod:`captum_fillblanks.paper`, on top of this.
 
 from .bfgs import BFGSMaskFill, bfgs_minimize, fill_cosine_similarity
 from .mask_fill import FillCounts, MaskFill
-from .progressive import ProgressiveMaskFill, ProgressiveSteps
 from .masks import (
     MaskSequence,
     n_blank_units,
@@ -23,7 +22,9 @@ from .masks import (
     random_patch_masks,
     sample_unit_masks,
 )
+from .progressive import ProgressiveMaskFill, ProgressiveSteps
 from .transforms import (
+    DEFAULT_THRESHOLD,
     NORMALIZATIONS,
     TransformSetting,
     binarize,
@@ -50,6 +51,7 @@ __all__ = [
     "random_partition_masks",
     "random_patch_masks",
     "sample_unit_masks",
+    "DEFAULT_THRESHOLD",
     "NORMALIZATIONS",
     "TransformSetting",
     "binarize",

@@ -10,11 +10,23 @@ in ``pyproject.toml`` and CI runs the tests on the lowest and the highest.
 
 from captum._utils.common import (
     _expand_additional_forward_args as expand_additional_forward_args,
+)
+from captum._utils.common import (
     _expand_target as expand_target,
+)
+from captum._utils.common import (
     _format_additional_forward_args as format_additional_forward_args,
+)
+from captum._utils.common import (
     _format_output as format_output,
+)
+from captum._utils.common import (
     _format_tensor_into_tuples as format_tensor_into_tuples,
+)
+from captum._utils.common import (
     _run_forward as run_forward,
+)
+from captum._utils.common import (
     _select_targets as select_targets,
 )
 from captum._utils.progress import progress

@@ -3,6 +3,7 @@ given and what was expected."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -17,6 +18,8 @@ def check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
 
 
 def check_step_size(step_size: Any) -> None:
-    """``step_size`` (``gamma``) is a number; else ``TypeError``."""
+    """``step_size`` (``gamma``) is a finite number; else ``TypeError``/``ValueError``."""
     if not isinstance(step_size, (int, float)) or isinstance(step_size, bool):
         raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")
+    if not math.isfinite(step_size):
+        raise ValueError(f"step_size must be a finite number, got {step_size}")

@@ -8,10 +8,13 @@ only handles tuples of masked copies and their updates.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from ._captum_compat import (
     expand_additional_forward_args,
     expand_target,
@@ -20,8 +23,6 @@ from ._captum_compat import (
     run_forward,
     select_targets,
 )
-from torch import Tensor, nn
-
 from .masks import apply_masks, patch_grid
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -29,14 +30,12 @@ LOSSES = ("cross_entropy", "target")
 SELECTIONS = ("correct", "all")
 
 
-def format_inputs(inputs: Any) -> Tuple[bool, Tuple[Tensor, ...]]:
+def format_inputs(inputs: Any) -> tuple[bool, tuple[Tensor, ...]]:
     """Check ``inputs`` and return ``(was_tuple, tuple_of_detached_tensors)``."""
     is_tuple = isinstance(inputs, tuple)
     formatted = format_tensor_into_tuples(inputs) if isinstance(inputs, (Tensor, tuple)) else None
     if not formatted or not all(isinstance(t, Tensor) for t in formatted):
-        raise TypeError(
-            f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
-        )
+        raise TypeError(f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}")
     for i, tensor in enumerate(formatted):
         if not tensor.is_floating_point():
             raise TypeError(
@@ -47,28 +46,25 @@ def format_inputs(inputs: Any) -> Tuple[bool, Tuple[Tensor, ...]]:
             raise ValueError(f"inputs[{i}] must have a non-empty batch dimension, got {tuple(tensor.shape)}")
     batch = formatted[0].shape[0]
     if any(t.shape[0] != batch for t in formatted):
-        raise ValueError(
-            "all input tensors must have the same batch size, got "
-            f"{[t.shape[0] for t in formatted]}"
-        )
+        raise ValueError(f"all input tensors must have the same batch size, got {[t.shape[0] for t in formatted]}")
     return is_tuple, tuple(t.detach() for t in formatted)
 
 
-def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+def format_baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Baselines as a tuple of tensors matching ``inputs`` in dtype and device: 0-dim for
     scalars, else broadcastable to each input."""
     if baselines is None:
         baselines = 0.0
     if not isinstance(baselines, tuple):
-        baselines = (baselines,) * len(inputs) if len(inputs) > 1 and not isinstance(baselines, Tensor) else (baselines,)
+        baselines = (
+            (baselines,) * len(inputs) if len(inputs) > 1 and not isinstance(baselines, Tensor) else (baselines,)
+        )
     if len(baselines) != len(inputs):
         raise ValueError(f"baselines has {len(baselines)} entries but inputs has {len(inputs)} tensors")
-    formatted: List[Tensor] = []
+    formatted: list[Tensor] = []
     for i, (baseline, tensor) in enumerate(zip(baselines, inputs)):
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
-            raise TypeError(
-                f"baselines[{i}] must be a number or a Tensor, got {type(baseline).__name__}"
-            )
+            raise TypeError(f"baselines[{i}] must be a number or a Tensor, got {type(baseline).__name__}")
         if isinstance(baseline, Tensor):
             try:
                 shape = torch.broadcast_shapes(baseline.shape, tensor.shape)
@@ -88,8 +84,8 @@ def format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor
 
 
 def default_unit_maps(
-    inputs: Tuple[Tensor, ...], patch_size: int
-) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...]]:
+    inputs: tuple[Tensor, ...], patch_size: int
+) -> tuple[tuple[Tensor, ...], tuple[int, ...], tuple[int, ...]]:
     """Units of each input when no ``feature_mask`` is given (SPEC, "Other shapes").
 
     4-D inputs ``(batch, C, H, W)`` get ``patch_size`` patches shared over channels; any
@@ -110,8 +106,8 @@ def default_unit_maps(
 
 
 def feature_unit_maps(
-    feature_mask: Any, inputs: Tuple[Tensor, ...]
-) -> Tuple[Tuple[Tensor, ...], Tuple[int, ...], Tuple[int, ...]]:
+    feature_mask: Any, inputs: tuple[Tensor, ...]
+) -> tuple[tuple[Tensor, ...], tuple[int, ...], tuple[int, ...]]:
     """Units from a Captum ``feature_mask``: each distinct id is one unit, shared across
     the tensors of a tuple (as in ``FeatureAblation``)."""
     masks = format_tensor_into_tuples(feature_mask)
@@ -161,9 +157,9 @@ class FillProblem:
         target: Any,
         additional_forward_args: Any,
         baselines: Any,
-        loss: Union[str, LossFn],
+        loss: str | LossFn,
         selection: str,
-        amp_dtype: Optional[torch.dtype] = None,
+        amp_dtype: torch.dtype | None = None,
     ) -> None:
         self.forward_func = forward_func
         if amp_dtype is not None and not (isinstance(amp_dtype, torch.dtype) and amp_dtype.is_floating_point):
@@ -198,7 +194,7 @@ class FillProblem:
             )
 
     @staticmethod
-    def _class_labels(outputs: Tensor, target: Any) -> Optional[Tensor]:
+    def _class_labels(outputs: Tensor, target: Any) -> Tensor | None:
         """Per-example class index, when the output is class scores and the target a class."""
         if outputs.dim() != 2 or outputs.shape[1] < 2:
             return None
@@ -213,44 +209,37 @@ class FillProblem:
             return torch.tensor(target, dtype=torch.long, device=outputs.device)
         return None
 
-    def expanded_args(self, n_masks: int, rows: Optional[Tensor] = None) -> Any:
+    def expanded_args(self, n_masks: int, rows: Tensor | None = None) -> Any:
         """Extra forward arguments for ``n_masks`` stacked copies (or only ``rows`` of them)."""
         if n_masks not in self._expanded_args:
-            self._expanded_args = {
-                n_masks: expand_additional_forward_args(self.additional_forward_args, n_masks)
-            }
+            self._expanded_args = {n_masks: expand_additional_forward_args(self.additional_forward_args, n_masks)}
         args = self._expanded_args[n_masks]
         if rows is None or args is None:
             return args
         n_rows = n_masks * self.batch_size
-        return tuple(
-            a[rows] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n_rows else a
-            for a in args
-        )
+        return tuple(a[rows] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n_rows else a for a in args)
 
-    def forward(
-        self, batch: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
-    ) -> Tensor:
+    def forward(self, batch: tuple[Tensor, ...], n_masks: int, rows: Tensor | None = None) -> Tensor:
         """Model outputs for ``n_masks`` stacked copies of the batch (or ``rows`` of them)."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             outputs = run_forward(self.forward_func, batch, None, self.expanded_args(n_masks, rows))
         if not isinstance(outputs, Tensor):
-            raise TypeError(
-                f"forward_func must return a Tensor, got {type(outputs).__name__}"
-            )
+            raise TypeError(f"forward_func must return a Tensor, got {type(outputs).__name__}")
         return outputs
 
-    def row_labels(self, n_masks: int, rows: Optional[Tensor] = None) -> Optional[Tensor]:
+    def row_labels(self, n_masks: int, rows: Tensor | None = None) -> Tensor | None:
         if self.labels is None:
             return None
         labels = self.labels.repeat(n_masks)
         return labels if rows is None else labels[rows]
 
-    def row_target(self, n_masks: int, rows: Optional[Tensor] = None) -> Any:
+    def row_target(self, n_masks: int, rows: Tensor | None = None) -> Any:
         """Captum's target expanded to the rows, for targets that are not class indices."""
         target = expand_target(self.target, n_masks)
-        if rows is None or not isinstance(target, (list, Tensor)) or (
-            isinstance(target, Tensor) and target.numel() == 1
+        if (
+            rows is None
+            or not isinstance(target, (list, Tensor))
+            or (isinstance(target, Tensor) and target.numel() == 1)
         ):
             return target
         return target[rows] if isinstance(target, Tensor) else [target[i] for i in rows.tolist()]
@@ -259,8 +248,8 @@ class FillProblem:
         self,
         outputs: Tensor,
         n_masks: int,
-        labels: Optional[Tensor] = None,
-        rows: Optional[Tensor] = None,
+        labels: Tensor | None = None,
+        rows: Tensor | None = None,
     ) -> Tensor:
         """Per-row loss ``L(f(x'), y)`` of ``n_masks`` stacked copies of the batch (or of
         ``rows`` of them).
@@ -297,11 +286,11 @@ class FillProblem:
 
     def gradient(
         self,
-        batch: Tuple[Tensor, ...],
+        batch: tuple[Tensor, ...],
         n_masks: int,
         predicted_labels: bool = False,
-        rows: Optional[Tensor] = None,
-    ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor]:
+        rows: Tensor | None = None,
+    ) -> tuple[tuple[Tensor, ...], Tensor, Tensor]:
         """``grad_{x'} L`` at the copies themselves, the model outputs and the per-row losses.
 
         Rows are independent (a model in eval mode), so the gradient of the summed loss
@@ -320,7 +309,7 @@ class FillProblem:
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
         return grads, outputs.detach(), losses.detach()
 
-    def correct(self, outputs: Tensor, n_masks: int, rows: Optional[Tensor] = None) -> Tensor:
+    def correct(self, outputs: Tensor, n_masks: int, rows: Tensor | None = None) -> Tensor:
         """``(n_masks, B)`` bool: which copies the model classifies as their target.
 
         With ``rows``, ``outputs`` holds only those rows; the others count as not correct.
@@ -334,9 +323,7 @@ class FillProblem:
         full = torch.zeros(n_masks * self.batch_size, dtype=torch.bool, device=outputs.device)
         return full.index_copy_(0, rows, hits).reshape(n_masks, self.batch_size)
 
-    def mask(
-        self, blanks: Sequence[Tensor], inputs: Optional[Tuple[Tensor, ...]] = None
-    ) -> Tuple[Tensor, ...]:
+    def mask(self, blanks: Sequence[Tensor], inputs: tuple[Tensor, ...] | None = None) -> tuple[Tensor, ...]:
         """The masked copies ``M(x)`` for element blank indicators of shape ``(n, 1|B, ...)``.
 
         ``inputs`` replaces the call's inputs as ``x`` (the progressive method masks the
@@ -364,12 +351,12 @@ class Units(NamedTuple):
     element, broadcastable to the input), the group of units it draws from, and the
     number of units in each group."""
 
-    maps: Tuple[Tensor, ...]
-    groups: Tuple[int, ...]
-    n_units: Tuple[int, ...]
+    maps: tuple[Tensor, ...]
+    groups: tuple[int, ...]
+    n_units: tuple[int, ...]
 
 
-def unit_maps(inputs: Tuple[Tensor, ...], feature_mask: Any, patch_size: int) -> Units:
+def unit_maps(inputs: tuple[Tensor, ...], feature_mask: Any, patch_size: int) -> Units:
     """The units of one call: the groups of ``feature_mask`` when given, else patches of
     4-D inputs and single elements of other inputs (SPEC, "Other shapes")."""
     if feature_mask is None:

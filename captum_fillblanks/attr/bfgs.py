@@ -19,8 +19,9 @@ between rows, so a row gives the same result in any batch.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Optional, Tuple, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +29,8 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
-from ._problem import FillProblem, LossFn
 from ._checks import check_positive_int, check_step_size
+from ._problem import FillProblem, LossFn
 from .mask_fill import MaskFill
 from .masks import SeedLike
 
@@ -44,11 +45,11 @@ __all__ = [
     "DENSE_BUDGET_BYTES",
 ]
 
-LossAndGrad = Callable[[Tensor], Tuple[Tensor, Tensor]]
+LossAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 """``loss_and_grad(x) -> (losses, grads)``: ``x`` is ``(rows, n)``, losses ``(rows,)``,
 grads ``(rows, n)``; row ``r`` of the result may depend only on row ``r`` of ``x``."""
 
-LineSearch = Callable[[LossAndGrad, Tensor, Tensor, Tensor, Tensor], Tuple[Tensor, Tensor, Tensor]]
+LineSearch = Callable[[LossAndGrad, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 """``line_search(loss_and_grad, x, direction, loss, grad) -> (step, new_loss, new_grad)``:
 one step length ``alpha`` per row, and the loss and gradient at ``x + alpha * direction``."""
 
@@ -104,8 +105,8 @@ def armijo_line_search(
     c1: float = 1e-4,
     shrink: float = 0.5,
     max_backtracks: int = 20,
-    tolerance: Union[None, float, Tensor] = None,
-) -> Tuple[Tensor, Tensor, Tensor]:
+    tolerance: None | float | Tensor = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Backtracking line search with the Armijo condition, one step length per row.
 
     Tries ``alpha = initial * shrink**k`` for ``k = 0 .. max_backtracks`` and keeps, per row,
@@ -156,7 +157,7 @@ def fixed_step(
     grad: Tensor,
     *,
     step: float = 1.0,
-) -> Tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """The same step length ``alpha = step`` for every row and iteration, no search.
 
     With the default ``step = 1`` one iteration from the identity is exactly the
@@ -169,7 +170,7 @@ def fixed_step(
 _LINE_SEARCHES = {"armijo": armijo_line_search, "fixed": fixed_step}
 
 
-def _resolve_line_search(line_search: Union[str, LineSearch]) -> LineSearch:
+def _resolve_line_search(line_search: str | LineSearch) -> LineSearch:
     if callable(line_search):
         return line_search
     if line_search not in _LINE_SEARCHES:
@@ -227,8 +228,8 @@ class _TwoLoop:
     takes a slot, skipped or not, so which pairs a row keeps never depends on other rows.
     """
 
-    def __init__(self, memory: Optional[int]) -> None:
-        self.history: Deque[Tuple[Tensor, Tensor, Tensor]] = deque(maxlen=memory)
+    def __init__(self, memory: int | None) -> None:
+        self.history: deque[tuple[Tensor, Tensor, Tensor]] = deque(maxlen=memory)
 
     def apply(self, grad: Tensor) -> Tensor:
         q = grad.clone()
@@ -256,9 +257,9 @@ def bfgs_minimize(
     x0: Tensor,
     n_iter: int,
     *,
-    memory: Union[None, int, str] = None,
-    line_search: Union[str, LineSearch] = "armijo",
-    initial: Optional[Tuple[Tensor, Tensor]] = None,
+    memory: None | int | str = None,
+    line_search: str | LineSearch = "armijo",
+    initial: tuple[Tensor, Tensor] | None = None,
     dense_budget: float = DENSE_BUDGET_BYTES,
 ) -> BFGSResult:
     r"""Run ``n_iter`` BFGS iterations on each row of ``x0``, every row its own problem.
@@ -368,7 +369,7 @@ def bfgs_minimize(
     return BFGSResult(x, displacement, loss, grad, steps, n_pairs, dense)
 
 
-def _check_evaluation(loss: Any, grad: Any, rows: int, n: int) -> Tuple[Tensor, Tensor]:
+def _check_evaluation(loss: Any, grad: Any, rows: int, n: int) -> tuple[Tensor, Tensor]:
     if not (isinstance(loss, Tensor) and isinstance(grad, Tensor)) or loss.shape != (rows,) or grad.shape != (rows, n):
         raise ValueError(
             f"loss_and_grad must return (losses of shape ({rows},), gradients of shape "
@@ -378,9 +379,7 @@ def _check_evaluation(loss: Any, grad: Any, rows: int, n: int) -> Tuple[Tensor, 
     return loss.detach(), grad.detach()
 
 
-def fill_cosine_similarity(
-    first: TensorOrTupleOfTensorsGeneric, second: TensorOrTupleOfTensorsGeneric
-) -> Tensor:
+def fill_cosine_similarity(first: TensorOrTupleOfTensorsGeneric, second: TensorOrTupleOfTensorsGeneric) -> Tensor:
     """Cosine similarity, per example, between two fills of the same inputs.
 
     Each example's fill (all tensors of a tuple together) is one vector. The paper's
@@ -414,16 +413,14 @@ def fill_cosine_similarity(
     return F.cosine_similarity(_flatten_rows(a).double(), _flatten_rows(b).double(), dim=1).float()
 
 
-def _flatten_rows(tensors: Tuple[Tensor, ...]) -> Tensor:
+def _flatten_rows(tensors: tuple[Tensor, ...]) -> Tensor:
     """The tensors of a tuple as one ``(rows, n)`` matrix, each row all of one example."""
     return torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
 
 
-def _unflatten_rows(flat: Tensor, like: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+def _unflatten_rows(flat: Tensor, like: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     sizes = [t[0].numel() for t in like]
-    return tuple(
-        part.reshape(t.shape).to(t.dtype) for part, t in zip(flat.split(sizes, dim=1), like)
-    )
+    return tuple(part.reshape(t.shape).to(t.dtype) for part, t in zip(flat.split(sizes, dim=1), like))
 
 
 class BFGSMaskFill(MaskFill):
@@ -454,26 +451,26 @@ class BFGSMaskFill(MaskFill):
         baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
-        internal_batch_size: Optional[int] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
         show_progress: bool = False,
         return_convergence_delta: bool = False,
         *,
         n_iter: int = 5,
-        memory: Union[None, int, str] = None,
-        line_search: Union[str, LineSearch] = "armijo",
+        memory: None | int | str = None,
+        line_search: str | LineSearch = "armijo",
         n_samples: int = 1000,
         mask_ratio: float = 0.25,
         patch_size: int = 2,
         selection: str = "correct",
-        loss: Union[str, LossFn] = "cross_entropy",
+        loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
-        max_draws: Optional[int] = None,
-        masks: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        max_draws: int | None = None,
+        masks: None | Tensor | tuple[Tensor, ...] = None,
         seed: SeedLike = None,
-        select_first: Optional[bool] = True,
-        amp_dtype: Optional[torch.dtype] = None,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        select_first: bool | None = True,
+        amp_dtype: torch.dtype | None = None,
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs, baselines, target, additional_forward_args: as in
@@ -522,10 +519,24 @@ class BFGSMaskFill(MaskFill):
         _resolve_line_search(line_search)
         check_step_size(step_size)
         estimate = self._attribute(
-            inputs, baselines, target, additional_forward_args, feature_mask, internal_batch_size,
-            show_progress, return_convergence_delta, BFGSStep(n_iter, memory, line_search, step_size),
-            n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, selection=selection,
-            loss=loss, max_draws=max_draws, masks=masks, seed=seed, select_first=select_first,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            internal_batch_size,
+            show_progress,
+            return_convergence_delta,
+            BFGSStep(n_iter, memory, line_search, step_size),
+            n_samples=n_samples,
+            mask_ratio=mask_ratio,
+            patch_size=patch_size,
+            selection=selection,
+            loss=loss,
+            max_draws=max_draws,
+            masks=masks,
+            seed=seed,
+            select_first=select_first,
             amp_dtype=amp_dtype,
         )
         return self._finish(estimate, return_convergence_delta)
@@ -537,16 +548,16 @@ class BFGSStep:
     iterations from each masked copy ``x_0``, with the outputs at ``x_0``."""
 
     n_iter: int = 5
-    memory: Union[None, int, str] = None
-    line_search: Union[str, LineSearch] = "armijo"
+    memory: None | int | str = None
+    line_search: str | LineSearch = "armijo"
     step_size: float = 1.0
 
     def __call__(
-        self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
-    ) -> Tuple[Tuple[Tensor, ...], Tensor]:
+        self, problem: FillProblem, masked: tuple[Tensor, ...], n_masks: int, rows: Tensor | None = None
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
         grads, outputs, losses = problem.gradient(masked, n_masks, rows=rows)
 
-        def loss_and_grad(x: Tensor) -> Tuple[Tensor, Tensor]:
+        def loss_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
             grads_x, _, losses_x = problem.gradient(_unflatten_rows(x, masked), n_masks, rows=rows)
             return losses_x, _flatten_rows(grads_x)
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
+from typing import Any, Literal, overload
 
 import torch
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
+from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
 from ._problem import FillProblem, LossFn, Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
@@ -39,11 +40,11 @@ class FillCounts:
 
     n_drawn: int
     n_kept: Tensor
-    coverage: Tuple[Tensor, ...]
+    coverage: tuple[Tensor, ...]
     select_first: bool = False
 
 
-def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
+def default_internal_batch_size(inputs: tuple[Tensor, ...]) -> int:
     """Masked copies per forward pass when the caller gives none.
 
     About 2**18 input values per chunk on a CPU (256 MNIST copies), 2**24 on an
@@ -56,7 +57,7 @@ def default_internal_batch_size(inputs: Tuple[Tensor, ...]) -> int:
     return max(64, min(4096, 2**24 // per_copy))
 
 
-def format_user_masks(masks: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+def format_user_masks(masks: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Caller-given masks (``1`` kept, ``0`` blank) as element blank indicators
     ``(n, 1, ...)``, one stack per input (:func:`~captum_fillblanks.attr.masks.blank_stack`)."""
     given = masks if isinstance(masks, tuple) else (masks,)
@@ -67,18 +68,20 @@ def format_user_masks(masks: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, .
         for i, (mask, tensor) in enumerate(zip(given, inputs))
     )
     if len({b.shape[0] for b in blanks}) != 1:
-        raise ValueError(f"every input's mask stack must hold the same number of masks, got {[b.shape[0] for b in blanks]}")
+        raise ValueError(
+            f"every input's mask stack must hold the same number of masks, got {[b.shape[0] for b in blanks]}"
+        )
     return blanks
 
 
 class _RandomMasks:
     """Element blank indicators of the call's reproducible random mask sequence."""
 
-    def __init__(self, units: Units, n_blank: Tuple[int, ...], seed: int) -> None:
+    def __init__(self, units: Units, n_blank: tuple[int, ...], seed: int) -> None:
         self.sequence = MaskSequence(units.n_units, n_blank, seed)
         self.unit_maps, self.groups = units.maps, units.groups
 
-    def take(self, start: int, stop: int) -> Tuple[Tensor, ...]:
+    def take(self, start: int, stop: int) -> tuple[Tensor, ...]:
         units = self.sequence.take(start, stop)
         blanks = []
         for unit_map, group in zip(self.unit_maps, self.groups):
@@ -88,10 +91,10 @@ class _RandomMasks:
 
 
 class _GivenMasks:
-    def __init__(self, blanks: Tuple[Tensor, ...]) -> None:
+    def __init__(self, blanks: tuple[Tensor, ...]) -> None:
         self.blanks = blanks
 
-    def take(self, start: int, stop: int) -> Tuple[Tensor, ...]:
+    def take(self, start: int, stop: int) -> tuple[Tensor, ...]:
         return tuple(b[start:stop] for b in self.blanks)
 
 
@@ -125,7 +128,7 @@ class MaskFill(GradientAttribution):
 
     def __init__(self, forward_func: Callable) -> None:
         super().__init__(forward_func)
-        self.counts: Optional[FillCounts] = None
+        self.counts: FillCounts | None = None
 
     def has_convergence_delta(self) -> bool:
         return True
@@ -137,8 +140,8 @@ class MaskFill(GradientAttribution):
         baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
-        internal_batch_size: Optional[int] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
         show_progress: bool = False,
         return_convergence_delta: Literal[False] = False,
         **kwargs: Any,
@@ -151,13 +154,13 @@ class MaskFill(GradientAttribution):
         baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
-        internal_batch_size: Optional[int] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
         show_progress: bool = False,
         *,
         return_convergence_delta: Literal[True],
         **kwargs: Any,
-    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @log_usage()
     def attribute(
@@ -166,8 +169,8 @@ class MaskFill(GradientAttribution):
         baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
-        internal_batch_size: Optional[int] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
         show_progress: bool = False,
         return_convergence_delta: bool = False,
         *,
@@ -175,14 +178,14 @@ class MaskFill(GradientAttribution):
         mask_ratio: float = 0.25,
         patch_size: int = 2,
         selection: str = "correct",
-        loss: Union[str, LossFn] = "cross_entropy",
+        loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
-        max_draws: Optional[int] = None,
-        masks: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        max_draws: int | None = None,
+        masks: None | Tensor | tuple[Tensor, ...] = None,
         seed: SeedLike = None,
-        select_first: Optional[bool] = None,
-        amp_dtype: Optional[torch.dtype] = None,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        select_first: bool | None = None,
+        amp_dtype: torch.dtype | None = None,
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): examples to fill, batch first. Must be
@@ -223,7 +226,8 @@ class MaskFill(GradientAttribution):
                 Default: "cross_entropy".
             step_size (float, optional): ``gamma``; only scales the update. Default: 1.0.
             max_draws (int, optional): stop after this many draws even if some example
-                has fewer than ``n_samples`` kept (with a warning). Default: ``10 * n_samples``.
+                has fewer than ``n_samples`` kept (with a warning); a hard limit, at least
+                ``n_samples``. Default: ``10 * n_samples``.
             masks (Tensor or tuple[Tensor, ...], optional): the caller's own masks
                 (``1`` kept, ``0`` blank) instead of random draws: one mask, or a stack with
                 a leading mask dimension (images: ``(H, W)`` or ``(n, H, W)``). Every mask
@@ -267,10 +271,25 @@ class MaskFill(GradientAttribution):
         """
         check_step_size(step_size)
         estimate = self._attribute(
-            inputs, baselines, target, additional_forward_args, feature_mask, internal_batch_size,
-            show_progress, return_convergence_delta, GradientStep(step_size), n_samples=n_samples,
-            mask_ratio=mask_ratio, patch_size=patch_size, selection=selection, loss=loss,
-            max_draws=max_draws, masks=masks, seed=seed, select_first=select_first, amp_dtype=amp_dtype,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            internal_batch_size,
+            show_progress,
+            return_convergence_delta,
+            GradientStep(step_size),
+            n_samples=n_samples,
+            mask_ratio=mask_ratio,
+            patch_size=patch_size,
+            selection=selection,
+            loss=loss,
+            max_draws=max_draws,
+            masks=masks,
+            seed=seed,
+            select_first=select_first,
+            amp_dtype=amp_dtype,
         )
         return self._finish(estimate, return_convergence_delta)
 
@@ -297,7 +316,7 @@ class MaskFill(GradientAttribution):
         target: TargetType,
         additional_forward_args: Any,
         feature_mask: Any,
-        internal_batch_size: Optional[int],
+        internal_batch_size: int | None,
         show_progress: bool,
         with_squares: bool,
         update: UpdateRule,
@@ -306,18 +325,24 @@ class MaskFill(GradientAttribution):
         mask_ratio: float,
         patch_size: int,
         selection: str,
-        loss: Union[str, LossFn],
-        max_draws: Optional[int],
+        loss: str | LossFn,
+        max_draws: int | None,
         masks: Any,
         seed: SeedLike,
-        select_first: Optional[bool],
-        amp_dtype: Optional[torch.dtype],
-    ) -> "_Estimate":
+        select_first: bool | None,
+        amp_dtype: torch.dtype | None,
+    ) -> _Estimate:
         """The estimator shared by the fill methods: draw masks, compute each kept
         copy's update with ``update``, and add them up. Returns the sums, not the fill."""
         problem = FillProblem(
-            self.forward_func, inputs, target, additional_forward_args, baselines, loss,
-            selection, amp_dtype,
+            self.forward_func,
+            inputs,
+            target,
+            additional_forward_args,
+            baselines,
+            loss,
+            selection,
+            amp_dtype,
         )
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         if masks is not None:
@@ -330,16 +355,29 @@ class MaskFill(GradientAttribution):
             units = unit_maps(problem.inputs, feature_mask, patch_size)
             n_blank = tuple(n_blank_units(n, mask_ratio) for n in units.n_units)
             source = _RandomMasks(units, n_blank, seed=resolve_seed(seed))
-            draw_budget = n_samples if selection == "all" else max(max_draws or 10 * n_samples, n_samples)
+            if max_draws is not None and max_draws < n_samples:
+                raise ValueError(
+                    f"max_draws={max_draws} is below n_samples={n_samples}: at most max_draws masks are "
+                    "drawn, so fewer than n_samples could be kept; raise max_draws or lower n_samples"
+                )
+            draw_budget = n_samples if selection == "all" else (max_draws or 10 * n_samples)
         chunk_copies = internal_batch_size or default_internal_batch_size(problem.inputs)
         estimate = _estimate(
-            problem, source, n_samples, draw_budget, chunk_copies, update, show_progress, with_squares,
-            select_first, desc=f"{type(self).__name__} draws",
+            problem,
+            source,
+            n_samples,
+            draw_budget,
+            chunk_copies,
+            update,
+            show_progress,
+            with_squares,
+            select_first,
+            desc=f"{type(self).__name__} draws",
         )
         estimate.given_masks = masks is not None
         return estimate
 
-    def _finish(self, estimate: "_Estimate", return_convergence_delta: bool) -> Any:
+    def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
         self.counts = FillCounts(estimate.n_drawn, estimate.n_kept, estimate.coverage, estimate.select_first)
         _warn_short(estimate.n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
@@ -349,7 +387,7 @@ class MaskFill(GradientAttribution):
         return fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)
 
 
-UpdateRule = Callable[[FillProblem, Tuple[Tensor, ...], int, Optional[Tensor]], Tuple[Tuple[Tensor, ...], Tensor]]
+UpdateRule = Callable[[FillProblem, tuple[Tensor, ...], int, Tensor | None], tuple[tuple[Tensor, ...], Tensor]]
 """``update(problem, masked, n_masks, rows) -> (updates, outputs)``: the update of each
 masked copy and the model's outputs at the copies. ``masked`` holds the ``n_masks * B``
 copies laid out mask-major, or only ``rows`` of them (select-first mode)."""
@@ -362,8 +400,8 @@ class GradientStep:
     step_size: float = 1.0
 
     def __call__(
-        self, problem: FillProblem, masked: Tuple[Tensor, ...], n_masks: int, rows: Optional[Tensor] = None
-    ) -> Tuple[Tuple[Tensor, ...], Tensor]:
+        self, problem: FillProblem, masked: tuple[Tensor, ...], n_masks: int, rows: Tensor | None = None
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
         grads, outputs, _ = problem.gradient(masked, n_masks, rows=rows)
         return tuple(-self.step_size * g for g in grads), outputs
 
@@ -374,18 +412,18 @@ class _Estimate:
     at the blanks (and of their squares, for the standard error) and the coverage (how
     many kept draws blanked each element), with the draw counts."""
 
-    sums: Tuple[Tensor, ...]
-    sq_sums: Optional[Tuple[Tensor, ...]]
-    coverage: Tuple[Tensor, ...]
+    sums: tuple[Tensor, ...]
+    sq_sums: tuple[Tensor, ...] | None
+    coverage: tuple[Tensor, ...]
     n_kept: Tensor
     n_drawn: int
     n_samples: int
     select_first: bool
     is_tuple: bool
-    dtypes: Tuple[torch.dtype, ...]
+    dtypes: tuple[torch.dtype, ...]
     given_masks: bool = False
 
-    def fills(self) -> Tuple[Tensor, ...]:
+    def fills(self) -> tuple[Tensor, ...]:
         """The mean update per element, zero where no kept draw blanked it."""
         return tuple((s / c.clamp(min=1)).to(d) for s, c, d in zip(self.sums, self.coverage, self.dtypes))
 
@@ -410,15 +448,21 @@ def _kept_updates(problem, masked, n, update, cutoff, select_first, active):
         correct = problem.correct(outputs, n, rows)
         keep = cutoff(correct)
     if rows is not None:
-        updates = tuple(
-            torch.zeros_like(m).index_copy_(0, rows, u.to(m.dtype)) for m, u in zip(masked, updates)
-        )
+        updates = tuple(torch.zeros_like(m).index_copy_(0, rows, u.to(m.dtype)) for m, u in zip(masked, updates))
     return updates, correct, keep
 
 
 def _estimate(
-    problem, source, n_samples, draw_budget, chunk_copies, update, show_progress, with_squares,
-    select_first, desc,
+    problem,
+    source,
+    n_samples,
+    draw_budget,
+    chunk_copies,
+    update,
+    show_progress,
+    with_squares,
+    select_first,
+    desc,
 ) -> _Estimate:
     batch = problem.batch_size
     device = problem.device
@@ -475,8 +519,15 @@ def _estimate(
     finally:
         bar.close()
     return _Estimate(
-        tuple(sums), sq_sums and tuple(sq_sums), tuple(coverage), n_kept, n_drawn, n_samples,
-        bool(select_first), problem.is_tuple, tuple(t.dtype for t in problem.inputs),
+        tuple(sums),
+        sq_sums and tuple(sq_sums),
+        tuple(coverage),
+        n_kept,
+        n_drawn,
+        n_samples,
+        bool(select_first),
+        problem.is_tuple,
+        tuple(t.dtype for t in problem.inputs),
     )
 
 
@@ -501,7 +552,7 @@ def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> No
         )
 
 
-def _take_rows(tensors: Tuple[Tensor, ...], rows: Optional[Tensor]) -> Tuple[Tensor, ...]:
+def _take_rows(tensors: tuple[Tensor, ...], rows: Tensor | None) -> tuple[Tensor, ...]:
     return tensors if rows is None else tuple(t.index_select(0, rows) for t in tensors)
 
 

@@ -13,7 +13,7 @@ in a *blank indicator* over units ``True`` means blank.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ __all__ = [
     "apply_masks",
 ]
 
-SeedLike = Union[int, torch.Generator, None]
+SeedLike = int | torch.Generator | None
 
 # Masks are drawn in blocks of this many, each block from its own seeded generator, so
 # that mask ``j`` depends only on the seed and on ``j`` (not on how callers chunk them).
@@ -82,9 +82,7 @@ def patch_grid(height: int, width: int, patch_size: int, device=None) -> Tensor:
     return rows[:, None] * cols + columns[None, :]
 
 
-def sample_unit_masks(
-    n_masks: int, n_units: int, n_blank: int, generator: Optional[torch.Generator] = None
-) -> Tensor:
+def sample_unit_masks(n_masks: int, n_units: int, n_blank: int, generator: torch.Generator | None = None) -> Tensor:
     """Draw ``n_masks`` blank indicators, each with exactly ``n_blank`` of ``n_units``
     units blank, uniformly over all such subsets.
 
@@ -98,9 +96,7 @@ def sample_unit_masks(
     return blank.scatter_(1, chosen, True)
 
 
-def partition_units(
-    n_units: int, n_groups: int, generator: Optional[torch.Generator] = None
-) -> Tensor:
+def partition_units(n_units: int, n_groups: int, generator: torch.Generator | None = None) -> Tensor:
     """Split ``n_units`` units at random into ``n_groups`` disjoint groups of equal size.
 
     Where ``n_units`` is not a multiple of ``n_groups`` the sizes differ by at most one.
@@ -123,7 +119,7 @@ def random_patch_masks(
     *,
     mask_ratio: float = 0.25,
     patch_size: int = 2,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Random patch masks for ``height x width`` images.
 
@@ -145,7 +141,7 @@ def random_partition_masks(
     width: int,
     *,
     patch_size: int = 2,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """``n_groups`` disjoint patch masks whose blanks together cover the whole image.
 
@@ -194,8 +190,7 @@ class MaskSequence:
     def _load_block(self, index: int) -> None:
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % 2**63)
         self._block = tuple(
-            sample_unit_masks(_BLOCK, units, blank, generator)
-            for units, blank in zip(self.n_units, self.n_blank)
+            sample_unit_masks(_BLOCK, units, blank, generator) for units, blank in zip(self.n_units, self.n_blank)
         )
         self._block_index = index
 
@@ -257,7 +252,7 @@ def blank_stack(mask: Tensor, example_shape: Sequence[int], name: str = "mask") 
     return stack == 0
 
 
-def apply_masks(inputs: Tensor, blank: Tensor, baseline: Union[float, Tensor] = 0.0) -> Tensor:
+def apply_masks(inputs: Tensor, blank: Tensor, baseline: float | Tensor = 0.0) -> Tensor:
     """The masked input ``M(x) = m * x + (1 - m) * b``: ``baseline`` where ``blank`` is
     ``True``, ``inputs`` elsewhere (all broadcast together)."""
     if not isinstance(baseline, Tensor):

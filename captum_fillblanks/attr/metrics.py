@@ -12,8 +12,8 @@ processes or ranks and merged afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -55,10 +55,10 @@ ROWS = {
 #: setting (:class:`~captum_fillblanks.attr.transforms.TransformSetting`).
 TRANSFORMED_ROWS = tuple(row for row in ROWS if row != "control")
 
-RowSettings = Union[TransformSetting, Mapping[str, TransformSetting]]
+RowSettings = TransformSetting | Mapping[str, TransformSetting]
 
 
-def row_settings(transform: RowSettings = TransformSetting()) -> Dict[str, TransformSetting]:
+def row_settings(transform: RowSettings = TransformSetting()) -> dict[str, TransformSetting]:
     """The setting of ``T`` of each transformed row: one for all, or a mapping per row.
 
     A mapping names rows of :data:`TRANSFORMED_ROWS`; the random-model control, a control
@@ -87,7 +87,7 @@ def row_settings(transform: RowSettings = TransformSetting()) -> Dict[str, Trans
     return {row: given.get(row, TransformSetting()) for row in TRANSFORMED_ROWS}
 
 
-def classification_scores(confusion: Tensor) -> Dict[str, float]:
+def classification_scores(confusion: Tensor) -> dict[str, float]:
     """Accuracy, macro-average F1 and weighted-average F1, in percent, of a confusion
     matrix (``confusion[true, predicted]``), through scikit-learn's
     ``classification_report`` — the format of the paper's Table 1."""
@@ -102,8 +102,12 @@ def classification_scores(confusion: Tensor) -> Dict[str, float]:
     if not bool(keep.any()):
         raise ValueError("the confusion matrix is empty: no image was scored")
     report = classification_report(
-        true[keep].numpy(), predicted[keep].numpy(), sample_weight=weight[keep].numpy(),
-        labels=list(range(n)), output_dict=True, zero_division=0,
+        true[keep].numpy(),
+        predicted[keep].numpy(),
+        sample_weight=weight[keep].numpy(),
+        labels=list(range(n)),
+        output_dict=True,
+        zero_division=0,
     )
     return {
         "accuracy": 100.0 * float(confusion.diag().sum()) / float(confusion.sum()),
@@ -118,7 +122,7 @@ class ConsistencyCounts:
     per row of the consistency table. Add shards with :meth:`combine`."""
 
     n_classes: int
-    confusion: Dict[str, Tensor] = field(default_factory=dict)
+    confusion: dict[str, Tensor] = field(default_factory=dict)
 
     def add(self, row: str, reference: Tensor, predicted: Tensor) -> None:
         """Count images of ``row``: the label the model gave each original image
@@ -128,7 +132,7 @@ class ConsistencyCounts:
         self.confusion[row] = self.confusion.get(row, torch.zeros_like(counts)) + counts
 
     @classmethod
-    def combine(cls, shards: Iterable["ConsistencyCounts"]) -> "ConsistencyCounts":
+    def combine(cls, shards: Iterable[ConsistencyCounts]) -> ConsistencyCounts:
         """Add the confusion matrices of several shards: exactly the counts of one run."""
         shards = list(shards)
         total = cls(shards[0].n_classes)
@@ -137,7 +141,7 @@ class ConsistencyCounts:
                 total.confusion[row] = total.confusion.get(row, torch.zeros_like(matrix)) + matrix
         return total
 
-    def scores(self) -> Dict[str, Dict[str, float]]:
+    def scores(self) -> dict[str, dict[str, float]]:
         """Per row, :func:`classification_scores` of its confusion matrix."""
         return {row: classification_scores(matrix) for row, matrix in self.confusion.items()}
 
@@ -158,15 +162,15 @@ def consistency_counts(
     n_steps: int = 4,
     transform: RowSettings = TransformSetting(),
     input_range: InputRange = (0.0, 1.0),
-    baselines: Union[float, Tensor] = 0.0,
-    control_model: Optional[Callable] = None,
-    control_samples: Optional[int] = None,
-    internal_batch_size: Optional[int] = None,
-    max_draws: Optional[int] = None,
+    baselines: float | Tensor = 0.0,
+    control_model: Callable | None = None,
+    control_samples: int | None = None,
+    internal_batch_size: int | None = None,
+    max_draws: int | None = None,
     seed: int = 0,
     show_progress: bool = False,
-    fill: Optional[Tensor] = None,
-    control_fill: Optional[Tensor] = None,
+    fill: Tensor | None = None,
+    control_fill: Tensor | None = None,
 ) -> ConsistencyCounts:
     """Score one shard of images on every row of :data:`ROWS`.
 
@@ -191,14 +195,29 @@ def consistency_counts(
     with torch.no_grad():
         reference = model(images).argmax(1)
     mask = random_patch_masks(
-        1, images.shape[-2], images.shape[-1], mask_ratio=mask_ratio, patch_size=patch_size,
+        1,
+        images.shape[-2],
+        images.shape[-1],
+        mask_ratio=mask_ratio,
+        patch_size=patch_size,
         generator=torch.Generator().manual_seed(seed),
     )[0].to(images.device)
     blank = (mask == 0).expand_as(images)
     masked = apply_masks(images, blank, baselines)
-    fill = fill if fill is not None else MaskFill(model).attribute(
-        images, baselines=baselines, n_samples=n_samples, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
-        internal_batch_size=internal_batch_size, show_progress=show_progress, max_draws=max_draws,
+    fill = (
+        fill
+        if fill is not None
+        else MaskFill(model).attribute(
+            images,
+            baselines=baselines,
+            n_samples=n_samples,
+            mask_ratio=mask_ratio,
+            patch_size=patch_size,
+            seed=seed,
+            internal_batch_size=internal_batch_size,
+            show_progress=show_progress,
+            max_draws=max_draws,
+        )
     )
     # row -> (rebuilt image, the label it is scored against)
     rebuilt = {
@@ -210,14 +229,20 @@ def consistency_counts(
         "strict": (prototype(fill, input_range=input_range, **settings["strict"].kwargs()), reference),
     }
     progressive = ProgressiveMaskFill(model)
-    runs: Dict[Tuple[TransformSetting, bool], Tuple[Tensor, Tensor]] = {}
+    runs: dict[tuple[TransformSetting, bool], tuple[Tensor, Tensor]] = {}
     for fixed, name in ((False, "progressive"), (True, "progressive, fixed target")):
         for row, label in ((name, "last"), (f"{name}, recovery", "first")):
             key = (settings[row], fixed)
             if key not in runs:  # rows that share a setting share the run
                 x_k = progressive.attribute(
-                    images, target=reference if fixed else None, baselines=baselines, n_steps=n_steps, patch_size=patch_size,
-                    input_range=input_range, seed=seed, internal_batch_size=internal_batch_size,
+                    images,
+                    target=reference if fixed else None,
+                    baselines=baselines,
+                    n_steps=n_steps,
+                    patch_size=patch_size,
+                    input_range=input_range,
+                    seed=seed,
+                    internal_batch_size=internal_batch_size,
                     **settings[row].kwargs(),
                 )
                 runs[key] = (x_k, progressive.steps.labels[-1])
@@ -225,8 +250,14 @@ def consistency_counts(
             rebuilt[row] = (x_k, y_k if label == "last" else reference)
     if control_model is not None and control_fill is None:
         control_fill = MaskFill(control_model).attribute(
-            images, target=reference, baselines=baselines, selection="all", n_samples=control_samples or n_samples,
-            mask_ratio=mask_ratio, patch_size=patch_size, seed=seed,
+            images,
+            target=reference,
+            baselines=baselines,
+            selection="all",
+            n_samples=control_samples or n_samples,
+            mask_ratio=mask_ratio,
+            patch_size=patch_size,
+            seed=seed,
             internal_batch_size=internal_batch_size,
         )
     if control_fill is not None:

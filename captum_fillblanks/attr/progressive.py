@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ._captum_compat import format_output, progress, TargetType, TensorOrTupleOfTensorsGeneric
-from ._problem import FillProblem, LossFn, format_inputs, slice_examples, unit_maps
+from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
+from ._problem import FillProblem, LossFn, format_inputs, slice_examples, unit_maps
 from .masks import SeedLike, partition_units, resolve_seed
-from .transforms import InputRange, TransformSetting, to_input_range
+from .transforms import DEFAULT_THRESHOLD, InputRange, TransformSetting, to_input_range
 
 __all__ = ["ProgressiveMaskFill", "ProgressiveSteps"]
 
@@ -33,9 +34,9 @@ class ProgressiveSteps:
             step; ``None`` when the outputs are not class scores.
     """
 
-    images: Union[Tensor, Tuple[Tensor, ...]]
-    groups: Union[Tensor, Tuple[Tensor, ...]]
-    labels: Optional[Tensor]
+    images: Tensor | tuple[Tensor, ...]
+    groups: Tensor | tuple[Tensor, ...]
+    labels: Tensor | None
 
 
 class ProgressiveMaskFill(GradientAttribution):
@@ -60,7 +61,7 @@ class ProgressiveMaskFill(GradientAttribution):
 
     def __init__(self, forward_func: Callable) -> None:
         super().__init__(forward_func)
-        self.steps: Optional[ProgressiveSteps] = None
+        self.steps: ProgressiveSteps | None = None
 
     @log_usage()
     def attribute(
@@ -69,17 +70,17 @@ class ProgressiveMaskFill(GradientAttribution):
         baselines: Any = 0.0,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
-        internal_batch_size: Optional[int] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
         show_progress: bool = False,
         *,
         n_steps: int = 4,
         patch_size: int = 2,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         binarized: bool = True,
         normalization: str = "max_abs",
         input_range: InputRange = (0.0, 1.0),
-        loss: Union[str, LossFn] = "cross_entropy",
+        loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
         seed: SeedLike = None,
     ) -> TensorOrTupleOfTensorsGeneric:
@@ -99,7 +100,8 @@ class ProgressiveMaskFill(GradientAttribution):
             n_steps (int, optional): ``k``, the number of disjoint masks, each blanking
                 ``1/k`` of the units. Default: 4.
             patch_size (int, optional): ``p`` for 4-D inputs. Default: 2.
-            threshold (float, optional): ``tau`` of the transform. Default: 0.5.
+            threshold (float, optional): ``tau`` of the transform. Default: 0.2
+                (:data:`~captum_fillblanks.attr.transforms.DEFAULT_THRESHOLD`).
             binarized (bool, optional): ``False`` writes the normalized update without
                 thresholding. Default: True.
             normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
@@ -128,8 +130,16 @@ class ProgressiveMaskFill(GradientAttribution):
         check_positive_int("patch_size", patch_size)
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         check_step_size(step_size)
-        transform = TransformSetting(normalization, threshold, binarized)  # checks them
-        seed = resolve_seed(seed)
+        options = _StepOptions(
+            n_steps,
+            patch_size,
+            TransformSetting(normalization, threshold, binarized),
+            input_range,
+            loss,
+            step_size,
+            resolve_seed(seed),
+            show_progress,
+        )
         is_tuple, formatted = format_inputs(inputs)
         batch = formatted[0].shape[0]
         size = internal_batch_size or batch
@@ -143,37 +153,32 @@ class ProgressiveMaskFill(GradientAttribution):
                     slice_examples(additional_forward_args, rows, batch),
                     _slice_baselines(baselines, formatted, rows),
                     feature_mask if feature_mask is None else slice_examples(feature_mask, rows, batch),
-                    show_progress, n_steps, patch_size, transform, input_range,
-                    loss, step_size, seed,
+                    options,
                 )
             )
         final = tuple(torch.cat(p) for p in zip(*(p[0] for p in parts)))
         images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
         labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
-        self.steps = ProgressiveSteps(
-            format_output(is_tuple, images), format_output(is_tuple, parts[0][3]), labels
-        )
+        self.steps = ProgressiveSteps(format_output(is_tuple, images), format_output(is_tuple, parts[0][3]), labels)
         return format_output(is_tuple, final)
 
-    def _fill(
-        self, inputs, target, additional_forward_args, baselines, feature_mask, show_progress,
-        n_steps, patch_size, transform, input_range, loss, step_size, seed,
-    ):
+    def _fill(self, inputs, target, additional_forward_args, baselines, feature_mask, options: _StepOptions):
+        """One part of the batch: the final images, the images per step, the step labels
+        and the groups."""
+        n_steps, transform, step_size = options.n_steps, options.transform, options.step_size
         problem = FillProblem(
-            self.forward_func, inputs, target, additional_forward_args, baselines, loss, "all"
+            self.forward_func, inputs, target, additional_forward_args, baselines, options.loss, "all"
         )
-        units = unit_maps(problem.inputs, feature_mask, patch_size)
-        generator = torch.Generator().manual_seed(seed)
+        units = unit_maps(problem.inputs, feature_mask, options.patch_size)
+        generator = torch.Generator().manual_seed(options.seed)
         # partition_units checks that every step gets at least one unit
         step_of_unit = [partition_units(n, n_steps, generator) for n in units.n_units]
-        step_of_element = tuple(
-            step_of_unit[g].to(m.device)[m] for m, g in zip(units.maps, units.groups)
-        )
+        step_of_element = tuple(step_of_unit[g].to(m.device)[m] for m, g in zip(units.maps, units.groups))
 
         current = tuple(t.clone() for t in problem.inputs)
-        images: List[List[Tensor]] = [[] for _ in current]
-        labels: List[Tensor] = []
-        for step in progress(range(n_steps), desc="ProgressiveMaskFill steps", disable=not show_progress):
+        images: list[list[Tensor]] = [[] for _ in current]
+        labels: list[Tensor] = []
+        for step in progress(range(n_steps), desc="ProgressiveMaskFill steps", disable=not options.show_progress):
             blanks = tuple((s == step)[None] for s in step_of_element)
             masked = problem.mask(blanks, current)
             grads, outputs, _ = problem.gradient(masked, 1, predicted_labels=True)
@@ -182,7 +187,9 @@ class ProgressiveMaskFill(GradientAttribution):
             updated = []
             for tensor, grad, blank in zip(current, grads, blanks):
                 fill = transform(-step_size * grad, blank[0])
-                updated.append(torch.where(blank[0], to_input_range(fill, input_range).to(tensor.dtype), tensor))
+                updated.append(
+                    torch.where(blank[0], to_input_range(fill, options.input_range).to(tensor.dtype), tensor)
+                )
             current = tuple(updated)
             for store, tensor in zip(images, current):
                 store.append(tensor)
@@ -205,15 +212,27 @@ class ProgressiveMaskFill(GradientAttribution):
         return masks
 
 
-def _slice_baselines(baselines: Any, inputs: Tuple[Tensor, ...], rows: slice) -> Any:
+@dataclass(frozen=True)
+class _StepOptions:
+    """The settings of one call, the same for every part of the batch."""
+
+    n_steps: int
+    patch_size: int
+    transform: TransformSetting
+    input_range: InputRange
+    loss: str | LossFn
+    step_size: float
+    seed: int
+    show_progress: bool
+
+
+def _slice_baselines(baselines: Any, inputs: tuple[Tensor, ...], rows: slice) -> Any:
     """The baselines of examples ``rows``: only per-example baselines (the input's rank
     and batch size) are sliced; scalars and shared tensors apply to every example."""
 
     def part(baseline: Any, tensor: Tensor) -> Any:
         per_example = (
-            isinstance(baseline, Tensor)
-            and baseline.dim() == tensor.dim()
-            and baseline.shape[0] == tensor.shape[0]
+            isinstance(baseline, Tensor) and baseline.dim() == tensor.dim() and baseline.shape[0] == tensor.shape[0]
         )
         return baseline[rows] if per_example else baseline
 

@@ -40,7 +40,8 @@ Sign colours follow the paper: positive red, negative blue.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ from torch import Tensor
 
 from .mask_fill import MaskFill
 from .masks import apply_masks, blank_stack
-from .transforms import InputRange, filled_image, prototype, signed_update
+from .transforms import DEFAULT_THRESHOLD, InputRange, filled_image, prototype, signed_update
 
 __all__ = [
     "visualize_fill",
@@ -67,9 +68,9 @@ __all__ = [
     "SIGNED_OVERLAY_CMAP",
 ]
 
-ImageLike = Union[Tensor, np.ndarray]
-FigureAxes = Tuple[Figure, np.ndarray]
-PltFigAxis = Optional[Tuple[Figure, Any]]
+ImageLike = Tensor | np.ndarray
+FigureAxes = tuple[Figure, np.ndarray]
+PltFigAxis = tuple[Figure, Any] | None
 
 #: For Captum's ``sign="all"`` scale ``[-1, 1]``: pure blue below zero, pure red above,
 #: transparent at zero, so that overlaid on an image it colours only where the map is
@@ -82,8 +83,16 @@ SIGNED_OVERLAY_CMAP = LinearSegmentedColormap(
         "green": [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0)],
         "blue": [(0.0, 1.0, 1.0), (0.5, 1.0, 0.0), (1.0, 0.0, 0.0)],
         # zero stays fully transparent in the 256-entry table (entries 127 and 128)
-        "alpha": [(0.0, 1.0, 1.0), (0.35, 0.8, 0.8), (0.45, 0.5, 0.5), (0.495, 0.0, 0.0),
-                  (0.505, 0.0, 0.0), (0.55, 0.5, 0.5), (0.65, 0.8, 0.8), (1.0, 1.0, 1.0)],
+        "alpha": [
+            (0.0, 1.0, 1.0),
+            (0.35, 0.8, 0.8),
+            (0.45, 0.5, 0.5),
+            (0.495, 0.0, 0.0),
+            (0.505, 0.0, 0.0),
+            (0.55, 0.5, 0.5),
+            (0.65, 0.8, 0.8),
+            (1.0, 1.0, 1.0),
+        ],
     },
 )
 
@@ -94,7 +103,7 @@ _PANEL_INCHES = 2.0
 # Inputs: everything becomes a float32 CPU tensor (N, C, H, W) before drawing.
 
 
-def _as_tensor(value: Any, name: str) -> Tuple[Tensor, bool]:
+def _as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
     """``value`` as a float32 CPU tensor, and whether its channels may be last (numpy)."""
     if isinstance(value, Tensor):
         return value.detach().to("cpu", torch.float32), False
@@ -158,14 +167,13 @@ def _blanks(mask: Any, name: str, images: Tensor) -> Tensor:
     return stack.expand(n, 1, h, w)
 
 
-def _check_range(input_range: InputRange) -> Tuple[Tensor, Tensor]:
+def _check_range(input_range: InputRange) -> tuple[Tensor, Tensor]:
     try:
         low, high = input_range
         low, high = (torch.as_tensor(v).detach().to("cpu", torch.float32) for v in (low, high))
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(
-            "input_range must be a pair (background, ink) of numbers or tensors, got "
-            f"{type(input_range).__name__}"
+            f"input_range must be a pair (background, ink) of numbers or tensors, got {type(input_range).__name__}"
         ) from None
     if bool((high == low).any()):
         raise ValueError(f"input_range must hold two different values, got {input_range}")
@@ -186,7 +194,7 @@ def _fit_dims(value: Tensor, dims: int) -> Tensor:
     return value
 
 
-def _masked(images: Tensor, blank: Tensor, baselines: Union[float, Tensor]) -> Tensor:
+def _masked(images: Tensor, blank: Tensor, baselines: float | Tensor) -> Tensor:
     """``M(x)`` for drawing, on the CPU."""
     if isinstance(baselines, Tensor):
         baselines = baselines.detach().cpu()
@@ -206,7 +214,7 @@ def _figure(
     use_pyplot: bool,
     nrows: int,
     ncols: int,
-    fig_size: Optional[Tuple[float, float]],
+    fig_size: tuple[float, float] | None,
 ) -> FigureAxes:
     """Captum's semantics for ``plt_fig_axis`` and ``use_pyplot``, for a grid of panels."""
     if plt_fig_axis is not None:
@@ -231,7 +239,7 @@ def _finish(figure: Figure, axes: np.ndarray, use_pyplot: bool) -> FigureAxes:
     return figure, axes
 
 
-def _plain(ax: Axes, title: Optional[str] = None) -> None:
+def _plain(ax: Axes, title: str | None = None) -> None:
     # ticks off but the frame kept, so a row label (ylabel) still shows
     ax.set_xticks([])
     ax.set_yticks([])
@@ -239,7 +247,7 @@ def _plain(ax: Axes, title: Optional[str] = None) -> None:
         ax.set_title(title)
 
 
-def _show_image(ax: Axes, image: Tensor, title: Optional[str] = None) -> None:
+def _show_image(ax: Axes, image: Tensor, title: str | None = None) -> None:
     """Draw one ``(C, H, W)`` image of display values in ``[0, 1]``."""
     if image.shape[0] == 1:
         ax.imshow(image[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -248,7 +256,7 @@ def _show_image(ax: Axes, image: Tensor, title: Optional[str] = None) -> None:
     _plain(ax, title)
 
 
-def _show_white(ax: Axes, white: Tensor, title: Optional[str] = None) -> None:
+def _show_white(ax: Axes, white: Tensor, title: str | None = None) -> None:
     """Draw an ``(H, W)`` bool map: True white, False black."""
     ax.imshow(white.float().numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     _plain(ax, title)
@@ -268,7 +276,7 @@ def _captum_panel(
     *,
     method: str,
     sign: str,
-    title: Optional[str],
+    title: str | None,
     **captum_kwargs: Any,
 ) -> None:
     """One panel drawn by Captum's ``visualize_image_attr`` (attribution ``(C, H, W)``,
@@ -298,7 +306,7 @@ def _captum_panel(
         ax.get_images()[0].set_clim(0, 255)
 
 
-def _label_text(label: Any, class_names: Optional[Sequence[str]]) -> str:
+def _label_text(label: Any, class_names: Sequence[str] | None) -> str:
     label = int(label) if isinstance(label, (Tensor, np.integer)) else label
     return str(class_names[label]) if class_names is not None else str(label)
 
@@ -316,16 +324,16 @@ def visualize_fill(
     mask: ImageLike,
     update: ImageLike,
     *,
-    baselines: Union[float, Tensor] = 0.0,
+    baselines: float | Tensor = 0.0,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     binarized: bool = True,
     normalization: str = "max_abs",
     show_inputs: bool = False,
-    titles: Optional[Sequence[str]] = None,
+    titles: Sequence[str] | None = None,
     outlier_perc: float = 2,
     alpha_overlay: float = 1.0,
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -354,7 +362,8 @@ def visualize_fill(
             ``M(x) = m * x + (1 - m) * b``, as passed to ``MaskFill``. Default: 0.
         input_range (tuple, optional): see the module docs; also the range ``T`` maps
             into. Default: ``(0.0, 1.0)``.
-        threshold (float, optional): ``tau`` of ``T``. Default: 0.5.
+        threshold (float, optional): ``tau`` of ``T``. Default: 0.2
+            (:data:`~captum_fillblanks.attr.transforms.DEFAULT_THRESHOLD`).
         binarized (bool, optional): ``False`` draws ``T`` without the threshold.
             Default: True.
         normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
@@ -390,8 +399,13 @@ def visualize_fill(
     masked = _masked(images, blank, baselines)
     positive, negative = signed_update(delta, blank)
     filled = filled_image(
-        masked, delta.expand_as(images), blank,
-        input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization,
+        masked,
+        delta.expand_as(images),
+        blank,
+        input_range=input_range,
+        threshold=threshold,
+        binarized=binarized,
+        normalization=normalization,
     )
     defaults = ["M(x)", "Δx: + red, − blue", "M(x) + T(Δx)"]
     if show_inputs:
@@ -407,9 +421,16 @@ def visualize_fill(
             _show_white(panels.pop(0), blank[row, 0], names.pop(0))
         _show_image(panels[0], masked_unit[row], names[0])
         _captum_panel(
-            figure, panels[1], positive[row] - negative[row], masked_unit[row],
-            method="blended_heat_map", sign="all", title=names[1],
-            cmap=SIGNED_OVERLAY_CMAP, outlier_perc=outlier_perc, alpha_overlay=alpha_overlay,
+            figure,
+            panels[1],
+            positive[row] - negative[row],
+            masked_unit[row],
+            method="blended_heat_map",
+            sign="all",
+            title=names[1],
+            cmap=SIGNED_OVERLAY_CMAP,
+            outlier_perc=outlier_perc,
+            alpha_overlay=alpha_overlay,
         )
         _show_image(panels[2], filled_unit[row], names[2])
     return _finish(figure, axes, use_pyplot)
@@ -422,7 +443,7 @@ def visualize_mask_fill(
     target: Any = None,
     *,
     additional_forward_args: Any = None,
-    baselines: Union[float, Tensor] = 0.0,
+    baselines: float | Tensor = 0.0,
     loss: Any = "cross_entropy",
     step_size: float = 1.0,
     **visualize_kwargs: Any,
@@ -484,16 +505,16 @@ def visualize_expected_fill(
     image: ImageLike,
     fill: ImageLike,
     *,
-    mask: Optional[ImageLike] = None,
-    baselines: Union[float, Tensor] = 0.0,
+    mask: ImageLike | None = None,
+    baselines: float | Tensor = 0.0,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     binarized: bool = True,
     normalization: str = "max_abs",
-    titles: Optional[Sequence[str]] = None,
+    titles: Sequence[str] | None = None,
     cmap: Any = "bwr",
     outlier_perc: float = 2,
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -538,8 +559,13 @@ def visualize_expected_fill(
         blank = _blanks(mask, "mask", images)
         masked = _masked(images, blank, baselines)
         paper_style = filled_image(
-            masked, fills.expand_as(images), blank,
-            input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization,
+            masked,
+            fills.expand_as(images),
+            blank,
+            input_range=input_range,
+            threshold=threshold,
+            binarized=binarized,
+            normalization=normalization,
         )
         defaults.append("M(x) + T(fill)")
     titles = _check_titles(titles, defaults)
@@ -550,8 +576,15 @@ def visualize_expected_fill(
         names = titles if row == 0 else [None] * len(titles)
         _show_image(axes[row, 0], images_unit[row], names[0])
         _captum_panel(
-            figure, axes[row, 1], fills[row], images_unit[row],
-            method="heat_map", sign="all", title=names[1], cmap=cmap, outlier_perc=outlier_perc,
+            figure,
+            axes[row, 1],
+            fills[row],
+            images_unit[row],
+            method="heat_map",
+            sign="all",
+            title=names[1],
+            cmap=cmap,
+            outlier_perc=outlier_perc,
         )
         _show_image(axes[row, 2], _to_unit(protos[row], input_range), names[2])
         if mask is not None:
@@ -560,12 +593,12 @@ def visualize_expected_fill(
 
 
 def visualize_prototypes(
-    prototypes: Union[ImageLike, Sequence[ImageLike]],
-    titles: Optional[Sequence[Any]] = None,
+    prototypes: ImageLike | Sequence[ImageLike],
+    titles: Sequence[Any] | None = None,
     *,
     ncols: int = 5,
     input_range: InputRange = (0.0, 1.0),
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -621,13 +654,13 @@ def visualize_prototypes(
 def visualize_progressive(
     images: ImageLike,
     groups: ImageLike,
-    labels: Optional[ImageLike] = None,
+    labels: ImageLike | None = None,
     *,
     example: int = 0,
-    image: Optional[ImageLike] = None,
-    class_names: Optional[Sequence[str]] = None,
+    image: ImageLike | None = None,
+    class_names: Sequence[str] | None = None,
     input_range: InputRange = (0.0, 1.0),
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -675,8 +708,7 @@ def visualize_progressive(
         steps = steps[:, example]
     elif steps.dim() != 4:
         raise ValueError(
-            f"images of shape {shape} cannot be drawn: expected (k, B, C, H, W) or, for one "
-            "example, (k, C, H, W)"
+            f"images of shape {shape} cannot be drawn: expected (k, B, C, H, W) or, for one example, (k, C, H, W)"
         )
     if from_numpy:
         steps = steps.numpy()
@@ -701,8 +733,7 @@ def visualize_progressive(
             step_labels = step_labels[:, example]
         if step_labels.shape != (k,):
             raise ValueError(
-                f"labels of shape {tuple(step_labels.shape)} do not match {k} steps: "
-                "expected (k, B) or (k,)"
+                f"labels of shape {tuple(step_labels.shape)} do not match {k} steps: expected (k, B) or (k,)"
             )
         step_labels = step_labels.long().tolist()
 
@@ -712,8 +743,7 @@ def visualize_progressive(
         original = original[example] if original.shape[0] > 1 else original[0]
         if original.shape != steps.shape[1:]:
             raise ValueError(
-                f"image of shape {tuple(original.shape)} does not match the steps' "
-                f"{tuple(steps.shape[1:])}"
+                f"image of shape {tuple(original.shape)} does not match the steps' {tuple(steps.shape[1:])}"
             )
         first = 1
 
@@ -739,14 +769,14 @@ def visualize_progressive(
 
 
 def visualize_parameter_grid(
-    images_grid: Union[ImageLike, Sequence[Sequence[ImageLike]]],
+    images_grid: ImageLike | Sequence[Sequence[ImageLike]],
     row_values: Sequence[Any],
     col_values: Sequence[Any],
     row_label: str = "mask ratio η",
     col_label: str = "patch size p",
     *,
     input_range: InputRange = (0.0, 1.0),
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -778,8 +808,7 @@ def visualize_parameter_grid(
         rows = [list(r) for r in images_grid]
         if not rows or len({len(r) for r in rows}) != 1 or not rows[0]:
             raise ValueError(
-                f"images_grid must be R rows of K >= 1 images each, got rows of lengths "
-                f"{[len(r) for r in rows]}"
+                f"images_grid must be R rows of K >= 1 images each, got rows of lengths {[len(r) for r in rows]}"
             )
         cells = [
             _images(cell, f"images_grid[{i}][{j}]")
@@ -794,8 +823,7 @@ def visualize_parameter_grid(
         grid, from_numpy = _as_tensor(images_grid, "images_grid")
         if grid.dim() not in (4, 5):
             raise ValueError(
-                f"images_grid of shape {tuple(grid.shape)} cannot be drawn: expected "
-                "(R, K, C, H, W) or (R, K, H, W)"
+                f"images_grid of shape {tuple(grid.shape)} cannot be drawn: expected (R, K, C, H, W) or (R, K, H, W)"
             )
         n_rows, n_cols = grid.shape[:2]
         flat = grid.reshape(n_rows * n_cols, *grid.shape[2:])
@@ -821,9 +849,9 @@ def visualize_parameter_grid(
 def visualize_comparison(
     columns: Mapping[str, ImageLike],
     *,
-    row_titles: Optional[Sequence[str]] = None,
+    row_titles: Sequence[str] | None = None,
     input_range: InputRange = (0.0, 1.0),
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -852,9 +880,7 @@ def visualize_comparison(
     stacks = {title: _images(images, f"columns[{title!r}]") for title, images in columns.items()}
     sizes = {title: tuple(s.shape) for title, s in stacks.items()}
     if len({(s.shape[0], *s.shape[-2:]) for s in stacks.values()}) != 1:
-        raise ValueError(
-            f"every column must hold the same number of images of the same size, got {sizes}"
-        )
+        raise ValueError(f"every column must hold the same number of images of the same size, got {sizes}")
     n = next(iter(stacks.values())).shape[0]
     if row_titles is not None and len(row_titles) != n:
         raise ValueError(f"got {len(row_titles)} row_titles for {n} rows")
@@ -873,15 +899,15 @@ def visualize_methods(
     attributions: Mapping[str, ImageLike],
     *,
     method: str = "heat_map",
-    sign: Union[str, Mapping[str, str]] = "absolute_value",
-    cmap: Union[None, Any, Mapping[str, Any]] = None,
+    sign: str | Mapping[str, str] = "absolute_value",
+    cmap: None | Any | Mapping[str, Any] = None,
     outlier_perc: float = 2,
     alpha_overlay: float = 0.5,
     show_colorbar: bool = False,
     image_title: str = "image",
-    row_titles: Optional[Sequence[str]] = None,
+    row_titles: Sequence[str] | None = None,
     input_range: InputRange = (0.0, 1.0),
-    fig_size: Optional[Tuple[float, float]] = None,
+    fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
     use_pyplot: bool = False,
 ) -> FigureAxes:
@@ -928,10 +954,7 @@ def visualize_methods(
     if not attributions:
         raise ValueError("attributions is empty: give at least one method name -> attributions")
     maps = {name: _like(a, f"attributions[{name!r}]", inputs) for name, a in attributions.items()}
-    signs = {
-        name: sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign
-        for name in maps
-    }
+    signs = {name: sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign for name in maps}
     cmaps = {name: cmap.get(name) if isinstance(cmap, Mapping) else cmap for name in maps}
     cmaps = {name: "bwr" if c is None and signs[name] == "all" else c for name, c in cmaps.items()}
     n = inputs.shape[0]
@@ -945,15 +968,22 @@ def visualize_methods(
             axes[row, 0].set_ylabel(str(row_titles[row]))
         for col, (name, attribution) in enumerate(maps.items(), start=1):
             _captum_panel(
-                figure, axes[row, col], attribution[row], inputs[row],
-                method=method, sign=signs[name], title=name if row == 0 else None,
-                cmap=cmaps[name], outlier_perc=outlier_perc, alpha_overlay=alpha_overlay,
+                figure,
+                axes[row, col],
+                attribution[row],
+                inputs[row],
+                method=method,
+                sign=signs[name],
+                title=name if row == 0 else None,
+                cmap=cmaps[name],
+                outlier_perc=outlier_perc,
+                alpha_overlay=alpha_overlay,
                 show_colorbar=show_colorbar,
             )
     return _finish(figure, axes, use_pyplot)
 
 
-def _check_titles(titles: Optional[Sequence[str]], defaults: List[str]) -> List[str]:
+def _check_titles(titles: Sequence[str] | None, defaults: list[str]) -> list[str]:
     if titles is None:
         return defaults
     titles = list(titles)

@@ -3,7 +3,7 @@
 torchvision's :class:`~torchvision.datasets.MNIST` wants its files in
 ``root/MNIST/raw/`` and decompressed. The datasets here are the same classes, reading
 instead a folder that simply holds the four IDX files, gzipped (``*.gz``) or not, as
-the data sets are distributed (``../shared/data/mnist``, Debian's
+the data sets are distributed (e.g. ``data/mnist``, or Debian's
 ``/usr/share/datasets/fashion-mnist``). torchvision's own layout still works, and so
 does ``download=True``, which fetches the files into ``root``. The user's folder is only
 read: a ``.gz`` file is decompressed into a temporary folder by torchvision's
@@ -157,18 +157,16 @@ class FashionMNIST(MNIST, datasets.FashionMNIST):
     """
 
 
-def mnist(
-    root: str | Path, train: bool = True, transform: Callable | None = None, download: bool = False
-) -> MNIST:
+def mnist(root: str | Path, train: bool = True, transform: Callable | None = None, download: bool = False) -> MNIST:
     """MNIST from a folder of IDX files; see :class:`MNIST`.
 
-    ``../shared/data/mnist`` holds the standard ``t10k`` test split but only a
-    5,000-image subset of the training split (500 per digit); ``download=True`` into an
-    empty folder gets the full 60,000.
+    The shipped MNIST weights were trained on a 5,000-image subset of the training
+    split (500 per digit, the standard ``t10k`` test split beside it);
+    ``download=True`` into an empty folder gets the full 60,000.
 
     Examples::
 
-        >>> test_set = mnist("../shared/data/mnist", train=False)
+        >>> test_set = mnist("data/mnist", train=False)
         >>> len(test_set)
         10000
     """
@@ -182,7 +180,7 @@ def fashion_mnist(
 
     Examples::
 
-        >>> test_set = fashion_mnist("../shared/data/fashion-mnist", train=False)
+        >>> test_set = fashion_mnist("data/fashion-mnist", train=False)
         >>> test_set.classes[9]
         'Ankle boot'
     """
@@ -210,9 +208,7 @@ def load_dataset(
     return _LOADERS[_check_name(name)](root, train=train, transform=transform, download=download)
 
 
-def load_tensors(
-    name: str, root: str | Path, train: bool = True, download: bool = False
-) -> tuple[Tensor, Tensor]:
+def load_tensors(name: str, root: str | Path, train: bool = True, download: bool = False) -> tuple[Tensor, Tensor]:
     """A whole split as tensors, for batched work.
 
     Args:
@@ -268,7 +264,7 @@ def split_training_set(name: str, labels: Tensor) -> TrainingSplit:
 
     Examples::
 
-        >>> _, labels = load_tensors("mnist", "../shared/data/mnist")
+        >>> _, labels = load_tensors("mnist", "data/mnist")
         >>> [len(part) for part in split_training_set("mnist", labels)]
         [4500, 400, 100]
     """

@@ -6,22 +6,21 @@ about a minute on a 2-core CPU. Everything goes through the public API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .data import load_samples
 from ..attr.mask_fill import MaskFill
 from ..attr.masks import random_patch_masks
 from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
-from .models import DEFAULT_ARCH, MODELS
 from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import prototype
+from .data import load_samples
+from .models import DEFAULT_ARCH, MODELS
 
 
-
-def _save(figure, path: Path, written: List[Path]) -> None:
+def _save(figure, path: Path, written: list[Path]) -> None:
     figure.savefig(path, dpi=90)
     written.append(path)
 
@@ -34,7 +33,7 @@ def run_demo(
     seed: int = 0,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> Dict[str, ConsistencyCounts]:
+) -> dict[str, ConsistencyCounts]:
     """Write the demo figures into ``out`` and return the consistency counts per data set."""
     import matplotlib
 
@@ -49,8 +48,8 @@ def run_demo(
     )
 
     out.mkdir(parents=True, exist_ok=True)
-    written: List[Path] = []
-    results: Dict[str, ConsistencyCounts] = {}
+    written: list[Path] = []
+    results: dict[str, ConsistencyCounts] = {}
     for dataset, arch in DEFAULT_ARCH.items():
         builder, weights, name = MODELS[dataset, arch]
         model = builder(weights=weights)
@@ -68,18 +67,14 @@ def run_demo(
         # one fill of the Table 1 images serves Fig. 2 too: they start with the first
         # images_per_class of each class
         chosen = torch.cat([(labels == c).nonzero()[:images_per_class, 0] for c in range(n_classes)])
-        fills = MaskFill(model).attribute(
-            images[chosen], n_samples=n_samples, seed=seed, show_progress=show_progress
-        )
+        fills = MaskFill(model).attribute(images[chosen], n_samples=n_samples, seed=seed, show_progress=show_progress)
         fill = fills[torch.arange(n_classes) * images_per_class]  # one image per class
 
         # Fig. 2: the expected fill of one image per class, and the prototypes
         figure, _ = visualize_expected_fill(images[first[:4]], fill[:4])
         _save(figure, out / f"{dataset}_fig2_expected_fill.png", written)
         plt.close(figure)
-        figure, _ = visualize_prototypes(
-            prototype(fill, binarized=False), [f"class {c}" for c in range(n_classes)]
-        )
+        figure, _ = visualize_prototypes(prototype(fill, binarized=False), [f"class {c}" for c in range(n_classes)])
         _save(figure, out / f"{dataset}_fig2_prototypes.png", written)
         plt.close(figure)
 
@@ -95,8 +90,14 @@ def run_demo(
         torch.manual_seed(seed)
         control = builder().eval()
         results[dataset] = consistency_counts(
-            model, images[chosen], n_classes=n_classes, n_samples=n_samples, seed=seed,
-            control_model=control, show_progress=show_progress, fill=fills,
+            model,
+            images[chosen],
+            n_classes=n_classes,
+            n_samples=n_samples,
+            seed=seed,
+            control_model=control,
+            show_progress=show_progress,
+            fill=fills,
         )
     echo("")
     echo(format_table(results))
@@ -107,7 +108,7 @@ def run_demo(
     return results
 
 
-def format_table(results: Dict[str, ConsistencyCounts], models: Optional[Dict[str, str]] = None) -> str:
+def format_table(results: dict[str, ConsistencyCounts], models: dict[str, str] | None = None) -> str:
     """Table 1 as Markdown: one row per data set and way of rebuilding the image."""
     models = models or {name: MODELS[name, DEFAULT_ARCH[name]][2] for name in results if name in DEFAULT_ARCH}
     lines = [

@@ -215,7 +215,7 @@ def _recipe(dataset: str, arch: str, **settings: Any) -> dict[str, Any]:
 
 
 _MNIST_5K_SPLIT = (
-    "the 5,000-image MNIST training subset (500 per digit, ../shared/data/mnist) minus "
+    "the 5,000-image MNIST training subset (500 per digit) minus "
     "the last 50 images of each digit in file order, held out (see "
     "captum_fillblanks.paper.data.split_training_set): 4,500 images"
 )

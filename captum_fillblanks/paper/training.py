@@ -38,9 +38,7 @@ def _random_shift(images: Tensor, max_shift: int, generator: torch.Generator) ->
     height, width = images.shape[-2:]
     padded = F.pad(images, [max_shift] * 4)
     top, left = torch.randint(0, 2 * max_shift + 1, (2, len(images)), generator=generator).tolist()
-    return torch.stack(
-        [padded[i, ..., t : t + height, l : l + width] for i, (t, l) in enumerate(zip(top, left))]
-    )
+    return torch.stack([padded[i, ..., t : t + height, s : s + width] for i, (t, s) in enumerate(zip(top, left))])
 
 
 def _check_data(data: Dataset | tuple[Tensor, Tensor]) -> Dataset | tuple[Tensor, Tensor]:
@@ -100,7 +98,7 @@ def train_model(
 
         >>> from captum_fillblanks.paper.data import load_tensors
         >>> from captum_fillblanks.paper.models import simple_cnn
-        >>> images, labels = load_tensors("mnist", "../shared/data/mnist")
+        >>> images, labels = load_tensors("mnist", "data/mnist")
         >>> _ = torch.manual_seed(0)
         >>> model = train_model(simple_cnn(), (images, labels), epochs=1, show_progress=False)
     """
@@ -130,9 +128,7 @@ def train_model(
 
 
 @torch.no_grad()
-def evaluate_accuracy(
-    model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000
-) -> float:
+def evaluate_accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """The fraction of ``images`` that ``model`` classifies as ``labels``.
 
     Args:

@@ -28,12 +28,10 @@ import matplotlib
 matplotlib.use("Agg")
 
 import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from captum_fillblanks import MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
-from captum_fillblanks.paper.data import load_samples, load_tensors, split_training_set  # noqa: E402
-from captum_fillblanks.paper.models import simple_cnn  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
@@ -43,6 +41,8 @@ from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_progressive,
     visualize_prototypes,
 )
+from captum_fillblanks.paper.data import load_samples, load_tensors, split_training_set  # noqa: E402
+from captum_fillblanks.paper.models import simple_cnn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -80,11 +80,10 @@ def first_of(labels: torch.Tensor, digits) -> torch.Tensor:
 def fig1_fill(model, images, labels) -> None:
     """Fig. 1: one mask, its update (red/blue) and the filled image, for three digits."""
     chosen = first_of(labels, [3, 5, 8])
-    mask = random_patch_masks(1, 28, 28, mask_ratio=0.25, patch_size=4,
-                              generator=torch.Generator().manual_seed(SEED))[0]
-    figure, _ = visualize_mask_fill(
-        model, images[chosen], mask, target=labels[chosen], show_inputs=True
-    )
+    mask = random_patch_masks(1, 28, 28, mask_ratio=0.25, patch_size=4, generator=torch.Generator().manual_seed(SEED))[
+        0
+    ]
+    figure, _ = visualize_mask_fill(model, images[chosen], mask, target=labels[chosen], show_inputs=True)
     save(figure, "fig1_fill.png")
 
 
@@ -100,12 +99,12 @@ def fig2(model, images, labels) -> None:
     figure = Figure(figsize=(10, 9.2), layout="constrained")
     for block, binarized in zip(figure.subfigures(2, 1), (True, False)):
         visualize_prototypes(
-            prototype(fills, binarized=binarized), [f"class {d}" for d in range(10)],
-            ncols=5, plt_fig_axis=(block, None),
+            prototype(fills, binarized=binarized),
+            [f"class {d}" for d in range(10)],
+            ncols=5,
+            plt_fig_axis=(block, None),
         )
-        block.suptitle(
-            "T(fill), binarized at τ = 0.5" if binarized else "T(fill) not binarized: the normalized fill"
-        )
+        block.suptitle("T(fill), binarized at τ = 0.5" if binarized else "T(fill) not binarized: the normalized fill")
     save(figure, "fig2_prototypes.png")
 
 
@@ -129,8 +128,12 @@ def fig4_grid(model, images, labels) -> None:
         [
             prototype(
                 MaskFill(model).attribute(
-                    images[chosen], target=labels[chosen], n_samples=N_SAMPLES // 2,
-                    mask_ratio=ratio, patch_size=patch, seed=SEED,
+                    images[chosen],
+                    target=labels[chosen],
+                    n_samples=N_SAMPLES // 2,
+                    mask_ratio=ratio,
+                    patch_size=patch,
+                    seed=SEED,
                 ),
                 binarized=False,
             )[0]

@@ -27,8 +27,13 @@ def compute() -> dict:
     plain = progressive.attribute(images, n_steps=4, seed=0, binarized=False, normalization="min_max")
     bfgs = cf.BFGSMaskFill(model).attribute(images, n_samples=8, n_iter=3, seed=0)
     return {
-        "fill": fill, "delta": delta, "given_masks_fill": given, "progressive": rebuilt,
-        "progressive_labels": progressive.steps.labels, "progressive_plain": plain, "bfgs": bfgs,
+        "fill": fill,
+        "delta": delta,
+        "given_masks_fill": given,
+        "progressive": rebuilt,
+        "progressive_labels": progressive.steps.labels,
+        "progressive_plain": plain,
+        "bfgs": bfgs,
     }
 
 
