@@ -477,9 +477,10 @@ class BFGSMaskFill(MaskFill):
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             feature_mask, internal_batch_size, show_progress, return_convergence_delta: as
                 in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
-            n_samples, mask_ratio, patch_size, selection, loss, max_draws, masks, seed,
-                amp_dtype: as in :meth:`MaskFill.attribute
-                <captum_fillblanks.MaskFill.attribute>`.
+            n_samples, mask_ratio, patch_size, selection, loss: as in
+                :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
+            max_draws, masks, seed, amp_dtype: as in
+                :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             step_size (float, optional): ``gamma``; scales the final update
                 ``x_T - x_0``, not the steps of the iteration. Default: 1.0.
             select_first (bool, optional): as in :meth:`MaskFill.attribute

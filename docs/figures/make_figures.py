@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from captum_fillblanks import MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
+from captum_fillblanks import DEFAULT_THRESHOLD, MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
@@ -104,7 +104,11 @@ def fig2(model, images, labels) -> None:
             ncols=5,
             plt_fig_axis=(block, None),
         )
-        block.suptitle("T(fill), binarized at τ = 0.5" if binarized else "T(fill) not binarized: the normalized fill")
+        block.suptitle(
+            f"T(fill), binarized at τ = {DEFAULT_THRESHOLD}"
+            if binarized
+            else "T(fill) not binarized: the normalized fill"
+        )
     save(figure, "fig2_prototypes.png")
 
 
