@@ -3,7 +3,9 @@
 Can the model recognise the images it filled in as the class it assigned? Each image is
 rebuilt several ways (:data:`ROWS`), every rebuilt image is classified by the
 same model, and accuracy, macro-average F1 and weighted-average F1 are reported in
-percent against the label the model gave the original image.
+percent against the row's reference label: ``y_0``, the label the model gave the
+original image, or, for the paper's reading of the progressive row, ``y_k``, the label
+it gave the last progressive step's masked input.
 
 Results are kept as confusion matrices, which add exactly across shards of a data set
 (:meth:`ConsistencyCounts.combine`), so a loop over test images can be split over
@@ -118,15 +120,15 @@ def classification_scores(confusion: Tensor) -> dict[str, float]:
 
 @dataclass
 class ConsistencyCounts:
-    """Confusion matrices (``[label the model gave x, label it gives the rebuilt image]``)
+    """Confusion matrices (``[reference label, label the model gives the rebuilt image]``)
     per row of the consistency table. Add shards with :meth:`combine`."""
 
     n_classes: int
     confusion: dict[str, Tensor] = field(default_factory=dict)
 
     def add(self, row: str, reference: Tensor, predicted: Tensor) -> None:
-        """Count images of ``row``: the label the model gave each original image
-        (``reference``) against the label it gives the rebuilt one (``predicted``)."""
+        """Count images of ``row``: each image's reference label (``reference``: ``y_0``
+        or ``y_k``) against the label the model gives the rebuilt one (``predicted``)."""
         flat = reference.cpu().long() * self.n_classes + predicted.cpu().long()
         counts = torch.bincount(flat, minlength=self.n_classes**2).reshape(self.n_classes, self.n_classes)
         self.confusion[row] = self.confusion.get(row, torch.zeros_like(counts)) + counts
