@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -443,6 +443,35 @@ class BFGSMaskFill(MaskFill):
     Args:
         forward_func (Callable): the model, or any function returning its outputs.
     """
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
+        show_progress: bool = False,
+        return_convergence_delta: Literal[False] = False,
+        **kwargs: Any,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
+        internal_batch_size: int | None = None,
+        show_progress: bool = False,
+        *,
+        return_convergence_delta: Literal[True],
+        **kwargs: Any,
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @log_usage()
     def attribute(
