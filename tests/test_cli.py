@@ -1,5 +1,6 @@
 """The command-line front on the bundled data: real images, real weights, tiny settings."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,28 @@ def test_reproduce_with_a_missing_folder_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="t10k"):
         main(["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path)])
     assert not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_refuses_another_runs_fills_and_names_a_truncated_file(tmp_path):
+    argv = [
+        "reproduce", "--dataset", "mnist", "--data-dir", str(SHARED_MNIST), "--out", str(tmp_path),
+        "--n-images", "2", "--n-samples", "2", "--n-validation", "10", "--figure-samples", "2",
+        "--normalization", "max_abs", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    folder = tmp_path / "shards" / "mnist_simple-cnn"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["weights"] == "SimpleCNN_Weights.MNIST_5K (simple_cnn_mnist_5k.pt)"
+    # a truncated fill file: its name and the way out, not a bare unpickling error
+    shard = next(folder.glob("shard_*.pt"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"{shard.name} is not a complete fill file.*delete it"):
+        main(argv)
+    shard.unlink()
+    assert main(argv) == 0 and shard.exists()  # recomputed
+    # fills computed with other weights (or mask settings) are refused, not reused
+    manifest["weights"] = "SimpleCNN_Weights.OTHER (other.pt)"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="holds the fills of another run \\(they differ in weights"):
+        main(argv)

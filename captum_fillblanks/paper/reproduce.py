@@ -9,6 +9,7 @@ done, so an interrupted run never leaves a report that looks complete.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -201,19 +202,44 @@ class _FillCache:
     """The trained and the control model's fills of some images, saved one file per
     call under ``folder``. They do not depend on the setting of ``T``, so a rerun only
     rescores them; a file is written under a temporary name and renamed, so a file that
-    exists is complete."""
+    exists is complete.
 
-    def __init__(self, folder: Path, model: Callable, control: Callable, control_samples: int, show_progress: bool):
+    A file's name holds the images, masks and seed it was computed for; ``key`` holds
+    everything else that decides it (data set, model and weights, mask settings, the
+    control model's seed and masks), written to ``folder/manifest.json`` on first use. A
+    folder whose manifest differs holds another run's fills and is refused."""
+
+    def __init__(
+        self, folder: Path, model: Callable, control: Callable, control_samples: int, show_progress: bool, key: dict
+    ):
         self.folder, self.model, self.control = folder, model, control
         self.control_samples, self.show_progress = control_samples, show_progress
         self.loaded: list[str] = []  # files an earlier, interrupted run had written
         folder.mkdir(parents=True, exist_ok=True)
+        manifest = folder / "manifest.json"
+        if manifest.exists():
+            found = json.loads(manifest.read_text())
+            if found != key:
+                changed = sorted(k for k in set(found) | set(key) if found.get(k) != key.get(k))
+                raise ValueError(
+                    f"{folder} holds the fills of another run (they differ in {', '.join(changed)}: "
+                    f"{ {k: found.get(k) for k in changed} } there, { {k: key.get(k) for k in changed} } now); "
+                    "give another --out, or delete that folder to recompute"
+                )
+        else:
+            manifest.write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
 
     def get(self, name: str, images: Tensor, n_samples: int, seed: int, progress: bool = False) -> dict[str, Tensor]:
         path = self.folder / name
         if path.exists():
             self.loaded.append(name)
-            return torch.load(path, weights_only=False)
+            try:
+                return torch.load(path, weights_only=False)
+            except Exception as error:  # a truncated or foreign file: torch says only what broke
+                raise ValueError(
+                    f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "
+                    "rerun the same command: it will be recomputed"
+                ) from error
         with torch.no_grad():
             predicted = self.model(images).argmax(1)
         saved = {
@@ -369,7 +395,17 @@ def reproduce(
     images, labels = test_images[test_index].to(device), test_labels[test_index]
     n_classes = int(test_labels.max()) + 1
 
-    cache = _FillCache(out / "shards" / f"{dataset}_{arch}", model, control, min(n_samples, 1000), show_progress)
+    control_samples = min(n_samples, 1000)
+    key = {
+        "dataset": dataset,
+        "arch": arch,
+        "weights": f"{type(weights).__name__}.{weights.name} ({weights.file_name})",
+        "mask_ratio": 0.25,
+        "patch_size": 2,
+        "control_seed": seed,
+        "control_samples": control_samples,
+    }
+    cache = _FillCache(out / "shards" / f"{dataset}_{arch}", model, control, control_samples, show_progress, key)
     choice = _choose_on_validation(
         dataset, data_dir, model, cache, candidates, n_validation, min(n_samples, figure_samples), seed, device, echo
     )
