@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="captum-fillblanks",
         description="Fill in the blanks: see how a vision model fills masked-out patches.",
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(subcommands)
     _add_reproduce(subcommands)
@@ -41,9 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs ``captum-fillblanks`` with ``argv`` (default: the command line)."""
+    """Runs ``captum-fillblanks`` with ``argv`` (default: the command line).
+
+    A failure the user can mend (a missing data folder, an argument out of range, another
+    run's files in ``--out``) ends the command with one line naming it on stderr and exit
+    status 1 (``SystemExit``); ``--debug`` lets the exception through with its traceback.
+    """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, OSError) as error:
+        if args.debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise SystemExit(f"captum-fillblanks {args.command}: {message} (--debug shows the traceback)") from None
 
 
 def _add_demo(subcommands: argparse._SubParsersAction) -> None:

@@ -133,10 +133,17 @@ def test_reproduce_refuses_a_model_that_is_not_shipped(tmp_path):
         main(["reproduce", "--dataset", "fashion-mnist", "--arch", "simple-cnn", "--data-dir", str(tmp_path)])
 
 
-def test_reproduce_with_a_missing_folder_fails_clearly(tmp_path):
+def test_reproduce_with_a_missing_folder_fails_in_one_line_and_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    message = str(exit_info.value.code)
+    assert message.startswith("captum-fillblanks reproduce: ") and "t10k" in message and "\n" not in message
+    assert not out.exists()  # a failed start leaves no empty --out folder
     with pytest.raises(FileNotFoundError, match="t10k"):
-        main(["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path)])
-    assert not (tmp_path / "report.md").exists()
+        main(["--debug", *argv])
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
@@ -153,12 +160,16 @@ def test_reproduce_refuses_another_runs_fills_and_names_a_truncated_file(tmp_pat
     # a truncated fill file: its name and the way out, not a bare unpickling error
     shard = next(folder.glob("shard_*.pt"))
     shard.write_bytes(shard.read_bytes()[:100])
-    with pytest.raises(ValueError, match=f"{shard.name} is not a complete fill file.*delete it"):
+    with pytest.raises(
+        SystemExit, match=f"^captum-fillblanks reproduce: .*{shard.name} is not a complete fill file.*delete it"
+    ):
         main(argv)
+    with pytest.raises(ValueError, match=f"{shard.name} is not a complete fill file"):
+        main(["--debug", *argv])  # the exception itself, with its traceback
     shard.unlink()
     assert main(argv) == 0 and shard.exists()  # recomputed
     # fills computed with other weights (or mask settings) are refused, not reused
     manifest["weights"] = "SimpleCNN_Weights.OTHER (other.pt)"
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="holds the fills of another run \\(they differ in weights"):
+    with pytest.raises(SystemExit, match="holds the fills of another run \\(they differ in weights"):
         main(argv)

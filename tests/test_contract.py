@@ -156,3 +156,13 @@ def test_compute_convergence_delta_says_where_the_delta_comes_from(name, images)
     assert method.has_convergence_delta()
     with pytest.raises(NotImplementedError, match="return_convergence_delta=True"):
         method.compute_convergence_delta(torch.zeros_like(images), images, images)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_inference_mode_gets_an_error_that_says_why(name, images):
+    method, kwargs = METHODS[name]
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="torch.inference_mode\\(\\) prevents them"):
+        method(TinyCNN().eval()).attribute(images, **kwargs)
+    with torch.no_grad():  # no_grad works: the method turns gradients back on
+        under_no_grad = method(TinyCNN().eval()).attribute(images, **kwargs)
+    assert torch.equal(under_no_grad, method(TinyCNN().eval()).attribute(images, **kwargs))

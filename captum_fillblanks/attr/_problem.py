@@ -161,6 +161,12 @@ class FillProblem:
         selection: str,
         amp_dtype: torch.dtype | None = None,
     ) -> None:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "filling in the blanks needs gradients with respect to the masked input, and "
+                "torch.inference_mode() prevents them; call the method outside inference_mode "
+                "(torch.no_grad() is fine: the method turns gradients back on for its own pass)"
+            )
         self.forward_func = forward_func
         if amp_dtype is not None and not (isinstance(amp_dtype, torch.dtype) and amp_dtype.is_floating_point):
             raise TypeError(f"amp_dtype must be a floating torch.dtype such as torch.bfloat16, got {amp_dtype!r}")

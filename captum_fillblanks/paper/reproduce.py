@@ -377,10 +377,6 @@ def reproduce(
     arch = arch or DEFAULT_ARCH.get(dataset)
     if (dataset, arch) not in MODELS:
         raise ValueError(f"no shipped model for arch={arch!r} on dataset={dataset!r}; expected one of {sorted(MODELS)}")
-    out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "report.md"
-    if report_path.exists():
-        report_path.unlink()  # a stale report must not pass for this run's
     builder, weights, model_name = MODELS[dataset, arch]
     model_name = f"{model_name} ({type(weights).__name__}.{weights.name})"
     model = builder(weights=weights).to(device)
@@ -394,6 +390,11 @@ def reproduce(
     test_index = keep.nonzero().squeeze(1)[:n_images]
     images, labels = test_images[test_index].to(device), test_labels[test_index]
     n_classes = int(test_labels.max()) + 1
+    # only now that the data loaded: a failed start leaves no empty folder behind
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "report.md"
+    if report_path.exists():
+        report_path.unlink()  # a stale report must not pass for this run's
 
     control_samples = min(n_samples, 1000)
     key = {
