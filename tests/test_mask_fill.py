@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, NoiseTunnel, Saliency
-from conftest import MultiOutput, TinyCNN, assert_max_close
+from conftest import MultiOutput, SoftmaxRegression, TinyCNN, assert_max_close
 from torch import nn
 
 from captum_fillblanks import MaskFill, random_patch_masks
@@ -385,3 +385,51 @@ def test_finished_examples_cost_no_more_passes(select_first):
         assert sum(passes) == 2 * 100 + (drawn - 100)
     alone = MaskFill(VisibleRegionModel().eval()).attribute(x[1:], n_samples=100, seed=0, internal_batch_size=10)
     assert_max_close(fill[1:], alone)
+
+
+class NaNGradientWhenWrong(torch.nn.Module):
+    """Softmax regression whose gradient is NaN (its outputs finite) on every row it
+    classifies as class 1: the copies that selection for target 0 rejects."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = SoftmaxRegression(n_classes=2, seed=3)
+
+    def forward(self, x):
+        logits = self.inner(x)
+        rows = (logits.argmax(1) == 1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return logits
+        # sqrt at 0: a finite output whose backward pass is 0 * inf = NaN
+        poisoned = torch.sqrt(torch.relu(-1 + 0 * x[rows].flatten(1).sum(1)))
+        return logits.index_put((rows, torch.zeros_like(rows)), logits[rows, 0] + poisoned)
+
+
+def test_rejected_draws_never_reach_the_sums_in_either_selection_mode():
+    images = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(8))
+    model = NaNGradientWhenWrong().eval()
+    method = MaskFill(model)
+    fills, kept = {}, {}
+    for select_first in (False, True):
+        fills[select_first] = method.attribute(
+            images, target=0, n_samples=30, seed=1, select_first=select_first, max_draws=3000
+        )
+        kept[select_first] = method.counts.n_kept.tolist()
+        assert method.counts.n_nonfinite.tolist() == [0] * 4  # no kept draw was NaN
+    # many copies were rejected (their gradient is NaN): they must not touch the fill
+    assert min(kept[False]) > 0 and method.counts.n_drawn > 2 * max(kept[False])
+    assert kept[False] == kept[True]
+    assert torch.isfinite(fills[False]).all()
+    assert_max_close(fills[False], fills[True])
+
+
+def test_a_non_finite_pixel_is_reported_and_leaves_the_other_examples_alone(tiny_cnn, images):
+    broken = images.clone()
+    broken[1, 0, 2, 3] = float("nan")
+    method = MaskFill(tiny_cnn)
+    with pytest.warns(UserWarning, match=r"non-finite updates \(NaN or inf\) for example\(s\) \[1\]"):
+        fill = method.attribute(broken, n_samples=20, seed=2, selection="all")
+    assert method.counts.n_nonfinite[1] > 0 and method.counts.n_nonfinite[[0, 2]].tolist() == [0, 0]
+    assert torch.isfinite(fill).all()  # the NaN values were left out, not added
+    alone = MaskFill(tiny_cnn).attribute(images[[0, 2]], n_samples=20, seed=2, selection="all")
+    assert_max_close(fill[[0, 2]], alone)

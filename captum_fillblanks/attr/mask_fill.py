@@ -36,12 +36,16 @@ class FillCounts:
             draws in which each element was blank — the denominator of the estimate.
         select_first (bool): whether the call selected with a forward-only pass and
             back-propagated only the kept copies.
+        n_nonfinite (Tensor or None): ``(batch,)`` per example, the values of kept
+            updates at blank positions that were NaN or infinite and so left out of the
+            estimate (and of ``coverage``); ``None`` when not counted.
     """
 
     n_drawn: int
     n_kept: Tensor
     coverage: tuple[Tensor, ...]
     select_first: bool = False
+    n_nonfinite: Tensor | None = None
 
 
 def default_internal_batch_size(inputs: tuple[Tensor, ...]) -> int:
@@ -379,8 +383,11 @@ class MaskFill(GradientAttribution):
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
-        self.counts = FillCounts(estimate.n_drawn, estimate.n_kept, estimate.coverage, estimate.select_first)
+        self.counts = FillCounts(
+            estimate.n_drawn, estimate.n_kept, estimate.coverage, estimate.select_first, estimate.n_nonfinite
+        )
         _warn_short(estimate.n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
+        _warn_nonfinite(estimate.n_nonfinite)
         fills = format_output(estimate.is_tuple, estimate.fills())
         if not return_convergence_delta:
             return fills
@@ -421,6 +428,7 @@ class _Estimate:
     select_first: bool
     is_tuple: bool
     dtypes: tuple[torch.dtype, ...]
+    n_nonfinite: Tensor
     given_masks: bool = False
 
     def fills(self) -> tuple[Tensor, ...]:
@@ -470,6 +478,7 @@ def _estimate(
     sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
     coverage = [torch.zeros_like(s) for s in sums]
     n_kept = torch.zeros(batch, dtype=torch.long, device=device)
+    n_nonfinite = torch.zeros(batch, dtype=torch.long, device=device)
     if problem.selection == "all":
         select_first = False
 
@@ -501,13 +510,19 @@ def _estimate(
             n_kept += keep.sum(0)
             for i, (chunk_update, blank) in enumerate(zip(updates, blanks)):
                 view = (n, batch) + (1,) * (blank.dim() - 2)
-                weight = (keep.reshape(view) & blank).to(sums[i].dtype)
                 chunk_update = chunk_update.reshape(n, *problem.inputs[i].shape).to(sums[i].dtype)
-                weighted = weight * chunk_update
+                # a non-finite value (NaN or inf from the model or the data) is counted and
+                # left out, never added: it would turn the whole estimate at its position
+                # into NaN; rejected draws are masked out with where, as 0 * NaN is NaN
+                finite = torch.isfinite(chunk_update)
+                used = keep.reshape(view) & blank
+                n_nonfinite += (used & ~finite).reshape(n, batch, -1).sum((0, 2))
+                used = used & finite
+                weighted = torch.where(used, chunk_update, torch.zeros((), dtype=chunk_update.dtype, device=device))
                 sums[i] += weighted.sum(0)
-                coverage[i] += weight.sum(0)
+                coverage[i] += used.sum(0, dtype=sums[i].dtype)
                 if sq_sums is not None:
-                    sq_sums[i] += (weighted * chunk_update).sum(0)
+                    sq_sums[i] += (weighted * weighted).sum(0)
             n_drawn += n
             bar.update(n)
             # no device sync until some example could be complete
@@ -528,7 +543,21 @@ def _estimate(
         bool(select_first),
         problem.is_tuple,
         tuple(t.dtype for t in problem.inputs),
+        n_nonfinite,
     )
+
+
+def _warn_nonfinite(n_nonfinite: Tensor) -> None:
+    counts = n_nonfinite.tolist()
+    if any(counts):
+        warnings.warn(
+            f"the model gave non-finite updates (NaN or inf) for example(s) "
+            f"{[i for i, c in enumerate(counts) if c]}: {sum(counts)} values in all, left out of the fill "
+            f"(per example: {counts}; counts.n_nonfinite). Check those inputs and the model's "
+            "outputs for NaN or inf",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> None:
