@@ -1,0 +1,30 @@
+"""The layout: the library (captum_fillblanks.attr) stands on its own, the paper's
+experiment kit sits on top, and the top level re-exports the library's public names."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import captum_fillblanks
+import captum_fillblanks.attr as attr
+
+
+def test_the_library_does_not_import_the_experiment_kit():
+    code = (
+        "import sys, captum_fillblanks.attr; "
+        "print(sorted(m for m in sys.modules if m.startswith('captum_fillblanks.paper')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_top_level_names_are_the_librarys():
+    assert captum_fillblanks.__all__ == attr.__all__
+    for name in attr.__all__:
+        assert getattr(captum_fillblanks, name) is getattr(attr, name)
+
+
+def test_captums_private_helpers_are_imported_in_one_module_only():
+    package = Path(captum_fillblanks.__file__).parent
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "captum._utils" in p.read_text())
+    assert users == ["attr/_captum_compat.py"]
