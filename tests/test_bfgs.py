@@ -462,3 +462,22 @@ def test_works_under_no_grad_with_noise_tunnel_and_convergence_delta():
 def test_bad_method_arguments_raise(kwargs, error):
     with pytest.raises(error):
         BFGSMaskFill(SmallCNN().eval()).attribute(_images(), target=0, n_samples=2, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "step, match",
+    [
+        (lambda rows: torch.ones(rows, 1), "one step length per row"),
+        (lambda rows: torch.full((rows,), float("nan")), "not finite and non-negative"),
+        (lambda rows: -torch.ones(rows), "not finite and non-negative"),
+    ],
+)
+def test_a_line_search_that_returns_a_bad_step_gets_a_clear_error(step, match):
+    loss_and_grad = _smooth_problems(torch.zeros(2, 3), torch.ones(2, 3))
+
+    def bad_search(loss_and_grad, x, direction, loss, grad):
+        new_loss, new_grad = loss_and_grad(x + direction)
+        return step(x.shape[0]), new_loss, new_grad
+
+    with pytest.raises(ValueError, match=match):
+        bfgs_minimize(loss_and_grad, torch.zeros(2, 3), 2, line_search=bad_search)

@@ -22,6 +22,7 @@ BAD_COMMON = [
     (dict(loss="mse"), ValueError, "loss"),
     (dict(baselines=torch.zeros(2, 2)), ValueError, "baselines"),
     (dict(baselines="zero"), TypeError, "baselines"),
+    (dict(baselines=float("nan")), ValueError, "baselines\\[0\\] must be finite"),
     (dict(internal_batch_size=0), ValueError, "internal_batch_size"),
     (dict(step_size=float("nan")), ValueError, "step_size must be a finite number"),
     (dict(step_size=float("inf")), ValueError, "step_size must be a finite number"),

@@ -79,6 +79,8 @@ def format_baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor
             baseline = baseline.detach().to(device=tensor.device, dtype=tensor.dtype)
         else:
             baseline = torch.tensor(float(baseline), dtype=tensor.dtype, device=tensor.device)
+        if not bool(torch.isfinite(baseline).all()):
+            raise ValueError(f"baselines[{i}] must be finite (what a blank holds), got NaN or inf")
         formatted.append(baseline)
     return tuple(formatted)
 

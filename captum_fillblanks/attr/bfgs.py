@@ -349,6 +349,7 @@ def bfgs_minimize(
             direction = torch.where(gradient_step[:, None], -grad, direction)
         direction = torch.where(converged[:, None], torch.zeros_like(direction), direction)
         step, new_loss, new_grad = search(loss_and_grad, x, direction, loss, grad)
+        step = _check_step(step, rows)
         new_loss, new_grad = _check_evaluation(new_loss, new_grad, rows, n)
         s = step[:, None] * direction
         y = new_grad.to(x.dtype) - grad
@@ -367,6 +368,18 @@ def bfgs_minimize(
         steps[t] = step
         n_pairs += curved.long()
     return BFGSResult(x, displacement, loss, grad, steps, n_pairs, dense)
+
+
+def _check_step(step: Any, rows: int) -> Tensor:
+    """The line search's step: one finite, non-negative length per row."""
+    if not isinstance(step, Tensor) or step.shape != (rows,):
+        raise ValueError(
+            f"line_search must return one step length per row, shape ({rows},), got "
+            f"{tuple(step.shape) if isinstance(step, Tensor) else type(step).__name__}"
+        )
+    if not bool(torch.isfinite(step).all()) or bool((step < 0).any()):
+        raise ValueError(f"line_search returned step lengths that are not finite and non-negative: {step.tolist()[:8]}")
+    return step.detach()
 
 
 def _check_evaluation(loss: Any, grad: Any, rows: int, n: int) -> tuple[Tensor, Tensor]:
