@@ -2,6 +2,9 @@
 nothing the caller gave (inputs, model parameters, gradients, hooks) is changed."""
 
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,3 +170,17 @@ def test_inference_mode_gets_an_error_that_says_why(name, images):
     with torch.no_grad():  # no_grad works: the method turns gradients back on
         under_no_grad = method(TinyCNN().eval()).attribute(images, **kwargs)
     assert torch.equal(under_no_grad, method(TinyCNN().eval()).attribute(images, **kwargs))
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_target_errors_hold_under_python_optimize_and_for_float_tensors(name):
+    method, kwargs = METHODS[name]
+    code = (
+        f"import sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); from conftest import TinyCNN; "
+        f"from captum_fillblanks import {name}; "
+        f"{name}(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6), target=[0, 1], **{kwargs!r})"
+    )
+    run = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
+    assert "AssertionError: Target list length does not match output!" in run.stderr
+    with pytest.raises(TypeError, match="target must hold integer class indices.*float32"):
+        method(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6), target=torch.tensor([1.0, 2.0, 0.0]), **kwargs)

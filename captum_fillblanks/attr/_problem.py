@@ -190,6 +190,7 @@ class FillProblem:
 
         with torch.no_grad():
             outputs = self.forward(self.inputs, 1)
+            check_target(target, outputs.shape[0])
             select_targets(outputs, target)  # raises exactly what Captum's Saliency raises
         self.labels = self._class_labels(outputs, target)
         needs_classes = loss == "cross_entropy" or selection == "correct"
@@ -340,6 +341,19 @@ class FillProblem:
         return tuple(
             apply_masks(tensor, blank, baseline).reshape(-1, *tensor.shape[1:])  # (n, B, ...) -> (n * B, ...)
             for tensor, baseline, blank in zip(inputs or self.inputs, self.baselines, blanks)
+        )
+
+
+def check_target(target: Any, batch_size: int) -> None:
+    """The checks Captum makes of a target that do not survive ``python -O`` or end in a
+    dtype error deep inside torch, made explicitly: a list must give one target per
+    example (Captum's own ``AssertionError`` and message, raised even under ``-O``), and a
+    tensor of class indices must be integer."""
+    if isinstance(target, list) and len(target) != batch_size:
+        raise AssertionError("Target list length does not match output!")
+    if isinstance(target, Tensor) and (target.is_floating_point() or target.is_complex()):
+        raise TypeError(
+            f"target must hold integer class indices, got a tensor of dtype {target.dtype}; use target.long()"
         )
 
 
