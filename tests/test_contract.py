@@ -184,3 +184,10 @@ def test_target_errors_hold_under_python_optimize_and_for_float_tensors(name):
     assert "AssertionError: Target list length does not match output!" in run.stderr
     with pytest.raises(TypeError, match="target must hold integer class indices.*float32"):
         method(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6), target=torch.tensor([1.0, 2.0, 0.0]), **kwargs)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_inputs_on_the_meta_device_get_a_clear_error(name):
+    method, kwargs = METHODS[name]
+    with pytest.raises(ValueError, match=r"inputs\[0\] is on the meta device"):
+        method(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6, device="meta"), **kwargs)

@@ -119,3 +119,17 @@ def test_prototype_covers_every_pixel():
     )
     assert torch.equal(prototype(fill), torch.ones(1, 2, 2))  # the default tau 0.2
     assert torch.equal(to_input_range(torch.tensor([0.0, 1.0]), (-1.0, 2.0)), torch.tensor([-1.0, 2.0]))
+
+
+@pytest.mark.parametrize("normalization", ["max_abs", "min_max"])
+def test_a_non_finite_value_is_background_and_reported_not_smeared_over_its_example(normalization):
+    fill = torch.tensor([[0.0, 1.0, 2.0, 4.0], [0.0, 1.0, 2.0, 4.0]])
+    broken = fill.clone()
+    broken[1, 2] = float("nan")
+    with pytest.warns(
+        UserWarning, match=r"1 non-finite values \(NaN or inf\) at blank positions of example\(s\) \[1\]"
+    ):
+        out = prototype(broken, binarized=False, normalization=normalization)
+    clean = prototype(fill, binarized=False, normalization=normalization)
+    assert torch.equal(out[0], clean[0])  # the other example is untouched
+    assert out[1, 2] == 0 and torch.equal(out[1, [0, 1, 3]], clean[1, [0, 1, 3]])

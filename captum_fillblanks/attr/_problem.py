@@ -42,6 +42,11 @@ def format_inputs(inputs: Any) -> tuple[bool, tuple[Tensor, ...]]:
                 f"inputs[{i}] has dtype {tensor.dtype}; filling in the blanks takes gradients "
                 "with respect to the input, so it must be floating point (e.g. x.float())"
             )
+        if tensor.device.type == "meta":
+            raise ValueError(
+                f"inputs[{i}] is on the meta device, which holds shapes but no values; move it to "
+                "a real device (e.g. inputs.to('cpu')) first"
+            )
         if tensor.dim() < 1 or tensor.shape[0] == 0:
             raise ValueError(f"inputs[{i}] must have a non-empty batch dimension, got {tuple(tensor.shape)}")
     batch = formatted[0].shape[0]

@@ -25,6 +25,7 @@ position" (the prototype view).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -96,12 +97,27 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
 
     Positions that are not blank are set to ``0``. An example with no blanks, an update
     that is zero over its blanks (``"max_abs"``) or constant over them (``"min_max"``)
-    normalizes to all zeros.
+    normalizes to all zeros. A non-finite value (NaN or inf) is set to ``0`` and left out
+    of the scale, with a warning that counts them, so it cannot blank its example.
     """
     _check_normalization(normalization)
     blank = _blank_like(update, blank)
     flat = update.reshape(update.shape[0], -1)
     flat_blank = blank.reshape(update.shape[0], -1)
+    # a NaN or inf would set the scale of its whole example: it is drawn as background
+    # and reported instead
+    nonfinite = flat_blank & ~torch.isfinite(flat)
+    if bool(nonfinite.any()):
+        per_example = nonfinite.sum(1).tolist()
+        warnings.warn(
+            f"the update holds {sum(per_example)} non-finite values (NaN or inf) at blank positions of "
+            f"example(s) {[i for i, c in enumerate(per_example) if c]}; they are drawn as background "
+            "and left out of the normalization",
+            UserWarning,
+            stacklevel=2,
+        )
+        flat_blank = flat_blank & ~nonfinite
+        flat = torch.where(nonfinite, torch.zeros_like(flat), flat)
     zero = torch.zeros_like(flat)
     if normalization == "max_abs":
         low = torch.zeros_like(flat[:, :1])
