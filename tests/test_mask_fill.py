@@ -308,9 +308,11 @@ def test_never_correct_warns_and_returns_zeros(tiny_cnn, images):
         logits[:, 1] = 1 + x.sum() * 0
         return logits
 
+    method = MaskFill(always_wrong)
     with pytest.warns(UserWarning, match="no draw was kept"):
-        fill = MaskFill(always_wrong).attribute(images, target=0, n_samples=5, max_draws=20, seed=0)
+        fill = method.attribute(images, target=0, n_samples=5, max_draws=20, seed=0)
     assert torch.equal(fill, torch.zeros_like(images))
+    assert method.counts.n_drawn == 20  # max_draws is a hard limit, even with nothing kept
 
 
 def test_few_kept_draws_warn_with_counts():
