@@ -86,3 +86,17 @@ def test_tuple_inputs_and_target_list():
     ga, gb = method.steps.groups
     assert ga.shape == (2, 4, 4) and gb.shape == (2, 6)
     assert torch.all((gb == 0).sum(0) == 1)
+
+
+def test_a_non_finite_input_is_counted_and_drawn_as_background_not_smeared(tiny_cnn, images):
+    method = ProgressiveMaskFill(tiny_cnn)
+    clean = method.attribute(images[:2], n_steps=2, seed=3)
+    # a pixel that step 1 keeps, so that the model sees the NaN
+    row, col = (method.steps.groups[0] == 1).nonzero()[0].tolist()
+    broken = images.clone()
+    broken[2, 0, row, col] = float("nan")
+    with pytest.warns(UserWarning, match=r"non-finite values \(NaN or inf\) at blank positions of example\(s\) \[2\]"):
+        rebuilt = method.attribute(broken, n_steps=2, seed=3)
+    assert method.steps.n_nonfinite[2] > 0 and method.steps.n_nonfinite[:2].tolist() == [0, 0]
+    assert torch.isfinite(rebuilt[:2]).all()
+    assert torch.equal(rebuilt[:2], clean)

@@ -32,11 +32,15 @@ class ProgressiveSteps:
             ``(k, H, W)`` for images, ``(k, *example_shape)`` otherwise.
         labels (Tensor or None): ``(k, B)`` class predicted on the masked input of each
             step; ``None`` when the outputs are not class scores.
+        n_nonfinite (Tensor or None): ``(B,)`` per example, the update values at the
+            blanks of all steps that were NaN or infinite and so were drawn as
+            background (the transform warns about them too).
     """
 
     images: Tensor | tuple[Tensor, ...]
     groups: Tensor | tuple[Tensor, ...]
     labels: Tensor | None
+    n_nonfinite: Tensor | None = None
 
 
 class ProgressiveMaskFill(GradientAttribution):
@@ -159,7 +163,12 @@ class ProgressiveMaskFill(GradientAttribution):
         final = tuple(torch.cat(p) for p in zip(*(p[0] for p in parts)))
         images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
         labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
-        self.steps = ProgressiveSteps(format_output(is_tuple, images), format_output(is_tuple, parts[0][3]), labels)
+        self.steps = ProgressiveSteps(
+            format_output(is_tuple, images),
+            format_output(is_tuple, parts[0][3]),
+            labels,
+            torch.cat([p[4] for p in parts]),
+        )
         return format_output(is_tuple, final)
 
     def _fill(self, inputs, target, additional_forward_args, baselines, feature_mask, options: _StepOptions):
@@ -178,6 +187,7 @@ class ProgressiveMaskFill(GradientAttribution):
         current = tuple(t.clone() for t in problem.inputs)
         images: list[list[Tensor]] = [[] for _ in current]
         labels: list[Tensor] = []
+        n_nonfinite = torch.zeros(problem.batch_size, dtype=torch.long, device=problem.device)
         for step in progress(range(n_steps), desc="ProgressiveMaskFill steps", disable=not options.show_progress):
             blanks = tuple((s == step)[None] for s in step_of_element)
             masked = problem.mask(blanks, current)
@@ -186,6 +196,7 @@ class ProgressiveMaskFill(GradientAttribution):
                 labels.append(outputs.argmax(dim=1))
             updated = []
             for tensor, grad, blank in zip(current, grads, blanks):
+                n_nonfinite += (blank[0] & ~torch.isfinite(grad)).reshape(grad.shape[0], -1).sum(1)
                 fill = transform(-step_size * grad, blank[0])
                 updated.append(
                     torch.where(blank[0], to_input_range(fill, options.input_range).to(tensor.dtype), tensor)
@@ -199,6 +210,7 @@ class ProgressiveMaskFill(GradientAttribution):
             tuple(torch.stack(s) for s in images),
             torch.stack(labels) if labels else None,
             step_masks,
+            n_nonfinite,
         )
 
     @staticmethod
