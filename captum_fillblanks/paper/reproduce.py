@@ -417,9 +417,8 @@ def reproduce(
 
     elapsed = time.perf_counter() - start_time
     n_shards = len(range(0, len(images), shard_size))
-    text = _report(
-        dataset, model_name, command, table, choice, n_samples, figures, elapsed, device, cache.loaded, n_shards
-    )
+    run = _Run(dataset, model_name, command, n_samples, device, elapsed, cache.loaded, n_shards)
+    text = _report(run, table, choice, figures)
     partial = out / "report.md.partial"
     partial.write_text(text)
     partial.rename(report_path)
@@ -559,13 +558,28 @@ def _table_lines(counts: ConsistencyCounts, settings: dict[str, TransformSetting
     return lines
 
 
-def _report(dataset, model_name, command, table, choice, n_samples, figures, elapsed, device, loaded, n_shards) -> str:
+@dataclass
+class _Run:
+    """What the report says about the run itself."""
+
+    dataset: str
+    model_name: str
+    command: str
+    n_samples: int
+    device: str
+    elapsed: float  # seconds
+    loaded: list[str]  # fill files an earlier run had written
+    n_shards: int
+
+
+def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) -> str:
+    dataset, command, n_samples, elapsed, loaded = run.dataset, run.command, run.n_samples, run.elapsed, run.loaded
     if loaded:
         n_loaded = sum(name.startswith("shard_") for name in loaded)
         validation_loaded = " and the validation fills" if len(loaded) > n_loaded else ""
         run_time = (
             f"run time {elapsed / 60:.1f} min for this invocation, which loaded {n_loaded} of "
-            f"{n_shards} shards{validation_loaded} from an earlier run (not counted)"
+            f"{run.n_shards} shards{validation_loaded} from an earlier run (not counted)"
         )
     else:
         run_time = f"run time {elapsed / 60:.1f} min"
@@ -573,10 +587,10 @@ def _report(dataset, model_name, command, table, choice, n_samples, figures, ela
         f"# Fill in the blanks: reproduction on {dataset}",
         "",
         f"- command: `{command}`" if command else "- command: (called from Python)",
-        f"- model: {model_name} with the shipped weights; {table.chosen.n_images} test images "
+        f"- model: {run.model_name} with the shipped weights; {table.chosen.n_images} test images "
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
         f"per image, mask ratio 0.25, patch size 2; progressive: k = 4 steps",
-        f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{device}`, "
+        f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
         f"torch {torch.__version__}; {run_time}",
         "",
         "## Table 1: can the model recognise its own fills?",
