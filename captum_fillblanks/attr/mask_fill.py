@@ -366,7 +366,7 @@ class MaskFill(GradientAttribution):
                 )
             draw_budget = n_samples if selection == "all" else (max_draws or 10 * n_samples)
         chunk_copies = internal_batch_size or default_internal_batch_size(problem.inputs)
-        estimate = _estimate(
+        return _estimate(
             problem,
             source,
             n_samples,
@@ -376,10 +376,9 @@ class MaskFill(GradientAttribution):
             show_progress,
             with_squares,
             select_first,
+            given_masks=masks is not None,
             desc=f"{type(self).__name__} draws",
         )
-        estimate.given_masks = masks is not None
-        return estimate
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
@@ -429,7 +428,7 @@ class _Estimate:
     is_tuple: bool
     dtypes: tuple[torch.dtype, ...]
     n_nonfinite: Tensor
-    given_masks: bool = False
+    given_masks: bool
 
     def fills(self) -> tuple[Tensor, ...]:
         """The mean update per element, zero where no kept draw blanked it."""
@@ -470,6 +469,7 @@ def _estimate(
     show_progress,
     with_squares,
     select_first,
+    given_masks,
     desc,
 ) -> _Estimate:
     batch = problem.batch_size
@@ -544,6 +544,7 @@ def _estimate(
         problem.is_tuple,
         tuple(t.dtype for t in problem.inputs),
         n_nonfinite,
+        given_masks,
     )
 
 

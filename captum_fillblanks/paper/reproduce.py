@@ -37,6 +37,10 @@ __all__ = [
     "PAPER_TABLE_1",
 ]
 
+# The masks of every fill of the reproduction: the paper's settings (section 4.1)
+_MASK_RATIO, _PATCH_SIZE, _N_STEPS = 0.25, 2, 4
+_MASKS = {"mask_ratio": _MASK_RATIO, "patch_size": _PATCH_SIZE}
+
 #: The scores :func:`choose_settings` can choose by.
 CRITERIA = ("macro_f1", "accuracy", "weighted_f1")
 
@@ -244,7 +248,7 @@ class _FillCache:
             predicted = self.model(images).argmax(1)
         saved = {
             "fill": MaskFill(self.model)
-            .attribute(images, n_samples=n_samples, seed=seed, show_progress=self.show_progress and progress)
+            .attribute(images, n_samples=n_samples, seed=seed, show_progress=self.show_progress and progress, **_MASKS)
             .cpu(),
             "control_fill": MaskFill(self.control)
             .attribute(
@@ -253,6 +257,7 @@ class _FillCache:
                 selection="all",
                 n_samples=min(n_samples, self.control_samples),
                 seed=seed,
+                **_MASKS,
             )
             .cpu(),
             "predicted": predicted.cpu(),
@@ -302,6 +307,8 @@ def _choose_on_validation(dataset, data_dir, model, cache, candidates, n_validat
         fill=val["fill"].to(device),
         control_fill=val["control_fill"].to(device),
         seed=val_seed,
+        n_steps=_N_STEPS,
+        **_MASKS,
     )
     min_max = [c for c in candidates if c.normalization == "min_max"]
     earlier = best_settings(scores, min_max) if min_max else None
@@ -331,6 +338,8 @@ def _score_test_images(model, cache, images, choice, n_classes, n_samples, shard
                         seed=seed + start,
                         fill=saved["fill"].to(device),
                         control_fill=saved["control_fill"].to(device),
+                        n_steps=_N_STEPS,
+                        **_MASKS,
                     )
                 )
         class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
@@ -401,8 +410,8 @@ def reproduce(
         "dataset": dataset,
         "arch": arch,
         "weights": f"{type(weights).__name__}.{weights.name} ({weights.file_name})",
-        "mask_ratio": 0.25,
-        "patch_size": 2,
+        "mask_ratio": _MASK_RATIO,
+        "patch_size": _PATCH_SIZE,
         "control_seed": seed,
         "control_samples": control_samples,
     }
@@ -589,7 +598,7 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"- command: `{command}`" if command else "- command: (called from Python)",
         f"- model: {run.model_name} with the shipped weights; {table.chosen.n_images} test images "
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
-        f"per image, mask ratio 0.25, patch size 2; progressive: k = 4 steps",
+        f"per image, mask ratio {_MASK_RATIO}, patch size {_PATCH_SIZE}; progressive: k = {_N_STEPS} steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
         f"torch {torch.__version__}; {run_time}",
         "",
