@@ -538,7 +538,9 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
             "progressive, binarized": progressive.attribute(
                 images[few[:3]], seed=seed, **binarized_progressive.kwargs()
             ),
-            "progressive, plain": progressive.attribute(images[few[:3]], seed=seed, **progressive_plain.kwargs()),
+            "progressive, not binarized": progressive.attribute(
+                images[few[:3]], seed=seed, **progressive_plain.kwargs()
+            ),
         }
     )
     save(
