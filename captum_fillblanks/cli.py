@@ -97,7 +97,9 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
             "Fig. 2 (class prototypes), Fig. 3 (progressive), Fig. 4 (mask ratio x patch "
             "size), Fig. 5 (first vs second order), Fig. 6 (binarized vs not) and Table 1 "
             "with its controls. Finished shards are kept under OUT/shards and reused; "
-            "report.md is written only when the run completes."
+            "report.md is written only when the run completes. Under torchrun each process "
+            "fills its share of the shards (gloo on CPUs, NCCL on GPUs) and rank 0 writes "
+            "the report: torchrun --nproc-per-node N -m captum_fillblanks reproduce ..."
         ),
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -110,7 +112,12 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
     parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="torch device: cpu, cuda (under torchrun: cuda:LOCAL_RANK) or cuda:N (default: cuda where present, "
+        "else cpu)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./reproduce-DATASET)")
     parser.add_argument("--shard-size", type=int, default=50, help="images per shard (default: 50)")
     parser.add_argument("--n-validation", type=int, default=200, help="validation images for choosing T (default: 200)")

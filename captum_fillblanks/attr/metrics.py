@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ._distributed import all_reduce_sum, process_group_active
 from .mask_fill import MaskFill
 from .masks import apply_masks, random_patch_masks
 from .progressive import ProgressiveMaskFill
@@ -143,6 +144,19 @@ class ConsistencyCounts:
                 total.confusion[row] = total.confusion.get(row, torch.zeros_like(matrix)) + matrix
         return total
 
+    def all_reduce(self) -> ConsistencyCounts:
+        """The counts of every rank added together, on every rank, when a
+        ``torch.distributed`` process group is initialized (each rank scored its own
+        images, e.g. from a ``DistributedSampler``); without one, ``self`` unchanged.
+        Every rank must call it. Returns a new object."""
+        rows = {row for names in _gather_row_names(self.confusion) for row in names}
+        order = [row for row in ROWS if row in rows] + sorted(rows - set(ROWS))
+        total = ConsistencyCounts(self.n_classes)
+        for row in order:
+            matrix = self.confusion.get(row, torch.zeros(self.n_classes, self.n_classes, dtype=torch.long))
+            total.confusion[row] = all_reduce_sum(matrix)
+        return total
+
     def scores(self) -> dict[str, dict[str, float]]:
         """Per row, :func:`classification_scores` of its confusion matrix."""
         return {row: classification_scores(matrix) for row, matrix in self.confusion.items()}
@@ -151,6 +165,15 @@ class ConsistencyCounts:
     def n_images(self) -> int:
         """Images counted (per row; every row scores the same images)."""
         return int(next(iter(self.confusion.values())).sum()) if self.confusion else 0
+
+
+def _gather_row_names(confusion: dict[str, Tensor]) -> list[list[str]]:
+    """Every rank's row names (a rank that scored no images has none)."""
+    if not process_group_active():
+        return [list(confusion)]
+    names: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(names, list(confusion))
+    return names
 
 
 def consistency_counts(

@@ -10,9 +10,11 @@ done, so an interrupted run never leaves a report that looks complete.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +22,14 @@ import torch
 from torch import Tensor
 
 from ..attr._captum_compat import progress
+from ..attr._distributed import all_reduce_sum
 from ..attr.bfgs import BFGSMaskFill, fill_cosine_similarity
 from ..attr.mask_fill import MaskFill
 from ..attr.metrics import ROWS, TRANSFORMED_ROWS, ConsistencyCounts, consistency_counts
 from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import NORMALIZATIONS, TransformSetting, prototype
 from .data import load_tensors, sample_indices, split_training_set
+from .distributed import Ranks, finish, launch
 from .models import DEFAULT_ARCH, MODELS
 
 __all__ = [
@@ -50,11 +54,19 @@ PAPER_TABLE_1 = {"random": (99, 99, 99), "progressive": (93, 93, 93)}
 
 def class_prototypes(
     model: Callable,
-    batches: Sequence[tuple[Tensor, Tensor]],
+    batches: Iterable[tuple[Tensor, Tensor]],
     n_classes: int,
     **attribute_kwargs,
 ) -> tuple[Tensor, Tensor]:
     """The "global" view: the average fill of all images of each class.
+
+    In a ``torch.distributed`` run (a process group initialized, e.g. under torchrun),
+    pass each rank its part of the data (a ``DataLoader`` with a
+    ``DistributedSampler``): the sums and counts are added over all ranks, and every
+    rank gets the prototypes of the whole data set. Every rank must call it. Note that
+    ``DistributedSampler`` pads the data set with repeated images to a multiple of the
+    number of ranks unless ``drop_last=True``; the repeats are counted like any image.
+    Without a process group nothing is reduced.
 
     Args:
         model (Callable): the classifier.
@@ -65,8 +77,8 @@ def class_prototypes(
 
     Returns:
         (Tensor, Tensor): ``(n_classes, *image_shape)`` mean fill per class (zero for a
-        class without images) and ``(n_classes,)`` image counts. Show them with
-        :func:`captum_fillblanks.attr.transforms.prototype`.
+        class without images; float64, on the CPU) and ``(n_classes,)`` image counts.
+        Show them with :func:`captum_fillblanks.attr.transforms.prototype`.
     """
     sums, counts = None, torch.zeros(n_classes, dtype=torch.long)
     method = MaskFill(model)
@@ -74,6 +86,9 @@ def class_prototypes(
         fill = method.attribute(images, target=labels.to(images.device), **attribute_kwargs)
         sums = _add_per_class(sums, fill, labels, n_classes)
         counts += torch.bincount(labels.cpu(), minlength=n_classes)
+    if sums is None:
+        raise ValueError("batches gave no images; class_prototypes needs at least one batch (on every rank)")
+    sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
     return sums / counts.clamp(min=1).reshape(-1, *([1] * (sums.dim() - 1))), counts
 
 
@@ -202,23 +217,41 @@ def _progress(iterable, desc, show):
     return progress(iterable, desc=desc, disable=not show)
 
 
+@dataclass(frozen=True)
+class _FillJob:
+    """One file of fills: ``images`` with masks from ``seed``, ``n_samples`` kept each."""
+
+    name: str
+    images: Tensor
+    n_samples: int
+    seed: int
+
+
 class _FillCache:
     """The trained and the control model's fills of some images, saved one file per
-    call under ``folder``. They do not depend on the setting of ``T``, so a rerun only
+    job under ``folder``. They do not depend on the setting of ``T``, so a rerun only
     rescores them; a file is written under a temporary name and renamed, so a file that
-    exists is complete.
+    exists is complete, whichever rank wrote it and however the run was stopped.
 
     A file's name holds the images, masks and seed it was computed for; ``key`` holds
     everything else that decides it (data set, model and weights, mask settings, the
     control model's seed and masks), written to ``folder/manifest.json`` on first use. A
-    folder whose manifest differs holds another run's fills and is refused."""
+    folder whose manifest differs holds another run's fills and is refused. Only the
+    process that passes ``check_manifest`` reads or writes the manifest (rank 0: the
+    others wait for its verdict)."""
 
     def __init__(
-        self, folder: Path, model: Callable, control: Callable, control_samples: int, show_progress: bool, key: dict
+        self,
+        folder: Path,
+        model: Callable,
+        control: Callable,
+        control_samples: int,
+        key: dict,
+        check_manifest: bool = True,
     ):
-        self.folder, self.model, self.control = folder, model, control
-        self.control_samples, self.show_progress = control_samples, show_progress
-        self.loaded: list[str] = []  # files an earlier, interrupted run had written
+        self.folder, self.model, self.control, self.control_samples = folder, model, control, control_samples
+        if not check_manifest:
+            return
         folder.mkdir(parents=True, exist_ok=True)
         manifest = folder / "manifest.json"
         if manifest.exists():
@@ -233,39 +266,44 @@ class _FillCache:
         else:
             manifest.write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
 
-    def get(self, name: str, images: Tensor, n_samples: int, seed: int, progress: bool = False) -> dict[str, Tensor]:
+    def has(self, name: str) -> bool:
+        return (self.folder / name).exists()
+
+    def load(self, name: str) -> dict[str, Tensor]:
         path = self.folder / name
-        if path.exists():
-            self.loaded.append(name)
-            try:
-                return torch.load(path, weights_only=False)
-            except Exception as error:  # a truncated or foreign file: torch says only what broke
-                raise ValueError(
-                    f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "
-                    "rerun the same command: it will be recomputed"
-                ) from error
+        try:
+            return torch.load(path, weights_only=False)
+        except Exception as error:  # a truncated or foreign file: torch says only what broke
+            raise ValueError(
+                f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "
+                "rerun the same command: it will be recomputed"
+            ) from error
+
+    def compute(self, job: _FillJob, show_progress: bool = False) -> None:
+        """Fill ``job``'s images and save them under ``job.name``."""
+        images = job.images
         with torch.no_grad():
             predicted = self.model(images).argmax(1)
         saved = {
             "fill": MaskFill(self.model)
-            .attribute(images, n_samples=n_samples, seed=seed, show_progress=self.show_progress and progress, **_MASKS)
+            .attribute(images, n_samples=job.n_samples, seed=job.seed, show_progress=show_progress, **_MASKS)
             .cpu(),
             "control_fill": MaskFill(self.control)
             .attribute(
                 images,
                 target=predicted,
                 selection="all",
-                n_samples=min(n_samples, self.control_samples),
-                seed=seed,
+                n_samples=min(job.n_samples, self.control_samples),
+                seed=job.seed,
                 **_MASKS,
             )
             .cpu(),
             "predicted": predicted.cpu(),
         }
-        partial = path.with_suffix(".partial")
+        path = self.folder / job.name
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per process: no two write one file
         torch.save(saved, partial)
-        partial.rename(path)
-        return saved
+        partial.replace(path)
 
 
 @dataclass
@@ -290,63 +328,136 @@ class _Table:
     class_counts: Tensor
 
 
-def _choose_on_validation(dataset, data_dir, model, cache, candidates, n_validation, n_samples, seed, device, echo):
+def _validation_job(dataset, data_dir, n_validation, n_samples, seed, device) -> _FillJob:
     train_images, train_labels = load_tensors(dataset, data_dir, train=True)
     validation = _class_balanced(split_training_set(dataset, train_labels).validation, train_labels, n_validation)
-    images = train_images[validation].to(device)
     val_seed = seed + 10**6
-    echo(f"validation fills: {len(validation)} images, {n_samples} masks each")
-    val = cache.get(
-        f"validation_{len(validation)}_{n_samples}_{val_seed}.pt", images, n_samples, val_seed, progress=True
-    )
-    chosen, scores = choose_settings(
-        model,
-        images,
-        candidates,
-        n_classes=int(train_labels.max()) + 1,
-        fill=val["fill"].to(device),
-        control_fill=val["control_fill"].to(device),
-        seed=val_seed,
-        n_steps=_N_STEPS,
-        **_MASKS,
-    )
+    name = f"validation_{len(validation)}_{n_samples}_{val_seed}.pt"
+    return _FillJob(name, train_images[validation].to(device), n_samples, val_seed)
+
+
+def _shard_jobs(images: Tensor, n_samples: int, shard_size: int, seed: int) -> list[_FillJob]:
+    """The test images in shards of ``shard_size``, each with its own seed: fixed by
+    the arguments, not by the number of processes."""
+    return [
+        _FillJob(
+            f"shard_{start:06d}-{min(start + shard_size, len(images)):06d}_{n_samples}_{seed}.pt",
+            images[start : start + shard_size],
+            n_samples,
+            seed + start,
+        )
+        for start in range(0, len(images), shard_size)
+    ]
+
+
+def _choose_on_validation(model, cache, job, candidates, n_classes, ranks, echo, verbose) -> _Choice:
+    """Every candidate scored on the validation fills (each rank scores its share of
+    the candidates; a candidate's scores do not depend on the others), then the best
+    per row."""
+    val = cache.load(job.name)
+    device = job.images.device
+    scores: dict[str, dict[TransformSetting, float]] = {}
+    mine = ranks.share(candidates)
+    if mine:
+        _, scores = choose_settings(
+            model,
+            job.images,
+            mine,
+            n_classes=n_classes,
+            fill=val["fill"].to(device),
+            control_fill=val["control_fill"].to(device),
+            seed=job.seed,
+            n_steps=_N_STEPS,
+            **_MASKS,
+        )
+    merged: dict[str, dict[TransformSetting, float]] = {}
+    for part in ranks.gather(scores):
+        for row, per_setting in part.items():
+            merged.setdefault(row, {}).update(per_setting)
+    merged = {row: {s: merged[row][s] for s in candidates} for row in merged}  # candidates' order
+    chosen = best_settings(merged, candidates)
     min_max = [c for c in candidates if c.normalization == "min_max"]
-    earlier = best_settings(scores, min_max) if min_max else None
-    echo(
-        "T per row (macro F1 on validation): "
-        + ", ".join(f"{row}: {setting} ({scores[row][setting]:.1f}%)" for row, setting in chosen.items())
-    )
-    return _Choice(chosen, earlier, scores, len(validation), n_samples)
+    earlier = best_settings(merged, min_max) if min_max else None
+    if verbose:
+        echo(
+            "T per row (macro F1 on validation): "
+            + ", ".join(f"{row}: {setting} ({merged[row][setting]:.1f}%)" for row, setting in chosen.items())
+        )
+    return _Choice(chosen, earlier, merged, len(job.images), job.n_samples)
 
 
-def _score_test_images(model, cache, images, choice, n_classes, n_samples, shard_size, seed, device, show_progress):
-    shards: dict[str, list[ConsistencyCounts]] = {"chosen": [], "earlier": []}
+def _score_shard(model, saved, job, choice, n_classes) -> dict[str, ConsistencyCounts]:
+    device = job.images.device
+    return {
+        name: consistency_counts(
+            model,
+            job.images,
+            n_classes=n_classes,
+            transform=settings,
+            seed=job.seed,
+            fill=saved["fill"].to(device),
+            control_fill=saved["control_fill"].to(device),
+            n_steps=_N_STEPS,
+            **_MASKS,
+        )
+        for name, settings in (("chosen", choice.chosen), ("earlier", choice.earlier))
+        if settings is not None
+    }
+
+
+def _score_test_images(model, cache, jobs, choice, n_classes, ranks, show_progress) -> _Table | None:
+    """Each rank scores its share of the shards; rank 0 adds the confusion matrices in
+    shard order (integers: the same whatever the number of ranks) and the fills per
+    predicted class. Returns the table on rank 0, ``None`` on the others."""
+    numbered = list(enumerate(jobs))
+    scored = [
+        (i, _score_shard(model, cache.load(job.name), job, choice, n_classes))
+        for i, job in _progress(ranks.share(numbered), "scoring shards", show_progress)
+    ]
+    everything = [item for part in ranks.gather(scored) for item in part]
+    if not ranks.is_main:
+        return None
+    per_shard = [counts for _, counts in sorted(everything, key=lambda item: item[0])]
     class_sums, class_counts = None, torch.zeros(n_classes, dtype=torch.long)
-    starts = range(0, len(images), shard_size)
-    for start in _progress(starts, f"shards of {shard_size} images", show_progress):
-        rows = slice(start, start + shard_size)
-        end = min(start + shard_size, len(images))
-        saved = cache.get(f"shard_{start:06d}-{end:06d}_{n_samples}_{seed}.pt", images[rows], n_samples, seed + start)
-        for name, settings in (("chosen", choice.chosen), ("earlier", choice.earlier)):
-            if settings is not None:
-                shards[name].append(
-                    consistency_counts(
-                        model,
-                        images[rows],
-                        n_classes=n_classes,
-                        transform=settings,
-                        seed=seed + start,
-                        fill=saved["fill"].to(device),
-                        control_fill=saved["control_fill"].to(device),
-                        n_steps=_N_STEPS,
-                        **_MASKS,
-                    )
-                )
+    for job in jobs:
+        saved = cache.load(job.name)
         class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
         class_counts += torch.bincount(saved["predicted"], minlength=n_classes)
     class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
-    earlier = ConsistencyCounts.combine(shards["earlier"]) if shards["earlier"] else None
-    return _Table(ConsistencyCounts.combine(shards["chosen"]), earlier, class_means, class_counts)
+    earlier = ConsistencyCounts.combine(c["earlier"] for c in per_shard) if choice.earlier is not None else None
+    return _Table(ConsistencyCounts.combine(c["chosen"] for c in per_shard), earlier, class_means, class_counts)
+
+
+def _same_run_everywhere(out: Path, arguments: dict, ranks: Ranks) -> None:
+    """Refuse a run whose ranks were given different arguments, or whose ``--out`` is
+    not one folder that all of them see (each rank writes its shards there and rank 0
+    reads them all back)."""
+    reference = ranks.broadcast(arguments)
+
+    def same_arguments() -> None:
+        differ = sorted(k for k in reference if reference[k] != arguments.get(k))
+        if differ:
+            raise ValueError(
+                f"the ranks were started with different arguments ({', '.join(differ)}: "
+                f"{ {k: reference[k] for k in differ} } on rank 0, { {k: arguments.get(k) for k in differ} } "
+                "here); give every process the same command"
+            )
+
+    ranks.check(same_arguments)
+    token = ranks.broadcast(uuid.uuid4().hex)
+    marker = out / ".rank0"
+    if ranks.is_main:
+        marker.write_text(token)
+    ranks.barrier()
+
+    def same_folder() -> None:
+        if not marker.exists() or marker.read_text() != token:
+            raise ValueError(
+                f"--out {out} is not the folder rank 0 writes to; on several machines --out must be "
+                "a folder on a file system that every machine mounts"
+            )
+
+    ranks.check(same_folder)
 
 
 def reproduce(
@@ -357,7 +468,7 @@ def reproduce(
     arch: str | None = None,
     n_images: int = 500,
     n_samples: int = 10_000,
-    device: str = "cpu",
+    device: str | None = None,
     shard_size: int = 50,
     n_validation: int = 200,
     candidates: Sequence[TransformSetting] = CANDIDATE_SETTINGS,
@@ -374,13 +485,44 @@ def reproduce(
     one). ``candidates`` are the settings of ``T`` to try; each row of Table 1 uses the
     one :func:`choose_settings` picks for it on ``n_validation`` held-out training
     images, the same number per class. The report also scores Table 1 with the best
-    min-max settings (SPEC's earlier reading) when ``candidates`` holds any."""
+    min-max settings (SPEC's earlier reading) when ``candidates`` holds any.
+
+    ``out`` also gets ``results.pt``: Table 1's confusion matrices per row (``"chosen"``
+    and ``"earlier"``), the settings, and the mean fill and image count per predicted
+    class (``"class_means"``, ``"class_counts"``).
+
+    Under ``torchrun`` (:mod:`captum_fillblanks.paper.distributed`) every process runs
+    this function: each fills and scores its share of the shards on its own device
+    (``device=None``: ``cuda:LOCAL_RANK`` where CUDA is present, else the CPU; ``"cuda"``
+    means the same), the shards meet in ``out`` (one folder every process sees) and rank
+    0 alone chooses nothing new: it adds the counts, draws the figures and writes the
+    report. Shards and seeds are fixed by the arguments, so the report is the same for
+    any number of processes. A rerun of the same command recomputes only the shards not
+    on disk, with any number of processes.
+    """
+    joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ranks, resolved = launch(device)
+    try:
+        return _reproduce(
+            dataset, data_dir, Path(out), ranks, resolved, arch, n_images, n_samples, shard_size, n_validation,
+            list(candidates), figure_samples, seed, command, show_progress, echo,
+        )  # fmt: skip
+    finally:
+        if joined_here:
+            finish()
+
+
+def _reproduce(
+    dataset, data_dir, out, ranks, device, arch, n_images, n_samples, shard_size, n_validation, candidates,
+    figure_samples, seed, command, show_progress, echo,
+) -> Path:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
 
     start_time = time.perf_counter()
-    candidates = list(candidates)
+    show_progress = show_progress and ranks.is_main
+    say = echo if ranks.world_size == 1 else (lambda text: echo(f"[rank {ranks.rank}/{ranks.world_size}] {text}"))
     if not candidates:
         raise ValueError("candidates must hold at least one TransformSetting")
     arch = arch or DEFAULT_ARCH.get(dataset)
@@ -402,8 +544,15 @@ def reproduce(
     # only now that the data loaded: a failed start leaves no empty folder behind
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "report.md"
-    if report_path.exists():
+    if ranks.is_main and report_path.exists():
         report_path.unlink()  # a stale report must not pass for this run's
+    if ranks.world_size > 1:
+        arguments = {
+            "dataset": dataset, "arch": arch, "n_images": len(images), "n_samples": n_samples,
+            "shard_size": shard_size, "n_validation": n_validation, "figure_samples": figure_samples,
+            "seed": seed, "candidates": [str(c) for c in candidates], "device type": device.type,
+        }  # fmt: skip
+        _same_run_everywhere(out, arguments, ranks)
 
     control_samples = min(n_samples, 1000)
     key = {
@@ -415,24 +564,55 @@ def reproduce(
         "control_seed": seed,
         "control_samples": control_samples,
     }
-    cache = _FillCache(out / "shards" / f"{dataset}_{arch}", model, control, control_samples, show_progress, key)
-    choice = _choose_on_validation(
-        dataset, data_dir, model, cache, candidates, n_validation, min(n_samples, figure_samples), seed, device, echo
-    )
-    table = _score_test_images(
-        model, cache, images, choice, n_classes, n_samples, shard_size, seed, device, show_progress
-    )
+    folder = out / "shards" / f"{dataset}_{arch}"
+    cache = ranks.check(lambda: _FillCache(folder, model, control, control_samples, key, ranks.is_main))
+
+    # every fill first: the validation images' and the test shards', shared out among the ranks
+    validation = _validation_job(dataset, data_dir, n_validation, min(n_samples, figure_samples), seed, device)
+    shards = _shard_jobs(images, n_samples, shard_size, seed)
+    jobs = [validation, *shards]
+    if ranks.is_main:  # what a killed process was writing; never read back
+        for leftover in folder.glob("*.partial"):
+            leftover.unlink(missing_ok=True)
+    on_disk = ranks.broadcast([job.name for job in jobs if cache.has(job.name)])
+    missing = [job for job in jobs if job.name not in on_disk]
+    if on_disk:
+        say(f"{len(on_disk)} of {len(jobs)} fill files are on disk from an earlier run")
+    for job in ranks.share(missing):
+        started = time.perf_counter()
+        cache.compute(job, show_progress=show_progress and job is validation)
+        say(f"filled {job.name} ({len(job.images)} images, {time.perf_counter() - started:.0f} s)")
+    ranks.barrier()
+
+    choice = _choose_on_validation(model, cache, validation, candidates, n_classes, ranks, say, ranks.is_main)
+    table = _score_test_images(model, cache, shards, choice, n_classes, ranks, show_progress)
+    if not ranks.is_main:
+        return report_path
     figures = _figures(out, model, images, labels, table, choice.chosen, n_classes, figure_samples, seed)
+    _save_results(out / "results.pt", table, choice)
 
     elapsed = time.perf_counter() - start_time
-    n_shards = len(range(0, len(images), shard_size))
-    run = _Run(dataset, model_name, command, n_samples, device, elapsed, cache.loaded, n_shards)
+    run = _Run(dataset, model_name, command, n_samples, str(device), elapsed, on_disk, len(shards), ranks.world_size)
     text = _report(run, table, choice, figures)
     partial = out / "report.md.partial"
     partial.write_text(text)
-    partial.rename(report_path)
+    partial.replace(report_path)
     echo(f"wrote {report_path} ({elapsed / 60:.1f} min)")
     return report_path
+
+
+def _save_results(path: Path, table: _Table, choice: _Choice) -> None:
+    results = {
+        "chosen": table.chosen.confusion,
+        "earlier": table.earlier.confusion if table.earlier is not None else None,
+        "settings": {row: str(setting) for row, setting in choice.chosen.items()},
+        "earlier_settings": {row: str(s) for row, s in choice.earlier.items()} if choice.earlier else None,
+        "class_means": table.class_means,
+        "class_counts": table.class_counts,
+    }
+    partial = path.with_name(path.name + ".partial")
+    torch.save(results, partial)
+    partial.replace(path)
 
 
 def _figures(out, model, images, labels, table, chosen, n_classes, figure_samples, seed) -> dict[str, str]:
@@ -581,6 +761,7 @@ class _Run:
     elapsed: float  # seconds
     loaded: list[str]  # fill files an earlier run had written
     n_shards: int
+    world_size: int = 1  # processes (torchrun)
 
 
 def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) -> str:
@@ -602,7 +783,9 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
         f"per image, mask ratio {_MASK_RATIO}, patch size {_PATCH_SIZE}; progressive: k = {_N_STEPS} steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
-        f"torch {torch.__version__}; {run_time}",
+        f"torch {torch.__version__}; "
+        + (f"{run.world_size} processes (torchrun), " if run.world_size > 1 else "")
+        + run_time,
         "",
         "## Table 1: can the model recognise its own fills?",
         "",
