@@ -59,8 +59,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def run_once(n_processes: int, args: argparse.Namespace) -> float:
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n_processes),
-        "--master-port", str(_free_port()),
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n_processes),
         HERE, "--worker", "--data-dir", args.data_dir, "--device", args.device, "--n-images", str(args.n_images),
         "--shard-size", str(args.shard_size), "--n-samples", str(args.n_samples),
     ]  # fmt: skip
@@ -69,14 +68,6 @@ def run_once(n_processes: int, args: argparse.Namespace) -> float:
     if done.returncode != 0:
         raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
     return float(next(line for line in done.stdout.splitlines() if line.startswith("ELAPSED")).split()[1])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ echo "bench_maskfill --device cuda: rc=$?" | tee -a "$out/summary.txt"
 # 3. reproduce under torchrun on every GPU (NCCL), against one GPU: the same Table 1
 args=(--dataset mnist --data-dir "$data" --n-images 40 --shard-size 5 --n-samples 200
       --n-validation 20 --figure-samples 50 --no-progress --device cuda)
-timeout 120 torchrun --nproc-per-node 1 -m captum_fillblanks reproduce "${args[@]}" --out "$out/r1" > "$out/r1.log" 2>&1
-timeout 120 torchrun --nproc-per-node "$gpus" -m captum_fillblanks reproduce "${args[@]}" --out "$out/rN" > "$out/rN.log" 2>&1
+timeout 120 torchrun --standalone --nproc-per-node 1 -m captum_fillblanks reproduce "${args[@]}" --out "$out/r1" > "$out/r1.log" 2>&1
+timeout 120 torchrun --standalone --nproc-per-node "$gpus" -m captum_fillblanks reproduce "${args[@]}" --out "$out/rN" > "$out/rN.log" 2>&1
 python - "$out" <<'PY' | tee -a "$out/summary.txt"
 import sys, torch
 a, b = (torch.load(f"{sys.argv[1]}/{n}/results.pt") for n in ("r1", "rN"))

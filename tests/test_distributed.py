@@ -27,21 +27,13 @@ needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../sha
 
 def _torchrun(n_processes: int, *args: str, wait: bool = True, **popen):
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n_processes),
-        "--master-port", "0" if n_processes == 1 else str(_free_port()), *args,
+        # --standalone: a c10d rendezvous on a free port, which also serves restarts
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n_processes), *args,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     if wait:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, **popen)
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _reproduce_args(out: Path, n_images: int = 12, shard_size: int = 5, n_samples: int = 8) -> list[str]:
@@ -270,3 +262,33 @@ def test_a_half_set_environment_is_refused(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(ValueError, match="WORLD_SIZE=2 is set but RANK"):
         launch("cpu")
+
+
+_FAILS_ONCE = """
+import os, sys
+from pathlib import Path
+from captum_fillblanks.paper import reproduce as module
+
+compute = module._FillCache.compute
+
+def compute_then_fail(self, job, show_progress=False):
+    compute(self, job, show_progress)
+    # the first attempt's rank 1 dies after its first file, as a node would
+    if os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
+        os._exit(3)
+
+module._FillCache.compute = compute_then_fail
+module.reproduce("mnist", sys.argv[1], Path(sys.argv[2]), n_images=12, n_samples=8, shard_size=5,
+                 n_validation=10, figure_samples=8, show_progress=False, device="cpu")
+"""
+
+
+@needs_mnist
+def test_torchrun_restarts_a_failed_rank_and_the_run_finishes_from_the_shards_on_disk(one_process_run, tmp_path):
+    script = tmp_path / "fails_once.py"
+    script.write_text(textwrap.dedent(_FAILS_ONCE))
+    out = tmp_path / "out"
+    done = _torchrun(2, "--max-restarts", "1", str(script), str(SHARED_MNIST), str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fill files are on disk from an earlier run" in done.stdout  # the restart found rank 1's file
+    _assert_same_results(one_process_run, out)
