@@ -133,3 +133,29 @@ def test_a_non_finite_value_is_background_and_reported_not_smeared_over_its_exam
     clean = prototype(fill, binarized=False, normalization=normalization)
     assert torch.equal(out[0], clean[0])  # the other example is untouched
     assert out[1, 2] == 0 and torch.equal(out[1, [0, 1, 3]], clean[1, [0, 1, 3]])
+
+
+def test_per_channel_input_range_of_shape_c_maps_each_channel():
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    values = torch.rand(2, 3, 4, 5)
+    per_channel = to_input_range(values, ((0 - mean) / std, (1 - mean) / std))
+    by_hand = (values - mean.reshape(1, 3, 1, 1)) / std.reshape(1, 3, 1, 1)
+    torch.testing.assert_close(per_channel, by_hand)
+    # the same as the (1, C, 1, 1) form, and for one image (C, H, W)
+    broadcast = ((0 - mean) / std).reshape(1, 3, 1, 1), ((1 - mean) / std).reshape(1, 3, 1, 1)
+    torch.testing.assert_close(to_input_range(values, broadcast), per_channel)
+    torch.testing.assert_close(to_input_range(values[0], ((0 - mean) / std, (1 - mean) / std)), per_channel[0])
+
+
+def test_input_range_that_does_not_fit_the_channels_is_a_clear_error():
+    values = torch.rand(2, 3, 4, 4)  # W == 4: a (4,) range would have broadcast along the width
+    with pytest.raises(
+        ValueError, match=r"input_range's background has 4 values, one per channel, but the images have 3"
+    ):
+        to_input_range(values, (torch.zeros(4), torch.ones(4)))
+    with pytest.raises(ValueError, match=r"input_range's ink has shape \(2, 3, 1, 1\), which does not broadcast"):
+        to_input_range(values[:1], (0.0, torch.ones(2, 3, 1, 1)))
+    with pytest.raises(ValueError, match="channels"):
+        filled_image(
+            values, torch.rand(2, 3, 4, 4), torch.ones(2, 3, 4, 4, dtype=torch.bool), input_range=(torch.zeros(2), 1.0)
+        )

@@ -14,6 +14,7 @@ from captum_fillblanks.attr.mask_fill import MaskFill  # noqa: E402
 from captum_fillblanks.attr.masks import random_partition_masks  # noqa: E402
 from captum_fillblanks.attr.transforms import fill_transform, prototype  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
+    _to_unit,  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
     visualize_fill,
@@ -338,3 +339,16 @@ def test_per_channel_input_range_draws_what_the_unnormalized_image_draws():
             assert np.allclose(drawn(plain[row, column]), drawn(per_channel[row, column]), atol=1e-5)
     with pytest.raises(ValueError, match="input_range must be a pair"):
         visualize_fill(image, corner_mask(), update, input_range=0.5)
+
+
+def test_per_channel_input_range_draws_the_same_in_every_form():
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    pixels = torch.rand(2, 3, 8, 8)
+    normalized = (pixels - mean.reshape(1, 3, 1, 1)) / std.reshape(1, 3, 1, 1)
+    flat = ((0 - mean) / std, (1 - mean) / std)
+    shaped = tuple(end.reshape(1, 3, 1, 1) for end in flat)
+    torch.testing.assert_close(_to_unit(normalized, flat), pixels)
+    torch.testing.assert_close(_to_unit(normalized, shaped), pixels)
+    torch.testing.assert_close(_to_unit(normalized[0], shaped), pixels[0])
+    with pytest.raises(ValueError, match="has 2 values, one per channel, but the images have 3"):
+        _to_unit(normalized, (torch.zeros(2), torch.ones(2)))

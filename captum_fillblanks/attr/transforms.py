@@ -219,15 +219,44 @@ def to_input_range(values: Tensor, input_range: InputRange = (0.0, 1.0)) -> Tens
 
     For a normalized data set pass the range its transform produces, e.g. MNIST with
     ``Normalize(0.1307, 0.3081)`` has ``((0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081)``;
-    with one mean and std per channel, pass tensors of shape ``(1, C, 1, 1)``:
-    ``((0 - mean) / std, (1 - mean) / std)``.
+    with one mean and std per channel, pass per-channel tensors: ``((0 - mean) / std,
+    (1 - mean) / std)`` with ``mean`` and ``std`` of shape ``(C,)`` (taken as the
+    channel dimension, ``values.shape[-3]``) or any shape that broadcasts against
+    ``values``, such as ``(1, C, 1, 1)``.
     """
     if not isinstance(input_range, (tuple, list)) or len(input_range) != 2:
         raise ValueError(
             f"input_range must be a pair (background, ink) of numbers or tensors, got {type(input_range).__name__}"
         )
-    background, ink = (end.to(values.device, values.dtype) if isinstance(end, Tensor) else end for end in input_range)
+    background, ink = (_range_end(end, values, which) for end, which in zip(input_range, ("background", "ink")))
     return background + values * (ink - background)
+
+
+def _range_end(end: float | Tensor, values: Tensor, which: str) -> float | Tensor:
+    """One end of ``input_range``, shaped to broadcast to ``values`` (or a clear error)."""
+    if not isinstance(end, Tensor):
+        return end
+    end = end.to(values.device, values.dtype)
+    if end.dim() == 1 and end.numel() > 1:  # one value per channel
+        if values.dim() < 3 or values.shape[-3] != end.numel():
+            raise ValueError(
+                f"input_range's {which} has {end.numel()} values, one per channel, but the images have "
+                f"{values.shape[-3] if values.dim() >= 3 else 'no'} channels (shape {tuple(values.shape)}); "
+                "give one value per channel of dimension -3, or a tensor that broadcasts, e.g. (1, C, 1, 1)"
+            )
+        return end.reshape(-1, 1, 1)
+    while end.dim() > values.dim() and end.shape[0] == 1:  # (1, C, 1, 1) for one image (C, H, W)
+        end = end[0]
+    try:
+        fits = torch.broadcast_shapes(end.shape, values.shape) == values.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"input_range's {which} has shape {tuple(end.shape)}, which does not broadcast to the images' "
+            f"shape {tuple(values.shape)}; give a number, one value per channel (C,), or e.g. (1, C, 1, 1)"
+        )
+    return end
 
 
 def filled_image(

@@ -21,7 +21,7 @@ Arguments shared by every function:
   (also ``(1, H, W)``, or one per example ``(B, H, W)``).
 - ``input_range`` (tuple): the values of the model's input that mean background and
   ink (see :func:`~captum_fillblanks.attr.transforms.to_input_range`), each a number or a
-  tensor of one value per channel (``(1, C, 1, 1)``, for normalized RGB). Images are
+  tensor of one value per channel (``(C,)`` or ``(1, C, 1, 1)``, for normalized RGB). Images are
   drawn with ``input_range[0]`` as black and ``input_range[1]`` as white, per channel;
   values outside are clipped. Default: ``(0.0, 1.0)``.
 - ``fig_size`` (tuple, optional): size of a figure created here, in inches. Default:
@@ -54,7 +54,7 @@ from torch import Tensor
 
 from .mask_fill import MaskFill
 from .masks import apply_masks, blank_stack
-from .transforms import DEFAULT_THRESHOLD, InputRange, filled_image, prototype, signed_update
+from .transforms import DEFAULT_THRESHOLD, InputRange, _range_end, filled_image, prototype, signed_update
 
 __all__ = [
     "visualize_fill",
@@ -184,14 +184,8 @@ def _to_unit(images: Tensor, input_range: InputRange) -> Tensor:
     """Input values mapped to display values: ``input_range`` -> ``[0, 1]``, clipped.
     Per-channel ends ``(1, C, 1, 1)`` also fit a single image ``(C, H, W)``."""
     low, high = _check_range(input_range)
-    low, high = (_fit_dims(v, images.dim()) for v in (low, high))
+    low, high = (_range_end(end, images, which) for end, which in ((low, "background"), (high, "ink")))
     return ((images - low) / (high - low)).clamp(0.0, 1.0)
-
-
-def _fit_dims(value: Tensor, dims: int) -> Tensor:
-    while value.dim() > dims and value.shape[0] == 1:
-        value = value[0]
-    return value
 
 
 def _masked(images: Tensor, blank: Tensor, baselines: float | Tensor) -> Tensor:
