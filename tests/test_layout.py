@@ -28,3 +28,13 @@ def test_captums_private_helpers_are_imported_in_one_module_only():
     package = Path(captum_fillblanks.__file__).parent
     users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "captum._utils" in p.read_text())
     assert users == ["attr/_captum_compat.py"]
+
+
+def test_the_quantus_adapter_needs_neither_quantus_nor_the_experiment_kit():
+    code = (
+        "import sys, captum_fillblanks.integrations.quantus; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'quantus' or m.startswith('captum_fillblanks.paper')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
