@@ -35,3 +35,9 @@ timeout 180 python benchmarks/bench_scaling.py --data-dir "$data" --device cuda 
     > "$out/bench_scaling_cuda.md" 2>&1
 echo "bench_scaling --device cuda: rc=$?" | tee -a "$out/summary.txt"
 cat "$out/bench_scaling_cuda.md"
+
+# 5. ImageNet size: ResNet-18, one 224 x 224 image
+timeout 120 python benchmarks/bench_imagenet_size.py --device cuda --n-samples 512 --internal-batch-size 256 \
+    > "$out/bench_imagenet_cuda.md" 2>&1
+echo "bench_imagenet_size --device cuda: rc=$?" | tee -a "$out/summary.txt"
+cat "$out/bench_imagenet_cuda.md"

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -435,3 +436,17 @@ def test_a_non_finite_pixel_is_reported_and_leaves_the_other_examples_alone(tiny
     assert torch.isfinite(fill).all()  # the NaN values were left out, not added
     alone = MaskFill(tiny_cnn).attribute(images[[0, 2]], n_samples=20, seed=2, selection="all")
     assert_max_close(fill[[0, 2]], alone)
+
+
+def test_patches_far_finer_than_the_papers_warn_with_a_size_for_the_image():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 224 * 224, 2)).eval()
+    x = torch.rand(1, 3, 224, 224)
+    with pytest.warns(UserWarning, match=r"patch_size=2 on 224 x 224 inputs makes 112 x 112 patches .* patch_size=16"):
+        MaskFill(model).attribute(x, target=0, n_samples=1, seed=0, selection="all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 1/14 of the side, and the paper's finest (1 x 1 on 28 x 28): silent
+        MaskFill(model).attribute(x, target=0, n_samples=1, seed=0, selection="all", patch_size=16)
+        small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2)).eval()
+        MaskFill(small).attribute(
+            torch.rand(1, 1, 28, 28), target=0, n_samples=1, seed=0, patch_size=1, selection="all"
+        )

@@ -7,6 +7,7 @@ only handles tuples of masked copies and their updates.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -104,12 +105,31 @@ def default_unit_maps(
     maps = []
     for tensor in inputs:
         if tensor.dim() == 4:
+            _warn_fine_patches(tensor.shape[2], tensor.shape[3], patch_size)
             grid = patch_grid(tensor.shape[2], tensor.shape[3], patch_size, device=tensor.device)
             maps.append(grid[None, None])
         else:
             numel = tensor[0].numel()
             maps.append(torch.arange(numel, device=tensor.device).reshape(1, *tensor.shape[1:]))
     return tuple(maps), tuple(range(len(inputs))), tuple(int(m.max()) + 1 for m in maps)
+
+
+#: Patches along the shorter side above which a call warns: the paper's 2 x 2 patches
+#: on 28 x 28 images are 14 per side, its finest (Fig. 4, 1 x 1) 28.
+FINE_PATCHES_PER_SIDE = 56
+
+
+def _warn_fine_patches(height: int, width: int, patch_size: int) -> None:
+    per_side = min(height, width) / patch_size
+    if per_side > FINE_PATCHES_PER_SIDE:
+        suggested = max(1, round(min(height, width) / 14))
+        warnings.warn(
+            f"patch_size={patch_size} on {height} x {width} inputs makes {math.ceil(height / patch_size)} x "
+            f"{math.ceil(width / patch_size)} patches per mask, each far smaller than any feature the model sees "
+            f"(the paper's 2 x 2 on 28 x 28 is 1/14 of the side); the fill is then mostly noise and slow to "
+            f"settle. For this size try patch_size={suggested} (1/14 of the side).",
+            stacklevel=4,
+        )
 
 
 def feature_unit_maps(
