@@ -126,8 +126,8 @@ def _warn_fine_patches(height: int, width: int, patch_size: int) -> None:
         warnings.warn(
             f"patch_size={patch_size} on {height} x {width} inputs makes {math.ceil(height / patch_size)} x "
             f"{math.ceil(width / patch_size)} patches per mask, each far smaller than any feature the model sees "
-            f"(the paper's 2 x 2 on 28 x 28 is 1/14 of the side); the fill is then mostly noise and slow to "
-            f"settle. For this size try patch_size={suggested} (1/14 of the side).",
+            f"(the paper's 2 x 2 on 28 x 28 is 1/14 of the side). For this size try patch_size={suggested} "
+            "(1/14 of the side).",
             stacklevel=4,
         )
 
