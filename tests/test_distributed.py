@@ -262,33 +262,3 @@ def test_a_half_set_environment_is_refused(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(ValueError, match="WORLD_SIZE=2 is set but RANK"):
         launch("cpu")
-
-
-_FAILS_ONCE = """
-import os, sys
-from pathlib import Path
-from captum_fillblanks.paper import reproduce as module
-
-compute = module._FillCache.compute
-
-def compute_then_fail(self, job, show_progress=False):
-    compute(self, job, show_progress)
-    # the first attempt's rank 1 dies after its first file, as a node would
-    if os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
-        os._exit(3)
-
-module._FillCache.compute = compute_then_fail
-module.reproduce("mnist", sys.argv[1], Path(sys.argv[2]), n_images=12, n_samples=8, shard_size=5,
-                 n_validation=10, figure_samples=8, show_progress=False, device="cpu")
-"""
-
-
-@needs_mnist
-def test_torchrun_restarts_a_failed_rank_and_the_run_finishes_from_the_shards_on_disk(one_process_run, tmp_path):
-    script = tmp_path / "fails_once.py"
-    script.write_text(textwrap.dedent(_FAILS_ONCE))
-    out = tmp_path / "out"
-    done = _torchrun(2, "--max-restarts", "1", str(script), str(SHARED_MNIST), str(out))
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "fill files are on disk from an earlier run" in done.stdout  # the restart found rank 1's file
-    _assert_same_results(one_process_run, out)

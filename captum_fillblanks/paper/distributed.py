@@ -102,16 +102,17 @@ def resolve_device(device: str | None, ranks: Ranks) -> torch.device:
     return resolved
 
 
-def launch(device: str | None = None, timeout: timedelta = timedelta(hours=6)) -> tuple[Ranks, torch.device]:
+def launch(device: str | None = None, timeout: timedelta = timedelta(minutes=30)) -> tuple[Ranks, torch.device]:
     """This process's :class:`Ranks` and device, joining the default process group when
     started by torchrun with more than one process (and none is initialized yet).
 
     ``device`` as in :func:`resolve_device`. The backend is NCCL when the device is a
     CUDA device and gloo otherwise. ``timeout`` bounds every collective: a rank that
     waits longer for the others fails rather than hangs (torchrun then stops the run).
-    It is long (6 h) because a rank that finished its shards waits at a barrier for
-    the slowest, and one shard of a large model on a CPU can take an hour; a rank that
-    fails does not make the others wait, since torchrun stops them all.
+    Long waits (a rank that finished its shards waiting for the slowest) are spent
+    polling the shared folder, not in a collective, so the timeout bounds only the
+    short exchanges; a rank that fails does not make the others wait, since torchrun
+    stops them all.
     """
     if dist.is_available() and dist.is_initialized():
         ranks = Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))

@@ -582,7 +582,11 @@ def _reproduce(
         started = time.perf_counter()
         cache.compute(job, show_progress=show_progress and job is validation)
         say(f"filled {job.name} ({len(job.images)} images, {time.perf_counter() - started:.0f} s)")
-    ranks.barrier()
+    if ranks.world_size > 1:
+        # a rank done early waits on the shared folder, not in a collective that could time out
+        while not all(cache.has(job.name) for job in missing):
+            time.sleep(2)
+        ranks.barrier()
 
     choice = _choose_on_validation(model, cache, validation, candidates, n_classes, ranks, say, ranks.is_main)
     table = _score_test_images(model, cache, shards, choice, n_classes, ranks, show_progress)
