@@ -7,7 +7,7 @@ the data sets are distributed (e.g. ``data/mnist``, or Debian's
 ``/usr/share/datasets/fashion-mnist``). torchvision's own layout still works, and so
 does ``download=True``, which fetches the files into ``root``. The user's folder is only
 read: a ``.gz`` file is decompressed into a temporary folder by torchvision's
-:func:`~torchvision.datasets.utils.extract_archive`, parsed by torchvision's IDX reader,
+``torchvision.datasets.utils.extract_archive``, parsed by torchvision's IDX reader,
 and the copy deleted.
 
 The package also ships about 100 real images per data set (:func:`load_samples`) for
