@@ -147,7 +147,7 @@ class ConsistencyCounts:
     def all_reduce(self) -> ConsistencyCounts:
         """The counts of every rank added together, on every rank, when a
         ``torch.distributed`` process group is initialized (each rank scored its own
-        images, e.g. from a ``DistributedSampler``); without one, ``self`` unchanged.
+        images, e.g. from a ``DistributedSampler``); without one, the same counts.
         Every rank must call it. Returns a new object."""
         rows = {row for names in _gather_row_names(self.confusion) for row in names}
         order = [row for row in ROWS if row in rows] + sorted(rows - set(ROWS))
