@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 
 def check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     """``value`` is an int >= 1 (or ``None`` where allowed); else ``TypeError``/``ValueError``."""
@@ -23,3 +25,12 @@ def check_step_size(step_size: Any) -> None:
         raise TypeError(f"step_size must be a number, got {type(step_size).__name__}")
     if not math.isfinite(step_size):
         raise ValueError(f"step_size must be a finite number, got {step_size}")
+
+
+def broadcasts_to(shape: torch.Size | tuple[int, ...], target: torch.Size | tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to exactly ``target`` (no dimension of
+    ``target`` grows)."""
+    try:
+        return torch.broadcast_shapes(shape, target) == tuple(target)
+    except RuntimeError:
+        return False

@@ -24,6 +24,7 @@ from ._captum_compat import (
     run_forward,
     select_targets,
 )
+from ._checks import broadcasts_to
 from .masks import apply_masks, patch_grid
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -150,11 +151,7 @@ def feature_unit_maps(
         if mask.dim() > tensor.dim():
             raise ValueError(f"feature_mask[{i}] has more dimensions than inputs[{i}]")
         mask = mask.reshape((1,) * (tensor.dim() - mask.dim()) + tuple(mask.shape))
-        try:
-            ok = torch.broadcast_shapes(mask.shape, tensor.shape) == tensor.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
+        if not broadcasts_to(mask.shape, tensor.shape):
             raise ValueError(
                 f"feature_mask[{i}] of shape {tuple(mask.shape)} does not broadcast to "
                 f"inputs[{i}] of shape {tuple(tensor.shape)}"

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._checks import broadcasts_to
+
 __all__ = [
     "NORMALIZATIONS",
     "DEFAULT_THRESHOLD",
@@ -247,11 +249,7 @@ def _range_end(end: float | Tensor, values: Tensor, which: str) -> float | Tenso
         return end.reshape(-1, 1, 1)
     while end.dim() > values.dim() and end.shape[0] == 1:  # (1, C, 1, 1) for one image (C, H, W)
         end = end[0]
-    try:
-        fits = torch.broadcast_shapes(end.shape, values.shape) == values.shape
-    except RuntimeError:
-        fits = False
-    if not fits:
+    if not broadcasts_to(end.shape, values.shape):
         raise ValueError(
             f"input_range's {which} has shape {tuple(end.shape)}, which does not broadcast to the images' "
             f"shape {tuple(values.shape)}; give a number, one value per channel (C,), or e.g. (1, C, 1, 1)"
