@@ -25,15 +25,15 @@ SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
 
 
-def _torchrun(n_processes: int, *args: str, wait: bool = True, **popen):
+def _torchrun(n_processes: int, *args: str, wait: bool = True):
     command = [
         # --standalone: a c10d rendezvous on a free port, which also serves restarts
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n_processes), *args,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     if wait:
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, **popen)
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _reproduce_args(out: Path, n_images: int = 12, shard_size: int = 5, n_samples: int = 8) -> list[str]:

@@ -406,24 +406,23 @@ def _score_shard(model, saved, job, choice, n_classes) -> dict[str, ConsistencyC
 
 
 def _score_test_images(model, cache, jobs, choice, n_classes, ranks, show_progress) -> _Table | None:
-    """Each rank scores its share of the shards; rank 0 adds the confusion matrices in
-    shard order (integers: the same whatever the number of ranks) and the fills per
-    predicted class. Returns the table on rank 0, ``None`` on the others."""
-    numbered = list(enumerate(jobs))
-    scored = [
-        (i, _score_shard(model, cache.load(job.name), job, choice, n_classes))
-        for i, job in _progress(ranks.share(numbered), "scoring shards", show_progress)
-    ]
-    everything = [item for part in ranks.gather(scored) for item in part]
+    """Each rank scores its share of the shards and sums their fills per predicted
+    class, reading each shard file once; rank 0 adds the shards' results in shard
+    order (the same sums whatever the number of ranks). Returns the table on rank 0,
+    ``None`` on the others."""
+    scored = []
+    for i, job in _progress(ranks.share(list(enumerate(jobs))), "scoring shards", show_progress):
+        saved = cache.load(job.name)
+        counts = _score_shard(model, saved, job, choice, n_classes)
+        class_sums = _add_per_class(None, saved["fill"], saved["predicted"], n_classes)
+        scored.append((i, counts, class_sums, torch.bincount(saved["predicted"], minlength=n_classes)))
+    everything = sorted((item for part in ranks.gather(scored) for item in part), key=lambda item: item[0])
     if not ranks.is_main:
         return None
-    per_shard = [counts for _, counts in sorted(everything, key=lambda item: item[0])]
-    class_sums, class_counts = None, torch.zeros(n_classes, dtype=torch.long)
-    for job in jobs:
-        saved = cache.load(job.name)
-        class_sums = _add_per_class(class_sums, saved["fill"], saved["predicted"], n_classes)
-        class_counts += torch.bincount(saved["predicted"], minlength=n_classes)
+    class_sums = torch.stack([sums for _, _, sums, _ in everything]).sum(0)
+    class_counts = torch.stack([n for _, _, _, n in everything]).sum(0)
     class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
+    per_shard = [counts for _, counts, _, _ in everything]
     earlier = ConsistencyCounts.combine(c["earlier"] for c in per_shard) if choice.earlier is not None else None
     return _Table(ConsistencyCounts.combine(c["chosen"] for c in per_shard), earlier, class_means, class_counts)
 
