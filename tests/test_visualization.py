@@ -6,6 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from captum.attr import visualization as captum_viz  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -15,6 +16,7 @@ from captum_fillblanks.attr.masks import random_partition_masks  # noqa: E402
 from captum_fillblanks.attr.transforms import fill_transform, prototype  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     _to_unit,  # noqa: E402
+    signed_overlay_cmap,
     visualize_comparison,
     visualize_expected_fill,
     visualize_fill,
@@ -75,7 +77,7 @@ def test_fill_has_three_panels_titled_as_the_paper():
     image = torch.rand(1, SIZE, SIZE)
     figure, axes = visualize_fill(image, corner_mask(), signed_update_pattern())
     assert axes.shape == (1, 3)
-    assert [ax.get_title() for ax in axes[0]] == ["M(x)", "Δx: + red, − blue", "M(x) + T(Δx)"]
+    assert [ax.get_title() for ax in axes[0]] == ["M(x)", "Δx", "M(x) + T(Δx)"]
     _, axes = visualize_fill(image, corner_mask(), signed_update_pattern(), show_inputs=True)
     assert axes.shape == (1, 5)
     assert [ax.get_title() for ax in axes[0, :2]] == ["x", "blanks of M"]
@@ -100,6 +102,78 @@ def test_update_is_red_exactly_where_positive_and_blank_blue_where_negative():
     assert (np.abs(r - g)[neutral] <= 2).all() and (np.abs(r - b)[neutral] <= 2).all()
     assert (np.abs(r[neutral & ~blank.numpy()] - 128) <= 2).all()  # 0.5 stays mid-grey
     assert (r[neutral & blank.numpy()] < 20).all()
+
+
+def legend_entries(ax):
+    """(label, RGBA) of each swatch of the legend of ``ax``, or [] without one."""
+    legend = ax.get_legend()
+    if legend is None:
+        return []
+    return [(t.get_text(), tuple(p.get_facecolor())) for t, p in zip(legend.get_texts(), legend.get_patches())]
+
+
+def test_update_in_captum_colours_is_green_where_positive_red_where_negative_and_says_so():
+    image = torch.full((1, SIZE, SIZE), 0.5)
+    mask, update = corner_mask(), signed_update_pattern()
+    figure = Figure(figsize=(9, 3), dpi=100)
+    cmap = signed_overlay_cmap("green", "red")
+    figure, axes = visualize_fill(image, mask, update, cmap=cmap, plt_fig_axis=(figure, None))
+    colours = pixel_colours(figure, axes[0, 1], SIZE).astype(int)
+    r, g, b = colours[..., 0], colours[..., 1], colours[..., 2]
+    green = (g > r + 40) & (g > b + 40)
+    red = (r > g + 40) & (r > b + 40)
+    blank = mask == 0
+    assert np.array_equal(green, (blank & (update[0] > 0)).numpy())
+    assert np.array_equal(red, (blank & (update[0] < 0)).numpy())
+    green_rgba, red_rgba = (0.0, 128 / 255, 0.0, 1.0), (1.0, 0.0, 0.0, 1.0)
+    assert legend_entries(axes[0, 1]) == [("+ positive", green_rgba), ("− negative", red_rgba)]
+
+
+def test_every_signed_panel_has_a_legend_of_the_colours_it_is_drawn_in():
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(2, 1, SIZE, SIZE, generator=generator)
+    update = torch.randn(2, 1, SIZE, SIZE, generator=generator)
+    red, blue = (1.0, 0.0, 0.0, 1.0), (0.0, 0.0, 1.0, 1.0)
+    # the paper's colours by default, under the last row only
+    _, axes = visualize_fill(images, corner_mask(), update)
+    assert legend_entries(axes[1, 1]) == [("+ positive", red), ("− negative", blue)]
+    assert [legend_entries(ax) for ax in [*axes[0], axes[1, 0], axes[1, 2]]] == [[]] * 5
+    _, axes = visualize_fill(images, corner_mask(), update, sign_legend=False)
+    assert legend_entries(axes[1, 1]) == []
+    # the heat map of the expected fill: the legend takes the ends of the map it is drawn with
+    _, axes = visualize_expected_fill(images, update)
+    drawn_cmap = axes[1, 1].get_images()[0].get_cmap()
+    assert drawn_cmap.name == "bwr"
+    assert legend_entries(axes[1, 1]) == [("+ positive", drawn_cmap(1.0)), ("− negative", drawn_cmap(0.0))]
+    _, axes = visualize_expected_fill(images, update, cmap="RdYlGn")
+    (_, positive), (_, negative) = legend_entries(axes[1, 1])
+    assert positive[1] > positive[0] and negative[0] > negative[1]  # green +, red -
+    assert axes[1, 1].get_images()[0].get_cmap().name == "RdYlGn"
+    # several methods: each column names what its colours mean, in Captum's colours where asked
+    maps = {"Saliency": update.abs(), "MaskFill": update, "IG": update}
+    _, axes = visualize_methods(images, maps, sign={"MaskFill": "all", "IG": "all"}, cmap={"IG": "RdYlGn"})
+    assert [text for text, _ in legend_entries(axes[1, 1])] == ["|value|"]
+    assert legend_entries(axes[1, 2]) == [("+ positive", red), ("− negative", blue)]
+    assert legend_entries(axes[1, 3]) == [
+        ("+ positive", colormaps["RdYlGn"](1.0)),
+        ("− negative", colormaps["RdYlGn"](0.0)),
+    ]
+    assert legend_entries(axes[1, 0]) == [] and all(legend_entries(ax) == [] for ax in axes[0])
+    _, axes = visualize_methods(images, maps, sign="negative")
+    assert legend_entries(axes[1, 1]) == [("− negative", colormaps["Reds"](1.0))]
+    # Saliency has no negative value: drawn as an empty map (Captum alone cannot scale it)
+    assert (drawn(axes[0, 1]) == 0).all() and (drawn(axes[1, 1]) == 0).all()
+    assert drawn(axes[0, 2]).max() > 0  # MaskFill has negative values
+
+
+def test_colour_arguments_that_are_not_colours_raise_a_clear_error():
+    with pytest.raises(ValueError, match="positive must be a matplotlib colour"):
+        signed_overlay_cmap("not-a-colour")
+    image, mask, update = torch.rand(1, SIZE, SIZE), corner_mask(), signed_update_pattern()
+    with pytest.raises(ValueError, match="cmap must be a matplotlib Colormap"):
+        visualize_fill(image, mask, update, cmap="no-such-map")
+    with pytest.raises(ValueError, match="sign must be one of"):
+        visualize_methods(image, {"a": update}, sign="both")
 
 
 def test_filled_image_equals_masked_input_outside_the_blanks():

@@ -34,7 +34,18 @@ Arguments shared by every function:
   calls ``plt.show()``; ``False`` creates a bare :class:`~matplotlib.figure.Figure`, safe
   on headless machines, and shows nothing. Unlike Captum the default is ``False``.
 
-Sign colours follow the paper: positive red, negative blue.
+Sign colours follow the paper: positive red, negative blue. Captum's own
+``visualize_image_attr`` draws the opposite way round for red (positive green, negative
+red), so that a figure of this module beside one of Captum's never leaves it to the
+reader:
+
+- every panel of a signed map (and every map of :func:`visualize_methods`) carries a
+  legend under the last row naming its colours, drawn from the colour map actually used
+  (``sign_legend=False`` leaves it out);
+- every function that draws a signed map takes ``cmap``: e.g. Captum's colours are
+  ``cmap=signed_overlay_cmap("green", "red")`` for the overlay of :func:`visualize_fill`
+  and ``cmap="RdYlGn"`` for the heat maps of :func:`visualize_expected_fill` and
+  :func:`visualize_methods`.
 """
 
 from __future__ import annotations
@@ -46,10 +57,12 @@ from typing import Any
 import numpy as np
 import torch
 from captum.attr import visualization as captum_viz
+from matplotlib import colormaps
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.colors import Colormap, LinearSegmentedColormap, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from torch import Tensor
 
 from .mask_fill import MaskFill
@@ -66,35 +79,65 @@ __all__ = [
     "visualize_comparison",
     "visualize_methods",
     "SIGNED_OVERLAY_CMAP",
+    "signed_overlay_cmap",
 ]
 
 ImageLike = Tensor | np.ndarray
 FigureAxes = tuple[Figure, np.ndarray]
 PltFigAxis = tuple[Figure, Any] | None
 
-#: For Captum's ``sign="all"`` scale ``[-1, 1]``: pure blue below zero, pure red above,
-#: transparent at zero, so that overlaid on an image it colours only where the map is
-#: nonzero (paper Fig. 1). The opacity rises steeply with the magnitude (0.5 at a tenth
-#: of the scale) so that small updates stay visible next to the largest.
-SIGNED_OVERLAY_CMAP = LinearSegmentedColormap(
-    "fillblanks_blue_clear_red",
-    {
-        "red": [(0.0, 0.0, 0.0), (0.5, 0.0, 1.0), (1.0, 1.0, 1.0)],
-        "green": [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0)],
-        "blue": [(0.0, 1.0, 1.0), (0.5, 1.0, 0.0), (1.0, 0.0, 0.0)],
-        # zero stays fully transparent in the 256-entry table (entries 127 and 128)
-        "alpha": [
-            (0.0, 1.0, 1.0),
-            (0.35, 0.8, 0.8),
-            (0.45, 0.5, 0.5),
-            (0.495, 0.0, 0.0),
-            (0.505, 0.0, 0.0),
-            (0.55, 0.5, 0.5),
-            (0.65, 0.8, 0.8),
-            (1.0, 1.0, 1.0),
-        ],
-    },
-)
+
+def signed_overlay_cmap(positive: Any = "red", negative: Any = "blue") -> LinearSegmentedColormap:
+    """A colour map for an overlay of a signed map on Captum's ``sign="all"`` scale
+    ``[-1, 1]``: ``negative`` below zero, ``positive`` above, transparent at zero, so that
+    overlaid on an image it colours only where the map is nonzero (paper Fig. 1).
+
+    The opacity rises steeply with the magnitude (0.5 at a tenth of the scale) so that
+    small values stay visible next to the largest.
+
+    Args:
+        positive (color, optional): any matplotlib colour for values above zero.
+            Default: "red".
+        negative (color, optional): any matplotlib colour for values below zero.
+            Default: "blue".
+
+    Returns:
+        LinearSegmentedColormap: named ``"signed_overlay"``.
+
+    Examples::
+
+        >>> captum_colours = signed_overlay_cmap("green", "red")  # as Captum's heat maps
+        >>> [round(float(c), 3) for c in captum_colours(1.0)]  # the largest positive value
+        [0.0, 0.502, 0.0, 1.0]
+        >>> float(captum_colours(0.5)[3])  # zero: transparent
+        0.0
+    """
+    rgb = {}
+    for name, colour in (("positive", positive), ("negative", negative)):
+        try:
+            rgb[name] = to_rgb(colour)
+        except ValueError:
+            raise ValueError(f"{name} must be a matplotlib colour, got {colour!r}") from None
+    channels = {
+        key: [(0.0, low, low), (0.5, low, high), (1.0, high, high)]
+        for key, low, high in zip(("red", "green", "blue"), rgb["negative"], rgb["positive"])
+    }
+    # zero stays fully transparent in the 256-entry table (entries 127 and 128)
+    channels["alpha"] = [
+        (0.0, 1.0, 1.0),
+        (0.35, 0.8, 0.8),
+        (0.45, 0.5, 0.5),
+        (0.495, 0.0, 0.0),
+        (0.505, 0.0, 0.0),
+        (0.55, 0.5, 0.5),
+        (0.65, 0.8, 0.8),
+        (1.0, 1.0, 1.0),
+    ]
+    return LinearSegmentedColormap("signed_overlay", channels)
+
+
+#: :func:`signed_overlay_cmap` in the paper's colours: positive red, negative blue.
+SIGNED_OVERLAY_CMAP = signed_overlay_cmap("red", "blue")
 
 _PANEL_INCHES = 2.0
 
@@ -262,6 +305,58 @@ def _rgb(image: Tensor) -> np.ndarray:
     return _hwc(image.expand(3, -1, -1))
 
 
+#: Captum's colour map for each ``sign`` when it is given none (``visualize_image_attr``).
+_CAPTUM_CMAPS = {
+    "all": LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"]),
+    "positive": "Greens",
+    "negative": "Reds",
+    "absolute_value": "Blues",
+}
+
+#: What the legend names for each ``sign``: a label and the end of the colour map that
+#: shows it (Captum scales ``"all"`` to [-1, 1] and the others, negative included, to
+#: [0, 1] with 1 the strongest).
+_SIGN_LEGEND = {
+    "all": (("+ positive", 1.0), ("− negative", 0.0)),
+    "positive": (("+ positive", 1.0),),
+    "negative": (("− negative", 1.0),),
+    "absolute_value": (("|value|", 1.0),),
+}
+
+
+def _colormap(cmap: Any, sign: str) -> Colormap:
+    """The colour map a panel of ``sign`` is drawn with: the caller's, or Captum's default."""
+    if sign not in _SIGN_LEGEND:
+        raise ValueError(f"sign must be one of {sorted(_SIGN_LEGEND)}, got {sign!r}")
+    cmap = _CAPTUM_CMAPS[sign] if cmap is None else cmap
+    if isinstance(cmap, Colormap):
+        return cmap
+    try:
+        return colormaps[cmap]
+    except (KeyError, TypeError):
+        raise ValueError(f"cmap must be a matplotlib Colormap or the name of one, got {cmap!r}") from None
+
+
+def _sign_legend(ax: Axes, cmap: Colormap, sign: str) -> None:
+    """Under ``ax``, one swatch per colour that stands for a sign, taken from ``cmap``."""
+    handles = [
+        Patch(facecolor=cmap(end), edgecolor="0.6", linewidth=0.5, label=label) for label, end in _SIGN_LEGEND[sign]
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=len(handles),
+        frameon=False,
+        fontsize="small",
+        handlelength=1.0,
+        handleheight=1.0,
+        handletextpad=0.4,
+        columnspacing=0.8,
+        borderaxespad=0.3,
+    )
+
+
 def _captum_panel(
     figure: Figure,
     ax: Axes,
@@ -271,12 +366,16 @@ def _captum_panel(
     method: str,
     sign: str,
     title: str | None,
+    cmap: Colormap,
     **captum_kwargs: Any,
 ) -> None:
     """One panel drawn by Captum's ``visualize_image_attr`` (attribution ``(C, H, W)``,
     image ``(C, H, W)`` in display values)."""
-    if not bool(attribution.any()):
-        # Captum cannot scale an all-zero map: draw what it means, no signal anywhere
+    combined = attribution.sum(0)  # Captum sums the channels before it scales the map
+    shown = {"positive": combined > 0, "negative": combined < 0}.get(sign, combined != 0)
+    if not bool(shown.any()):
+        # Captum cannot scale a map with nothing of this sign: draw what it means, no
+        # signal anywhere
         if method == "heat_map":
             ax.imshow(np.zeros(attribution.shape[-2:]), cmap="gray_r", vmin=0.0, vmax=1.0)
             _plain(ax, title)
@@ -290,6 +389,7 @@ def _captum_panel(
         sign=sign,
         plt_fig_axis=(figure, ax),
         title=title,
+        cmap=cmap,
         use_pyplot=False,
         **captum_kwargs,
     )
@@ -325,6 +425,8 @@ def visualize_fill(
     normalization: str = "max_abs",
     show_inputs: bool = False,
     titles: Sequence[str] | None = None,
+    cmap: Any = None,
+    sign_legend: bool = True,
     outlier_perc: float = 2,
     alpha_overlay: float = 1.0,
     fig_size: tuple[float, float] | None = None,
@@ -336,10 +438,11 @@ def visualize_fill(
     One row per image, with the panels:
 
     1. ``M(x)``: the masked input;
-    2. the update ``delta`` at the blanks over ``M(x)``: its positive part red, its
-       negative part blue, by Captum's ``blended_heat_map`` with ``sign="all"`` and
-       :data:`SIGNED_OVERLAY_CMAP` (transparent where the update is zero, so kept pixels
-       show ``M(x)`` unchanged);
+    2. the update ``delta`` at the blanks over ``M(x)``: by default its positive part
+       red, its negative part blue, by Captum's ``blended_heat_map`` with ``sign="all"``
+       and :data:`SIGNED_OVERLAY_CMAP` (transparent where the update is zero, so kept
+       pixels show ``M(x)`` unchanged), with a legend of the two colours under the last
+       row;
     3. ``M(x) + T(delta)``: the blanks filled with the transformed update
        (:func:`~captum_fillblanks.attr.transforms.filled_image`).
 
@@ -367,10 +470,17 @@ def visualize_fill(
             blanks of the mask (white). Default: False.
         titles (sequence of str, optional): one title per panel of a row, replacing the
             defaults. Default: None.
+        cmap (str or Colormap, optional): colour map of the update on Captum's
+            ``[-1, 1]`` scale; ``None`` is :data:`SIGNED_OVERLAY_CMAP` (positive red,
+            negative blue). :func:`signed_overlay_cmap` makes one in other colours that
+            stays transparent at zero, e.g. ``signed_overlay_cmap("green", "red")`` for
+            Captum's colours. Default: None.
+        sign_legend (bool, optional): name the colour of each sign in a legend under
+            the update panel of the last row. Default: True.
         outlier_perc (float, optional): Captum's ``outlier_perc`` for the update's colour
             scale. Default: 2.
-        alpha_overlay (float, optional): opacity of the red/blue overlay at the largest
-            updates. Default: 1.0.
+        alpha_overlay (float, optional): opacity of the overlay at the largest updates.
+            Default: 1.0.
         fig_size, plt_fig_axis, use_pyplot: see the module docs.
 
     Returns:
@@ -390,6 +500,7 @@ def visualize_fill(
     images = _images(image, "image")
     blank = _blanks(mask, "mask", images)
     delta = _like(update, "update", images)
+    colours = _colormap(SIGNED_OVERLAY_CMAP if cmap is None else cmap, "all")
     masked = _masked(images, blank, baselines)
     positive, negative = signed_update(delta, blank)
     filled = filled_image(
@@ -401,7 +512,7 @@ def visualize_fill(
         binarized=binarized,
         normalization=normalization,
     )
-    defaults = ["M(x)", "Δx: + red, − blue", "M(x) + T(Δx)"]
+    defaults = ["M(x)", "Δx", "M(x) + T(Δx)"]
     if show_inputs:
         defaults[:0] = ["x", "blanks of M"]
     titles = _check_titles(titles, defaults)
@@ -422,11 +533,13 @@ def visualize_fill(
             method="blended_heat_map",
             sign="all",
             title=names[1],
-            cmap=SIGNED_OVERLAY_CMAP,
+            cmap=colours,
             outlier_perc=outlier_perc,
             alpha_overlay=alpha_overlay,
         )
         _show_image(panels[2], filled_unit[row], names[2])
+        if sign_legend and row == images.shape[0] - 1:
+            _sign_legend(panels[1], colours, "all")
     return _finish(figure, axes, use_pyplot)
 
 
@@ -457,8 +570,8 @@ def visualize_mask_fill(
         target, additional_forward_args, baselines, loss, step_size: as in
             :meth:`MaskFill.attribute`. Default: None, None, 0, "cross_entropy", 1.
         **visualize_kwargs: passed to :func:`visualize_fill` (``input_range``,
-            ``threshold``, ``binarized``, ``normalization``, ``show_inputs``,
-            ``plt_fig_axis``, ...).
+            ``threshold``, ``binarized``, ``normalization``, ``show_inputs``, ``cmap``,
+            ``sign_legend``, ``plt_fig_axis``, ...).
 
     Returns:
         (Figure, ndarray): as :func:`visualize_fill`.
@@ -507,6 +620,7 @@ def visualize_expected_fill(
     normalization: str = "max_abs",
     titles: Sequence[str] | None = None,
     cmap: Any = "bwr",
+    sign_legend: bool = True,
     outlier_perc: float = 2,
     fig_size: tuple[float, float] | None = None,
     plt_fig_axis: PltFigAxis = None,
@@ -515,7 +629,8 @@ def visualize_expected_fill(
     r"""An example and the model's expected fill of it (paper Fig. 2, one example per row).
 
     Panels: the image ``x``; the fill ``E[delta]`` as a signed heat map (Captum's
-    ``heat_map`` with ``sign="all"``; red positive, blue negative); the prototype
+    ``heat_map`` with ``sign="all"``; by default red positive, blue negative, named in a
+    legend under the last row); the prototype
     ``T(fill)`` over all pixels (:func:`~captum_fillblanks.attr.transforms.prototype`); and,
     if ``mask`` is given, ``M(x) + T(fill)`` with the fill normalized over that mask's
     blanks (section 4.1's visualization).
@@ -529,7 +644,11 @@ def visualize_expected_fill(
         input_range, threshold, binarized, normalization: of ``T``, as in
             :func:`visualize_fill`.
         titles (sequence of str, optional): one per panel of a row. Default: None.
-        cmap (str or Colormap, optional): colour map of the heat map. Default: "bwr".
+        cmap (str or Colormap, optional): colour map of the heat map on Captum's
+            ``[-1, 1]`` scale, e.g. ``"RdYlGn"`` for Captum's colours (positive green,
+            negative red). Default: "bwr" (positive red, negative blue, as the paper).
+        sign_legend (bool, optional): name the colour of each sign in a legend under
+            the heat map of the last row. Default: True.
         outlier_perc (float, optional): Captum's ``outlier_perc``. Default: 2.
         fig_size, plt_fig_axis, use_pyplot: see the module docs.
 
@@ -545,6 +664,7 @@ def visualize_expected_fill(
     """
     images = _images(image, "image")
     fills = _like(fill, "fill", images)
+    colours = _colormap(cmap, "all")
     protos = prototype(
         fills, input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization
     )
@@ -577,9 +697,11 @@ def visualize_expected_fill(
             method="heat_map",
             sign="all",
             title=names[1],
-            cmap=cmap,
+            cmap=colours,
             outlier_perc=outlier_perc,
         )
+        if sign_legend and row == images.shape[0] - 1:
+            _sign_legend(axes[row, 1], colours, "all")
         _show_image(axes[row, 2], _to_unit(protos[row], input_range), names[2])
         if mask is not None:
             _show_image(axes[row, 3], _to_unit(paper_style[row], input_range), names[3])
@@ -898,6 +1020,7 @@ def visualize_methods(
     outlier_perc: float = 2,
     alpha_overlay: float = 0.5,
     show_colorbar: bool = False,
+    sign_legend: bool = True,
     image_title: str = "image",
     row_titles: Sequence[str] | None = None,
     input_range: InputRange = (0.0, 1.0),
@@ -925,8 +1048,12 @@ def visualize_methods(
         cmap (str, Colormap or dict, optional): colour map for every map, or per method
             name. ``None``: ``"bwr"`` (red positive, blue negative, as in this module's
             other figures) where the sign is ``"all"``, else Captum's default for the
-            sign. Default: None.
+            sign (``"Blues"`` for ``"absolute_value"``). ``"RdYlGn"`` draws signed maps
+            in Captum's colours (positive green, negative red). Default: None.
         outlier_perc, alpha_overlay, show_colorbar: passed to Captum.
+        sign_legend (bool, optional): under each map of the last row, a legend naming
+            what its colours stand for (``+ positive`` and ``− negative``, or
+            ``|value|``). Default: True.
         image_title (str, optional): title of the image column. Default: "image".
         row_titles (sequence of str, optional): ``N`` row labels. Default: None.
         input_range, fig_size, plt_fig_axis, use_pyplot: see the module docs.
@@ -950,7 +1077,9 @@ def visualize_methods(
     maps = {name: _like(a, f"attributions[{name!r}]", inputs) for name, a in attributions.items()}
     signs = {name: sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign for name in maps}
     cmaps = {name: cmap.get(name) if isinstance(cmap, Mapping) else cmap for name in maps}
-    cmaps = {name: "bwr" if c is None and signs[name] == "all" else c for name, c in cmaps.items()}
+    cmaps = {
+        name: _colormap("bwr" if c is None and signs[name] == "all" else c, signs[name]) for name, c in cmaps.items()
+    }
     n = inputs.shape[0]
     if row_titles is not None and len(row_titles) != n:
         raise ValueError(f"got {len(row_titles)} row_titles for {n} rows")
@@ -974,6 +1103,8 @@ def visualize_methods(
                 alpha_overlay=alpha_overlay,
                 show_colorbar=show_colorbar,
             )
+            if sign_legend and row == n - 1:
+                _sign_legend(axes[row, col], cmaps[name], signs[name])
     return _finish(figure, axes, use_pyplot)
 
 
