@@ -35,9 +35,8 @@ Arguments shared by every function:
   on headless machines, and shows nothing. Unlike Captum the default is ``False``.
 
 Sign colours follow the paper: positive red, negative blue. Captum's own
-``visualize_image_attr`` draws the opposite way round for red (positive green, negative
-red), so that a figure of this module beside one of Captum's never leaves it to the
-reader:
+``visualize_image_attr`` draws positive green and negative red, so red means the
+opposite there. So that a figure of this module is not misread beside one of Captum's:
 
 - every panel of a signed map (and every map of :func:`visualize_methods`) carries a
   legend under the last row naming its colours, drawn from the colour map actually used
