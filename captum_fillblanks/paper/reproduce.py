@@ -724,7 +724,8 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
             "progressive, not binarized": progressive.attribute(
                 images[few[:3]], seed=seed, **progressive_plain.kwargs()
             ),
-        }
+        },
+        fig_size=(9.2, 6.6),  # room for the longest column title
     )
     save(
         figure,
