@@ -164,6 +164,9 @@ def test_every_signed_panel_has_a_legend_of_the_colours_it_is_drawn_in():
     # Saliency has no negative value: drawn as an empty map (Captum alone cannot scale it)
     assert (drawn(axes[0, 1]) == 0).all() and (drawn(axes[1, 1]) == 0).all()
     assert drawn(axes[0, 2]).max() > 0  # MaskFill has negative values
+    # masked_image scales the image itself: no colour stands for a sign, so no legend
+    _, axes = visualize_methods(images, {"Saliency": update.abs()}, method="masked_image", sign="positive")
+    assert legend_entries(axes[1, 1]) == []
 
 
 def test_colour_arguments_that_are_not_colours_raise_a_clear_error():

@@ -38,9 +38,9 @@ Sign colours follow the paper: positive red, negative blue. Captum's own
 ``visualize_image_attr`` draws positive green and negative red, so red means the
 opposite there. So that a figure of this module is not misread beside one of Captum's:
 
-- every panel of a signed map (and every map of :func:`visualize_methods`) carries a
-  legend under the last row naming its colours, drawn from the colour map actually used
-  (``sign_legend=False`` leaves it out);
+- every panel of a signed map (and every map of :func:`visualize_methods` drawn through
+  a colour map) carries a legend under the last row naming its colours, drawn from the
+  colour map actually used (``sign_legend=False`` leaves it out);
 - every function that draws a signed map takes ``cmap``: e.g. Captum's colours are
   ``cmap=signed_overlay_cmap("green", "red")`` for the overlay of :func:`visualize_fill`
   and ``cmap="RdYlGn"`` for the heat maps of :func:`visualize_expected_fill` and
@@ -321,6 +321,11 @@ _SIGN_LEGEND = {
     "negative": (("− negative", 1.0),),
     "absolute_value": (("|value|", 1.0),),
 }
+
+
+#: Captum's methods that draw the map through a colour map (``masked_image`` and
+#: ``alpha_scaling`` scale the image itself, so no colour stands for a sign there).
+_COLOUR_MAP_METHODS = ("heat_map", "blended_heat_map")
 
 
 def _colormap(cmap: Any, sign: str) -> Colormap:
@@ -1052,7 +1057,8 @@ def visualize_methods(
         outlier_perc, alpha_overlay, show_colorbar: passed to Captum.
         sign_legend (bool, optional): under each map of the last row, a legend naming
             what its colours stand for (``+ positive`` and ``− negative``, or
-            ``|value|``). Default: True.
+            ``|value|``); only for the methods drawn through a colour map
+            (``"heat_map"``, ``"blended_heat_map"``). Default: True.
         image_title (str, optional): title of the image column. Default: "image".
         row_titles (sequence of str, optional): ``N`` row labels. Default: None.
         input_range, fig_size, plt_fig_axis, use_pyplot: see the module docs.
@@ -1102,7 +1108,7 @@ def visualize_methods(
                 alpha_overlay=alpha_overlay,
                 show_colorbar=show_colorbar,
             )
-            if sign_legend and row == n - 1:
+            if sign_legend and row == n - 1 and method in _COLOUR_MAP_METHODS:
                 _sign_legend(axes[row, col], cmaps[name], signs[name])
     return _finish(figure, axes, use_pyplot)
 
