@@ -28,7 +28,7 @@ from captum_fillblanks.attr.metrics import ConsistencyCounts
 from captum_fillblanks.attr.transforms import TransformSetting
 from captum_fillblanks.paper.data import load_tensors, sample_indices, split_training_set
 from captum_fillblanks.paper.models import MODELS
-from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, _class_balanced
+from captum_fillblanks.paper.reproduce import _MASKS, CANDIDATE_SETTINGS, _class_balanced
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -51,7 +51,7 @@ def blur(fill: torch.Tensor, sigma: float) -> torch.Tensor:
 def score(model, images, fill, seed, settings, counts: dict) -> None:
     """Add the two rows, for each setting, as ``consistency_counts`` builds them."""
     reference = model(images).argmax(1)
-    mask = random_patch_masks(1, *images.shape[-2:], generator=torch.Generator().manual_seed(seed))[0]
+    mask = random_patch_masks(1, *images.shape[-2:], **_MASKS, generator=torch.Generator().manual_seed(seed))[0]
     blank = (mask == 0).expand_as(images)
     masked = apply_masks(images, blank, 0.0)
     for setting in settings:
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist"])
     parser.add_argument("--arch", required=True, choices=["resnet5", "simple-cnn"])
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--n-samples", type=int, default=10000, help="the run's --n-samples")
+    parser.add_argument("--seed", type=int, default=0, help="the run's --seed")
     args = parser.parse_args()
     builder, weights, _ = MODELS[args.dataset, args.arch]
     model = builder(weights=weights)
@@ -82,7 +84,10 @@ def main() -> None:
     if args.dataset == "fashion-mnist":  # as reproduce: the bundled samples are left out
         keep[sample_indices(args.dataset)] = False
     test_images = test_images[keep]
-    test_shards = sorted(shards.glob("shard_*.pt"))
+    test_shards = sorted(shards.glob(f"shard_*_{args.n_samples}_{args.seed}.pt"))
+    ends = [tuple(map(int, re.findall(r"\d+", path.stem)[:2])) for path in test_shards]
+    if not ends or ends[0][0] != 0 or any(a[1] != b[0] for a, b in zip(ends, ends[1:])):
+        raise SystemExit(f"{shards}: the shards for --n-samples {args.n_samples} --seed {args.seed} do not tile 0..n")
 
     print(f"{len(test_shards)} test shards, {n_validation} validation images, {args.dataset} {args.arch}")
     print("| sigma | row | T (chosen on validation) | validation macro F1 | test accuracy | test macro F1 |")

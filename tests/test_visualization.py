@@ -15,6 +15,7 @@ from captum_fillblanks.attr.mask_fill import MaskFill  # noqa: E402
 from captum_fillblanks.attr.masks import random_partition_masks  # noqa: E402
 from captum_fillblanks.attr.transforms import fill_transform, prototype  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
+    CAPTUM_SIGNED_CMAP,
     _to_unit,  # noqa: E402
     signed_overlay_cmap,
     visualize_comparison,
@@ -169,9 +170,76 @@ def test_every_signed_panel_has_a_legend_of_the_colours_it_is_drawn_in():
     assert legend_entries(axes[1, 1]) == []
 
 
+def test_captum_colours_and_their_legend_match_captums_own_heat_map():
+    generator = torch.Generator().manual_seed(4)
+    images = torch.rand(1, 1, SIZE, SIZE, generator=generator)
+    half = torch.randn(1, 1, SIZE, SIZE // 2, generator=generator)
+    update = torch.cat([half, -half], dim=3)  # as strong negative as positive: both ends drawn
+    _, axes = visualize_methods(images, {"MaskFill": update}, sign="all", cmap=CAPTUM_SIGNED_CMAP)
+    ours = axes[0, 1].get_images()[0]
+    _, theirs = captum_viz.visualize_image_attr(update[0].permute(1, 2, 0).numpy(), sign="all", use_pyplot=False)
+    theirs = theirs.get_images()[0]
+    assert np.array_equal(ours.to_rgba(ours.get_array()), theirs.to_rgba(theirs.get_array()))
+    assert legend_entries(axes[0, 1]) == [
+        ("+ positive", (0.0, 128 / 255, 0.0, 1.0)),
+        ("− negative", (1.0, 0.0, 0.0, 1.0)),
+    ]
+    # each swatch is the colour of the strongest drawn pixel of its sign
+    values, rgba = ours.get_array(), ours.to_rgba(ours.get_array())
+    for (_, swatch), end in zip(legend_entries(axes[0, 1]), (values.argmax(), values.argmin())):
+        pixel = np.unravel_index(end, values.shape)
+        assert abs(values[pixel]) == 1.0  # Captum clips the outliers to the ends of the scale
+        assert tuple(rgba[pixel]) == swatch
+
+
+@pytest.mark.parametrize("method", ["heat_map", "blended_heat_map", "masked_image", "alpha_scaling"])
+def test_a_map_with_nothing_of_its_sign_is_drawn_as_captum_draws_zeros(method):
+    image = torch.full((3, SIZE, SIZE), 0.5)
+    cancelling = torch.stack([torch.ones(SIZE, SIZE), -torch.ones(SIZE, SIZE), torch.zeros(SIZE, SIZE)])
+    sign = "all" if method in ("heat_map", "blended_heat_map") else "positive"
+    figure = Figure(figsize=(4, 2), dpi=100)
+    _, axes = visualize_methods(
+        image, {"cancels": cancelling}, method=method, sign=sign, cmap="bwr", plt_fig_axis=(figure, None)
+    )
+    colours = pixel_colours(figure, axes[0, 1], SIZE)  # channels summed: nothing to draw
+    expected = {
+        "heat_map": 255,  # bwr at zero: white
+        "blended_heat_map": round(0.5 * 128 + 0.5 * 255),  # mid-grey under white at alpha 0.5
+        "masked_image": 0,  # the image times zero
+        "alpha_scaling": 255,  # fully transparent: the white figure shows
+    }[method]
+    assert (np.abs(colours - expected) <= 2).all()
+
+
+def test_methods_that_cannot_draw_a_sign_or_do_not_exist_raise_a_clear_error():
+    image, update = torch.rand(1, SIZE, SIZE), signed_update_pattern()
+    with pytest.raises(ValueError, match="method must be one of"):
+        visualize_methods(image, {"a": update}, method="contour")
+    with pytest.raises(ValueError, match="cannot show both signs"):
+        visualize_methods(image, {"a": update}, method="masked_image", sign="all")
+    with pytest.raises(ValueError, match=r"sign\['a'\] must be one of"):
+        visualize_methods(image, {"a": update}, sign={"a": "both"})
+    with pytest.raises(ValueError, match=r"cmap\['a'\] must be a matplotlib Colormap"):
+        visualize_methods(image, {"a": update}, cmap={"a": "no-such-map"})
+
+
+def test_legend_is_left_out_where_a_colour_bar_or_the_caller_says_so_and_follows_the_overlay_opacity():
+    images, update = torch.rand(1, 1, SIZE, SIZE), signed_update_pattern()[None]
+    _, axes = visualize_methods(images, {"a": update}, sign="all", show_colorbar=True)
+    assert legend_entries(axes[0, 1]) == []
+    _, axes = visualize_methods(images, {"a": update}, sign="all", sign_legend=False)
+    assert legend_entries(axes[0, 1]) == []
+    _, axes = visualize_expected_fill(images, update, sign_legend=False)
+    assert legend_entries(axes[0, 1]) == []
+    _, axes = visualize_methods(images, {"a": update}, method="blended_heat_map", sign="all", alpha_overlay=0.4)
+    assert [colour[3] for _, colour in legend_entries(axes[0, 1])] == [0.4, 0.4]
+
+
 def test_colour_arguments_that_are_not_colours_raise_a_clear_error():
     with pytest.raises(ValueError, match="positive must be a matplotlib colour"):
         signed_overlay_cmap("not-a-colour")
+    with pytest.raises(ValueError, match="negative must be a matplotlib colour"):
+        signed_overlay_cmap("red", (1, 2))
     image, mask, update = torch.rand(1, SIZE, SIZE), corner_mask(), signed_update_pattern()
     with pytest.raises(ValueError, match="cmap must be a matplotlib Colormap"):
         visualize_fill(image, mask, update, cmap="no-such-map")

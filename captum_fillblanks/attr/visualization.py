@@ -38,12 +38,12 @@ Sign colours follow the paper: positive red, negative blue. Captum's own
 ``visualize_image_attr`` draws positive green and negative red, so red means the
 opposite there. So that a figure of this module is not misread beside one of Captum's:
 
-- every panel of a signed map (and every map of :func:`visualize_methods` drawn through
-  a colour map) carries a legend under the last row naming its colours, drawn from the
+- a signed map (and every map of :func:`visualize_methods` drawn through a colour map)
+  has a legend under its panel in the last row naming its colours, taken from the
   colour map actually used (``sign_legend=False`` leaves it out);
-- every function that draws a signed map takes ``cmap``: e.g. Captum's colours are
+- every function that draws a signed map takes ``cmap``: Captum's colours are
   ``cmap=signed_overlay_cmap("green", "red")`` for the overlay of :func:`visualize_fill`
-  and ``cmap="RdYlGn"`` for the heat maps of :func:`visualize_expected_fill` and
+  and ``cmap=CAPTUM_SIGNED_CMAP`` for the heat maps of :func:`visualize_expected_fill` and
   :func:`visualize_methods`.
 """
 
@@ -78,6 +78,7 @@ __all__ = [
     "visualize_comparison",
     "visualize_methods",
     "SIGNED_OVERLAY_CMAP",
+    "CAPTUM_SIGNED_CMAP",
     "signed_overlay_cmap",
 ]
 
@@ -86,7 +87,9 @@ FigureAxes = tuple[Figure, np.ndarray]
 PltFigAxis = tuple[Figure, Any] | None
 
 
-def signed_overlay_cmap(positive: Any = "red", negative: Any = "blue") -> LinearSegmentedColormap:
+def signed_overlay_cmap(
+    positive: Any = "red", negative: Any = "blue", *, name: str = "signed_overlay"
+) -> LinearSegmentedColormap:
     """A colour map for an overlay of a signed map on Captum's ``sign="all"`` scale
     ``[-1, 1]``: ``negative`` below zero, ``positive`` above, transparent at zero, so that
     overlaid on an image it colours only where the map is nonzero (paper Fig. 1).
@@ -99,13 +102,14 @@ def signed_overlay_cmap(positive: Any = "red", negative: Any = "blue") -> Linear
             Default: "red".
         negative (color, optional): any matplotlib colour for values below zero.
             Default: "blue".
+        name (str, optional): the colour map's name. Default: "signed_overlay".
 
     Returns:
-        LinearSegmentedColormap: named ``"signed_overlay"``.
+        LinearSegmentedColormap: the overlay map.
 
     Examples::
 
-        >>> captum_colours = signed_overlay_cmap("green", "red")  # as Captum's heat maps
+        >>> captum_colours = signed_overlay_cmap("green", "red")  # Captum's sign colours
         >>> [round(float(c), 3) for c in captum_colours(1.0)]  # the largest positive value
         [0.0, 0.502, 0.0, 1.0]
         >>> float(captum_colours(0.5)[3])  # zero: transparent
@@ -132,11 +136,16 @@ def signed_overlay_cmap(positive: Any = "red", negative: Any = "blue") -> Linear
         (0.65, 0.8, 0.8),
         (1.0, 1.0, 1.0),
     ]
-    return LinearSegmentedColormap("signed_overlay", channels)
+    return LinearSegmentedColormap(name, channels)
 
 
 #: :func:`signed_overlay_cmap` in the paper's colours: positive red, negative blue.
-SIGNED_OVERLAY_CMAP = signed_overlay_cmap("red", "blue")
+SIGNED_OVERLAY_CMAP = signed_overlay_cmap("red", "blue", name="fillblanks_blue_clear_red")
+
+#: Captum's own colour map for ``sign="all"`` (``visualize_image_attr``'s default): red
+#: negative, white zero, green positive. Pass it as ``cmap`` to draw a heat map in
+#: Captum's colours.
+CAPTUM_SIGNED_CMAP = LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"])
 
 _PANEL_INCHES = 2.0
 
@@ -306,7 +315,7 @@ def _rgb(image: Tensor) -> np.ndarray:
 
 #: Captum's colour map for each ``sign`` when it is given none (``visualize_image_attr``).
 _CAPTUM_CMAPS = {
-    "all": LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"]),
+    "all": CAPTUM_SIGNED_CMAP,
     "positive": "Greens",
     "negative": "Reds",
     "absolute_value": "Blues",
@@ -323,28 +332,41 @@ _SIGN_LEGEND = {
 }
 
 
-#: Captum's methods that draw the map through a colour map (``masked_image`` and
-#: ``alpha_scaling`` scale the image itself, so no colour stands for a sign there).
-_COLOUR_MAP_METHODS = ("heat_map", "blended_heat_map")
+#: Captum's visualization methods for a map; the first two draw it through a colour map,
+#: the others scale the image itself (so no colour stands for a sign there, and they
+#: cannot show both signs).
+_CAPTUM_METHODS = ("heat_map", "blended_heat_map", "masked_image", "alpha_scaling")
+_COLOUR_MAP_METHODS = _CAPTUM_METHODS[:2]
 
 
-def _colormap(cmap: Any, sign: str) -> Colormap:
-    """The colour map a panel of ``sign`` is drawn with: the caller's, or Captum's default."""
+def _check_method(method: str, sign: str, argument: str = "sign") -> None:
+    if method not in _CAPTUM_METHODS:
+        raise ValueError(f"method must be one of {list(_CAPTUM_METHODS)}, got {method!r}")
     if sign not in _SIGN_LEGEND:
-        raise ValueError(f"sign must be one of {sorted(_SIGN_LEGEND)}, got {sign!r}")
+        raise ValueError(f"{argument} must be one of {sorted(_SIGN_LEGEND)}, got {sign!r}")
+    if sign == "all" and method not in _COLOUR_MAP_METHODS:
+        raise ValueError(f'method={method!r} cannot show both signs: give {argument} other than "all"')
+
+
+def _colormap(cmap: Any, sign: str, argument: str = "cmap") -> Colormap:
+    """The colour map a panel of ``sign`` is drawn with: the caller's, or Captum's default."""
     cmap = _CAPTUM_CMAPS[sign] if cmap is None else cmap
     if isinstance(cmap, Colormap):
         return cmap
     try:
         return colormaps[cmap]
     except (KeyError, TypeError):
-        raise ValueError(f"cmap must be a matplotlib Colormap or the name of one, got {cmap!r}") from None
+        raise ValueError(
+            f"{argument} must be a matplotlib Colormap or the name of one in matplotlib.colormaps, got {cmap!r}"
+        ) from None
 
 
-def _sign_legend(ax: Axes, cmap: Colormap, sign: str) -> None:
-    """Under ``ax``, one swatch per colour that stands for a sign, taken from ``cmap``."""
+def _sign_legend(ax: Axes, cmap: Colormap, sign: str, alpha: float = 1.0) -> None:
+    """Under ``ax``, one swatch per colour that stands for a sign, taken from ``cmap``
+    at the opacity it is drawn with."""
     handles = [
-        Patch(facecolor=cmap(end), edgecolor="0.6", linewidth=0.5, label=label) for label, end in _SIGN_LEGEND[sign]
+        Patch(facecolor=cmap(end), alpha=alpha, edgecolor="0.6", linewidth=0.5, label=label)
+        for label, end in _SIGN_LEGEND[sign]
     ]
     ax.legend(
         handles=handles,
@@ -378,13 +400,21 @@ def _captum_panel(
     combined = attribution.sum(0)  # Captum sums the channels before it scales the map
     shown = {"positive": combined > 0, "negative": combined < 0}.get(sign, combined != 0)
     if not bool(shown.any()):
-        # Captum cannot scale a map with nothing of this sign: draw what it means, no
-        # signal anywhere
+        # Captum cannot scale a map with nothing of this sign: draw what it would draw
+        # for a map of zeros
+        zeros = np.zeros(attribution.shape[-2:])
+        scale = {"cmap": cmap, "vmin": -1.0 if sign == "all" else 0.0, "vmax": 1.0}
         if method == "heat_map":
-            ax.imshow(np.zeros(attribution.shape[-2:]), cmap="gray_r", vmin=0.0, vmax=1.0)
+            ax.imshow(zeros, **scale)
             _plain(ax, title)
-        else:
-            _show_image(ax, image, title)
+        elif method == "blended_heat_map":  # gray image under the map's zero colour
+            _show_image(ax, image.mean(0, keepdim=True), title)
+            ax.imshow(zeros, alpha=captum_kwargs.get("alpha_overlay", 0.5), **scale)
+        elif method == "masked_image":  # the image times zero
+            _show_image(ax, torch.zeros_like(image), title)
+        else:  # alpha_scaling: every pixel fully transparent
+            ax.imshow(np.zeros((*attribution.shape[-2:], 4)))
+            _plain(ax, title)
         return
     captum_viz.visualize_image_attr(
         _hwc(attribution),
@@ -478,7 +508,8 @@ def visualize_fill(
             ``[-1, 1]`` scale; ``None`` is :data:`SIGNED_OVERLAY_CMAP` (positive red,
             negative blue). :func:`signed_overlay_cmap` makes one in other colours that
             stays transparent at zero, e.g. ``signed_overlay_cmap("green", "red")`` for
-            Captum's colours. Default: None.
+            Captum's sign colours; an ordinary colour map is opaque at zero too and
+            covers the kept pixels. Default: None.
         sign_legend (bool, optional): name the colour of each sign in a legend under
             the update panel of the last row. Default: True.
         outlier_perc (float, optional): Captum's ``outlier_perc`` for the update's colour
@@ -543,7 +574,7 @@ def visualize_fill(
         )
         _show_image(panels[2], filled_unit[row], names[2])
         if sign_legend and row == images.shape[0] - 1:
-            _sign_legend(panels[1], colours, "all")
+            _sign_legend(panels[1], colours, "all", alpha=alpha_overlay)
     return _finish(figure, axes, use_pyplot)
 
 
@@ -649,8 +680,9 @@ def visualize_expected_fill(
             :func:`visualize_fill`.
         titles (sequence of str, optional): one per panel of a row. Default: None.
         cmap (str or Colormap, optional): colour map of the heat map on Captum's
-            ``[-1, 1]`` scale, e.g. ``"RdYlGn"`` for Captum's colours (positive green,
-            negative red). Default: "bwr" (positive red, negative blue, as the paper).
+            ``[-1, 1]`` scale, e.g. :data:`CAPTUM_SIGNED_CMAP` for Captum's colours
+            (positive green, negative red). Default: "bwr" (positive red, negative
+            blue, as the paper).
         sign_legend (bool, optional): name the colour of each sign in a legend under
             the heat map of the last row. Default: True.
         outlier_perc (float, optional): Captum's ``outlier_perc``. Default: 2.
@@ -1052,13 +1084,14 @@ def visualize_methods(
         cmap (str, Colormap or dict, optional): colour map for every map, or per method
             name. ``None``: ``"bwr"`` (red positive, blue negative, as in this module's
             other figures) where the sign is ``"all"``, else Captum's default for the
-            sign (``"Blues"`` for ``"absolute_value"``). ``"RdYlGn"`` draws signed maps
-            in Captum's colours (positive green, negative red). Default: None.
+            sign (``"Blues"`` for ``"absolute_value"``). :data:`CAPTUM_SIGNED_CMAP` draws
+            signed maps in Captum's colours (positive green, negative red). Default: None.
         outlier_perc, alpha_overlay, show_colorbar: passed to Captum.
         sign_legend (bool, optional): under each map of the last row, a legend naming
             what its colours stand for (``+ positive`` and ``− negative``, or
             ``|value|``); only for the methods drawn through a colour map
-            (``"heat_map"``, ``"blended_heat_map"``). Default: True.
+            (``"heat_map"``, ``"blended_heat_map"``) and without ``show_colorbar``,
+            which is a legend of its own. Default: True.
         image_title (str, optional): title of the image column. Default: "image".
         row_titles (sequence of str, optional): ``N`` row labels. Default: None.
         input_range, fig_size, plt_fig_axis, use_pyplot: see the module docs.
@@ -1081,10 +1114,13 @@ def visualize_methods(
         raise ValueError("attributions is empty: give at least one method name -> attributions")
     maps = {name: _like(a, f"attributions[{name!r}]", inputs) for name, a in attributions.items()}
     signs = {name: sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign for name in maps}
-    cmaps = {name: cmap.get(name) if isinstance(cmap, Mapping) else cmap for name in maps}
-    cmaps = {
-        name: _colormap("bwr" if c is None and signs[name] == "all" else c, signs[name]) for name, c in cmaps.items()
-    }
+    for name in maps:
+        _check_method(method, signs[name], f"sign[{name!r}]" if isinstance(sign, Mapping) else "sign")
+    cmaps = {}
+    for name in maps:
+        chosen = cmap.get(name) if isinstance(cmap, Mapping) else cmap
+        chosen = "bwr" if chosen is None and signs[name] == "all" else chosen
+        cmaps[name] = _colormap(chosen, signs[name], f"cmap[{name!r}]" if isinstance(cmap, Mapping) else "cmap")
     n = inputs.shape[0]
     if row_titles is not None and len(row_titles) != n:
         raise ValueError(f"got {len(row_titles)} row_titles for {n} rows")
@@ -1108,8 +1144,9 @@ def visualize_methods(
                 alpha_overlay=alpha_overlay,
                 show_colorbar=show_colorbar,
             )
-            if sign_legend and row == n - 1 and method in _COLOUR_MAP_METHODS:
-                _sign_legend(axes[row, col], cmaps[name], signs[name])
+            if sign_legend and row == n - 1 and method in _COLOUR_MAP_METHODS and not show_colorbar:
+                alpha = alpha_overlay if method == "blended_heat_map" else 1.0
+                _sign_legend(axes[row, col], cmaps[name], signs[name], alpha=alpha)
     return _finish(figure, axes, use_pyplot)
 
 
