@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from captum_fillblanks import filled_image, prototype, random_patch_masks
 from captum_fillblanks.attr.masks import apply_masks
 from captum_fillblanks.attr.metrics import ConsistencyCounts
-from captum_fillblanks.attr.transforms import TransformSetting
 from captum_fillblanks.paper.data import load_tensors, sample_indices, split_training_set
 from captum_fillblanks.paper.models import MODELS
-from captum_fillblanks.paper.reproduce import _MASKS, CANDIDATE_SETTINGS, _class_balanced
+from captum_fillblanks.paper.reproduce import _MASKS, CANDIDATE_SETTINGS, _class_balanced, best_settings
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -89,26 +88,31 @@ def main() -> None:
     if not ends or ends[0][0] != 0 or any(a[1] != b[0] for a, b in zip(ends, ends[1:])):
         raise SystemExit(f"{shards}: the shards for --n-samples {args.n_samples} --seed {args.seed} do not tile 0..n")
 
-    print(f"{len(test_shards)} test shards, {n_validation} validation images, {args.dataset} {args.arch}")
+    # every cached fill is read once: (images, fill, mask seed) per shard
+    validation_images = train_images[validation]
+    validation_fill = torch.load(validation_file, weights_only=True)["fill"]
+    test = []
+    for path in test_shards:
+        start, end, _, base_seed = map(int, re.findall(r"\d+", path.stem))
+        test.append((test_images[start:end], torch.load(path, weights_only=True)["fill"], base_seed + start))
+
+    print(f"{len(test)} test shards, {n_validation} validation images, {args.dataset} {args.arch}")
     print("| sigma | row | T (chosen on validation) | validation macro F1 | test accuracy | test macro F1 |")
     print("|---|---|---|---|---|---|")
     with torch.no_grad():
         for sigma in SIGMAS:
             on_validation = {s: ConsistencyCounts(n_classes) for s in settings}
-            saved = torch.load(validation_file, weights_only=True)
-            score(model, train_images[validation], blur(saved["fill"], sigma), validation_seed, settings, on_validation)
-            chosen = {row: max(settings, key=lambda s: on_validation[s].scores()[row]["macro_f1"]) for row in ROWS}
+            score(model, validation_images, blur(validation_fill, sigma), validation_seed, settings, on_validation)
+            f1 = {row: {s: on_validation[s].scores()[row]["macro_f1"] for s in settings} for row in ROWS}
+            chosen = best_settings(f1, settings)
             on_test = {s: ConsistencyCounts(n_classes) for s in set(chosen.values())}
-            for path in test_shards:
-                start, end, _, base_seed = map(int, re.findall(r"\d+", path.stem))
-                fill = blur(torch.load(path, weights_only=True)["fill"], sigma)
-                score(model, test_images[start:end], fill, base_seed + start, list(on_test), on_test)
-            for row in ROWS:
-                setting: TransformSetting = chosen[row]
-                test = on_test[setting].scores()[row]
+            for images, fill, seed in test:
+                score(model, images, blur(fill, sigma), seed, list(on_test), on_test)
+            for row, setting in chosen.items():
+                scores = on_test[setting].scores()[row]
                 print(
-                    f"| {sigma:g} | {row} | {setting} | {on_validation[setting].scores()[row]['macro_f1']:.1f} | "
-                    f"{test['accuracy']:.1f} | {test['macro_f1']:.1f} |",
+                    f"| {sigma:g} | {row} | {setting} | {f1[row][setting]:.1f} | "
+                    f"{scores['accuracy']:.1f} | {scores['macro_f1']:.1f} |",
                     flush=True,
                 )
 
