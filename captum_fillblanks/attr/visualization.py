@@ -1113,11 +1113,10 @@ def visualize_methods(
     if not attributions:
         raise ValueError("attributions is empty: give at least one method name -> attributions")
     maps = {name: _like(a, f"attributions[{name!r}]", inputs) for name, a in attributions.items()}
-    signs = {name: sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign for name in maps}
+    signs, cmaps = {}, {}
     for name in maps:
+        signs[name] = sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign
         _check_method(method, signs[name], f"sign[{name!r}]" if isinstance(sign, Mapping) else "sign")
-    cmaps = {}
-    for name in maps:
         chosen = cmap.get(name) if isinstance(cmap, Mapping) else cmap
         chosen = "bwr" if chosen is None and signs[name] == "all" else chosen
         cmaps[name] = _colormap(chosen, signs[name], f"cmap[{name!r}]" if isinstance(cmap, Mapping) else "cmap")
