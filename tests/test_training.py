@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_samples
 from captum_fillblanks.paper.models import simple_cnn
-from captum_fillblanks.paper.training import _random_shift, evaluate_accuracy, train_model
+from captum_fillblanks.paper.training import _random_blanks, _random_shift, evaluate_accuracy, train_model
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,38 @@ def trained_weights(data, seed, **settings):
     return model.state_dict()
 
 
-@pytest.mark.parametrize("max_shift", [0, 2])
-def test_same_seed_gives_the_same_weights(tiny_set, max_shift):
-    first = trained_weights(tiny_set, seed=1, max_shift=max_shift)
-    second = trained_weights(tiny_set, seed=1, max_shift=max_shift)
+@pytest.mark.parametrize("augment", [{"max_shift": 0}, {"max_shift": 2}, {"max_shift": 2, "mask_augment": 0.5}])
+def test_same_seed_gives_the_same_weights(tiny_set, augment):
+    first = trained_weights(tiny_set, seed=1, **augment)
+    second = trained_weights(tiny_set, seed=1, **augment)
     assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_masks_change_training_and_no_masks_change_nothing(tiny_set):
+    plain = trained_weights(tiny_set, seed=1, max_shift=2)
+    unmasked = trained_weights(tiny_set, seed=1, max_shift=2, mask_augment=0)
+    assert all(torch.equal(plain[key], unmasked[key]) for key in plain)
+    masked = trained_weights(tiny_set, seed=1, max_shift=2, mask_augment=0.5)
+    assert not all(torch.equal(plain[key], masked[key]) for key in plain)
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.3, 1.0])
+def test_random_blanks_mask_a_quarter_of_the_patches_in_that_fraction_of_images(probability):
+    images = torch.rand(2000, 1, 28, 28) + 1  # no pixel is 0 before masking
+    blanked = _random_blanks(images, probability, torch.Generator().manual_seed(0))
+    zeros = (blanked == 0).sum((1, 2, 3))
+    masked = zeros > 0
+    # a masked image: 49 of the 196 patches of 2 x 2 set to 0, the rest untouched
+    assert set(zeros[masked].tolist()) <= {49 * 4}
+    assert torch.equal(blanked[~masked], images[~masked])
+    assert torch.equal(blanked[masked] != 0, (blanked[masked] == images[masked]))
+    assert abs(masked.float().mean().item() - probability) < 0.04
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half"])
+def test_train_model_rejects_a_mask_fraction_outside_0_1(tiny_set, bad):
+    with pytest.raises(ValueError, match="mask_augment"):
+        train_model(simple_cnn(), tiny_set, epochs=1, mask_augment=bad)
 
 
 def test_another_seed_gives_other_weights(tiny_set):

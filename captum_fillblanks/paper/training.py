@@ -16,6 +16,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..attr.masks import random_patch_masks
+
 __all__ = ["train_model", "evaluate_accuracy"]
 
 
@@ -39,6 +41,15 @@ def _random_shift(images: Tensor, max_shift: int, generator: torch.Generator) ->
     padded = F.pad(images, [max_shift] * 4)
     top, left = torch.randint(0, 2 * max_shift + 1, (2, len(images)), generator=generator).tolist()
     return torch.stack([padded[i, ..., t : t + height, s : s + width] for i, (t, s) in enumerate(zip(top, left))])
+
+
+def _random_blanks(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Blanks (sets to 0) a random 25 % of the 2 x 2 patches, MaskFill's default masks,
+    in each image with the given probability."""
+    chosen = torch.rand(len(images), generator=generator) < probability
+    masks = random_patch_masks(len(images), *images.shape[-2:], generator=generator)
+    masks[~chosen] = 1
+    return images * masks[:, None]
 
 
 def _check_data(data: Dataset | tuple[Tensor, Tensor]) -> Dataset | tuple[Tensor, Tensor]:
@@ -66,6 +77,7 @@ def train_model(
     lr: float = 3e-3,
     seed: int = 0,
     max_shift: int = 0,
+    mask_augment: float = 0.0,
     show_progress: bool = True,
 ) -> nn.Module:
     """Trains a classifier with cross-entropy, Adam and a cosine learning-rate decay.
@@ -89,6 +101,13 @@ def train_model(
         max_shift (int, optional): Augment each training image with a random
             translation by up to this many pixels along each axis, the uncovered border
             set to 0 (the background of MNIST-like data). Default: 0 (no augmentation).
+        mask_augment (float, optional): The fraction of training images (drawn per
+            image, after the shift) that get one random mask of the kind
+            :class:`~captum_fillblanks.attr.MaskFill` draws by default: a quarter of
+            the 2 x 2 patches set to 0. A model trained so keeps its answer on a
+            masked copy, which the fill's ``selection="correct"`` and the paper's
+            consistency test (Table 1) lean on. Default: 0 (no masks; the random draws
+            are then exactly those of a run without this option).
         show_progress (bool, optional): Show a tqdm progress bar. Default: True.
 
     Returns:
@@ -103,6 +122,8 @@ def train_model(
         >>> model = train_model(simple_cnn(), (images, labels), epochs=1, show_progress=False)
     """
     train_data = _check_data(train_data)
+    if not (isinstance(mask_augment, (int, float)) and 0 <= mask_augment <= 1):
+        raise ValueError(f"train_model() got mask_augment={mask_augment!r}; expected a fraction in [0, 1].")
     device = next(model.parameters()).device
     n_images = len(train_data) if isinstance(train_data, Dataset) else len(train_data[0])
     total_steps = epochs * math.ceil(n_images / batch_size)
@@ -117,6 +138,8 @@ def train_model(
                 for images, labels in _batches(train_data, batch_size, generator):
                     if max_shift > 0:
                         images = _random_shift(images, max_shift, generator)
+                    if mask_augment > 0:
+                        images = _random_blanks(images, mask_augment, generator)
                     loss = F.cross_entropy(model(images.to(device)), labels.to(device))
                     optimizer.zero_grad()
                     loss.backward()
