@@ -11,6 +11,7 @@ from captum_fillblanks.paper.models import (
     SimpleCNN,
     SimpleCNN_Weights,
     resnet5,
+    shipped_weights,
     simple_cnn,
 )
 from captum_fillblanks.paper.training import evaluate_accuracy
@@ -18,6 +19,7 @@ from captum_fillblanks.paper.training import evaluate_accuracy
 SHIPPED = [
     (simple_cnn, SimpleCNN_Weights.MNIST_5K, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K, "mnist"),
+    (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN, "mnist"),
     (resnet5, ResNet5_Weights.FASHION_MNIST, "fashion-mnist"),
 ]
 SHIPPED_IDS = [repr(weights) for _, weights, _ in SHIPPED]
@@ -112,3 +114,39 @@ def test_a_bad_weights_value_names_weights_and_the_valid_values(builder, bad):
 def test_weights_with_a_different_class_count_are_refused():
     with pytest.raises(ValueError, match="num_classes=10"):
         resnet5(weights="DEFAULT", num_classes=5)
+
+
+def test_resnet5_flatten_head_gives_each_position_its_own_weights():
+    torch.manual_seed(0)
+    model = resnet5(head="flatten").eval()
+    assert model.fc.in_features == 64 * 7 * 7
+    assert [m.kernel_size for m in model.modules() if isinstance(m, nn.Conv2d)].count((3, 3)) == 5
+    # the same feature at another place of the last map moves the logits differently
+    features = torch.zeros(2, 64, 7, 7)
+    features[0, 3, 1, 1] = features[1, 3, 5, 5] = 1
+    logits = model.fc(torch.flatten(model.avgpool(features), 1))
+    assert not torch.allclose(logits[0], logits[1])
+    pooled = resnet5().eval()
+    logits = pooled.fc(torch.flatten(pooled.avgpool(features), 1))
+    assert torch.allclose(logits[0], logits[1])  # global average pooling forgets where
+
+
+def test_resnet5_refuses_an_unknown_head():
+    with pytest.raises(ValueError, match="head='max'.*'avgpool', 'flatten'"):
+        resnet5(head="max")
+
+
+def test_weights_build_the_head_they_were_trained_with_and_refuse_another():
+    assert isinstance(resnet5(weights="MNIST_5K").avgpool, nn.AdaptiveAvgPool2d)
+    assert resnet5(weights="MNIST_5K_FLATTEN").fc.in_features == 64 * 7 * 7
+    with pytest.raises(ValueError, match="trained with head='avgpool'; got head='flatten'"):
+        resnet5(weights="MNIST_5K", head="flatten")
+
+
+def test_shipped_weights_picks_the_default_or_a_named_member_of_the_data_set():
+    assert shipped_weights("mnist", "resnet5") is ResNet5_Weights.MNIST_5K
+    assert shipped_weights("fashion-mnist", "resnet5", "DEFAULT") is ResNet5_Weights.FASHION_MNIST
+    with pytest.raises(ValueError, match="weights='FASHION_MNIST'.*trained on MNIST"):
+        shipped_weights("mnist", "resnet5", "FASHION_MNIST")
+    with pytest.raises(ValueError, match="no shipped model for arch='simple-cnn' on dataset='fashion-mnist'"):
+        shipped_weights("fashion-mnist", "simple-cnn")

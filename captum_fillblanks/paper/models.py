@@ -34,6 +34,7 @@ __all__ = [
     "resnet5",
     "MODELS",
     "DEFAULT_ARCH",
+    "shipped_weights",
 ]
 
 MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
@@ -101,21 +102,33 @@ class ResNet5(nn.Module):
         (1, 28, 28) -> stem:   conv 3x3, 32 -> BN -> ReLU -> max-pool 2    -> (32, 14, 14)
                     -> layer1: BasicBlock(32 -> 32)                        -> (32, 14, 14)
                     -> layer2: BasicBlock(32 -> 64, stride 2)              -> (64, 7, 7)
-                    -> global average pool -> fc: linear 64 -> num_classes logits
+                    -> head="avgpool": global average pool -> fc: linear 64 -> num_classes
+                       head="flatten": flatten -> fc: linear 64 * 7 * 7 -> num_classes
 
     The "5" counts the 3 x 3 convolutions on the main path: the stem's one and two in
     each ``BasicBlock`` (torchvision's own block, one per stage). As in torchvision's
     ResNet names, the 1 x 1 projection on layer2's shortcut is not counted; unlike them,
     neither is the final linear layer (one block per stage cannot make an odd total
-    otherwise). Global average pooling makes any input size of 8 x 8 or more work.
+    otherwise).
+
+    The head decides what the fill can show. With torchvision's global average pooling
+    (``"avgpool"``) any input size of 8 x 8 or more works, but the logits forget where
+    a feature was, so the gradient asks for strokes of the class anywhere, not for the
+    class's shape where the blanks are. With ``"flatten"`` each position of the last
+    map has its own classifier weights, as in :class:`SimpleCNN`; the input size is
+    then fixed to 28 x 28. See ``docs/reproduction/README.md`` for what this changes
+    in Table 1.
 
     Args:
         in_channels (int, optional): Channels of the input image. Default: 1.
         num_classes (int, optional): Number of output logits. Default: 10.
+        head (str, optional): ``"avgpool"`` or ``"flatten"``. Default: ``"avgpool"``.
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, head: str = "avgpool") -> None:
         super().__init__()
+        if head not in _HEADS:
+            raise ValueError(f"ResNet5 got head={head!r}; expected one of {', '.join(map(repr, _HEADS))}.")
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, 32, kernel_size=3, padding=1, bias=False),
             nn.BatchNorm2d(32),
@@ -124,8 +137,8 @@ class ResNet5(nn.Module):
         )
         self.layer1 = BasicBlock(32, 32)
         self.layer2 = BasicBlock(32, 64, stride=2, downsample=_projection(32, 64, stride=2))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, num_classes)
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if head == "avgpool" else nn.Identity()
+        self.fc = nn.Linear(64 * _HEADS[head], num_classes)
         _init_like_torchvision_resnet(self)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -134,6 +147,10 @@ class ResNet5(nn.Module):
         x = self.layer2(x)
         x = self.avgpool(x)
         return self.fc(torch.flatten(x, 1))
+
+
+# positions of the last feature map that reach the classifier, per head (28 x 28 input)
+_HEADS = {"avgpool": 1, "flatten": 7 * 7}
 
 
 def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -161,8 +178,10 @@ class Weights:
         meta (dict): ``dataset``, ``training_split`` (which images trained it),
             ``t10k_accuracy`` (measured on the data set's 10,000-image test split, a
             fraction), ``num_params``, ``input_range`` (``(0.0, 1.0)``: raw pixels),
-            ``categories`` (class names, in logit order) and ``recipe`` (the
-            ``captum-fillblanks train`` settings that rebuild the file).
+            ``categories`` (class names, in logit order), ``recipe`` (the
+            ``captum-fillblanks train`` settings that rebuild the file) and, where the
+            architecture has options, ``builder_kwargs`` (those the file was trained
+            with; the builder applies them).
     """
 
     file_name: str
@@ -205,9 +224,10 @@ class _WeightsEnum(Enum):
         return f"{type(self).__name__}.{self.name}"
 
 
-def _recipe(dataset: str, arch: str, **settings: Any) -> dict[str, Any]:
+def _recipe(dataset: str, arch: str, weights: str = "", **settings: Any) -> dict[str, Any]:
+    choice = f" --weights {weights}" if weights else ""
     return {
-        "command": f"captum-fillblanks train --dataset {dataset} --arch {arch} --data-dir DIR",
+        "command": f"captum-fillblanks train --dataset {dataset} --arch {arch}{choice} --data-dir DIR",
         "seed": 0,
         "lr": 3e-3,
         **settings,
@@ -251,7 +271,21 @@ class ResNet5_Weights(_WeightsEnum):
             "num_params": 77_290,
             "input_range": (0.0, 1.0),
             "categories": MNIST_CLASSES,
+            "builder_kwargs": {"head": "avgpool"},
             "recipe": _recipe("mnist", "resnet5", epochs=20, batch_size=64, max_shift=2),
+        },
+    )
+    MNIST_5K_FLATTEN = Weights(
+        file_name="resnet5_mnist_5k_flatten.pt",
+        meta={
+            "dataset": "MNIST",
+            "training_split": _MNIST_5K_SPLIT,
+            "t10k_accuracy": 0.9896,
+            "num_params": 108_010,
+            "input_range": (0.0, 1.0),
+            "categories": MNIST_CLASSES,
+            "builder_kwargs": {"head": "flatten"},
+            "recipe": _recipe("mnist", "resnet5", "MNIST_5K_FLATTEN", epochs=20, batch_size=64, max_shift=2),
         },
     )
     FASHION_MNIST = Weights(
@@ -267,6 +301,7 @@ class ResNet5_Weights(_WeightsEnum):
             "num_params": 77_290,
             "input_range": (0.0, 1.0),
             "categories": FASHION_MNIST_CLASSES,
+            "builder_kwargs": {"head": "avgpool"},
             "recipe": _recipe("fashion-mnist", "resnet5", epochs=12, batch_size=128, max_shift=0),
         },
     )
@@ -289,6 +324,12 @@ def _build(
             f"got in_channels={in_channels} and num_classes={num_classes}. Leave them at "
             "their defaults, or pass weights=None to train a new model."
         )
+    for name, value in weights.meta.get("builder_kwargs", {}).items():
+        if kwargs.setdefault(name, value) != value:
+            raise ValueError(
+                f"{weights!r} was trained with {name}={value!r}; got {name}={kwargs[name]!r}. Leave it out, "
+                "or pass weights=None to train a new model."
+            )
     model = model_class(in_channels=1, num_classes=len(categories), **kwargs)
     model.load_state_dict(weights.get_state_dict())
     return model.eval()
@@ -336,13 +377,15 @@ def resnet5(
 
     Args:
         weights (ResNet5_Weights or str, optional): Trained weights to load, as a member
-            (``ResNet5_Weights.MNIST_5K``, ``ResNet5_Weights.FASHION_MNIST``) or its name
-            (``"FASHION_MNIST"``; ``"DEFAULT"`` is ``FASHION_MNIST``). ``None`` gives a
-            randomly initialized model. Default: None.
+            (``ResNet5_Weights.MNIST_5K``, ``ResNet5_Weights.MNIST_5K_FLATTEN``,
+            ``ResNet5_Weights.FASHION_MNIST``) or its name (``"FASHION_MNIST"``;
+            ``"DEFAULT"`` is ``FASHION_MNIST``). ``None`` gives a randomly initialized
+            model. Default: None.
         in_channels (int, optional): Input channels; must stay 1 with weights. Default: 1.
         num_classes (int, optional): Output logits; must match the weights' categories
             when weights are given. Default: 10.
-        **kwargs: Passed to :class:`ResNet5`.
+        **kwargs: Passed to :class:`ResNet5` (``head``). With weights, the ``head``
+            they were trained with is used; another one is a ``ValueError``.
 
     Returns:
         ResNet5: In eval mode when weights were loaded.
@@ -366,3 +409,35 @@ MODELS = {
 }
 #: The architecture each data set uses unless told otherwise (the paper's Figs. 1-2).
 DEFAULT_ARCH = {"mnist": "simple-cnn", "fashion-mnist": "resnet5"}
+
+
+def shipped_weights(dataset: str, arch: str, weights: str | None = None) -> _WeightsEnum:
+    """The shipped weights of ``arch`` trained on ``dataset``.
+
+    Args:
+        dataset (str): ``"mnist"`` or ``"fashion-mnist"``.
+        arch (str): ``"simple-cnn"`` or ``"resnet5"``.
+        weights (str, optional): The name of a member of the architecture's weights
+            enum (``"MNIST_5K_MASKED"``); it must have been trained on ``dataset``.
+            Default: None, the one :data:`MODELS` lists for the pair.
+
+    Returns:
+        The weights enum member.
+
+    Raises:
+        ValueError: No shipped model for the pair, or ``weights`` names no member of
+            the enum trained on ``dataset``.
+    """
+    if (dataset, arch) not in MODELS:
+        raise ValueError(f"no shipped model for arch={arch!r} on dataset={dataset!r}; expected one of {sorted(MODELS)}")
+    default = MODELS[dataset, arch][1]
+    if weights is None:
+        return default
+    enum = type(default)
+    fits = [name for name, member in enum.__members__.items() if member.meta["dataset"] == default.meta["dataset"]]
+    if weights not in fits:
+        raise ValueError(
+            f"got weights={weights!r} for arch={arch!r} on dataset={dataset!r}; expected one of "
+            f"{', '.join(map(repr, fits))} ({enum.__name__} trained on {default.meta['dataset']})"
+        )
+    return enum[weights]
