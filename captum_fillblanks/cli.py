@@ -16,7 +16,7 @@ import torch
 
 from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
-from .paper.models import DEFAULT_ARCH, MODELS
+from .paper.models import DEFAULT_ARCH, MODELS, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
 from .paper.training import evaluate_accuracy, train_model
 
@@ -110,6 +110,11 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
         help="shipped model; default: simple-cnn for mnist, resnet5 for fashion-mnist "
         "(resnet5 on mnist is the paper's Table 1 model)",
     )
+    parser.add_argument(
+        "--weights",
+        help="another shipped weights member of the model, trained on the data set "
+        "(e.g. MNIST_5K_MASKED for resnet5 on mnist); default: the model's own",
+    )
     parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
     parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
     parser.add_argument(
@@ -148,11 +153,16 @@ def _reproduce(args: argparse.Namespace) -> int:
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
+    try:
+        shipped_weights(args.dataset, arch, args.weights)
+    except ValueError as error:
+        raise SystemExit(f"captum-fillblanks reproduce: {error}") from None
     reproduce(
         args.dataset,
         args.data_dir,
         args.out or Path(f"reproduce-{args.dataset}"),
         arch=arch,
+        weights=args.weights,
         n_images=args.n_images,
         n_samples=args.n_samples,
         device=args.device,
@@ -184,6 +194,11 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
         help="model; default: simple-cnn for mnist, resnet5 for fashion-mnist",
     )
     parser.add_argument(
+        "--weights",
+        help="which of the model's shipped weights on the data set to rebuild "
+        "(e.g. MNIST_5K_MASKED for resnet5 on mnist); default: the model's own",
+    )
+    parser.add_argument(
         "--data-dir",
         required=True,
         type=Path,
@@ -197,13 +212,16 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     arch = args.arch or DEFAULT_ARCH[args.dataset]
-    weights = _SHIPPED_WEIGHTS.get((args.dataset, arch))
-    if weights is None:
+    if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
         shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in _SHIPPED_WEIGHTS)
         raise SystemExit(
             f"captum-fillblanks train: no shipped weights for {arch} on {args.dataset}; "
             f"it rebuilds {shipped}. Use captum_fillblanks.paper.training.train_model for others."
         )
+    try:
+        weights = shipped_weights(args.dataset, arch, args.weights)
+    except ValueError as error:
+        raise SystemExit(f"captum-fillblanks train: {error}") from None
     recipe = weights.meta["recipe"]
     epochs = recipe["epochs"] if args.epochs is None else args.epochs
     seed = recipe["seed"] if args.seed is None else args.seed
@@ -219,7 +237,7 @@ def _train(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     torch.manual_seed(seed)
-    model = _BUILDERS[arch]()
+    model = _BUILDERS[arch](**weights.meta.get("builder_kwargs", {}))
     train_model(
         model,
         (images[train_indices], labels[train_indices]),
@@ -228,6 +246,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=recipe["lr"],
         seed=seed,
         max_shift=recipe["max_shift"],
+        mask_augment=recipe.get("mask_augment", 0.0),
     )
     seconds = time.perf_counter() - started
     accuracy = evaluate_accuracy(model, test_images, test_labels)

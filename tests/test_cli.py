@@ -98,13 +98,17 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
-def test_reproduce_on_the_papers_table_1_model(tmp_path):
+@pytest.mark.parametrize(
+    ("weights", "shards"), [(None, "mnist_resnet5"), ("MNIST_5K_FLATTEN", "mnist_resnet5_MNIST_5K_FLATTEN")]
+)
+def test_reproduce_on_the_papers_table_1_model(tmp_path, weights, shards):
     argv = [
         "reproduce",
         "--dataset",
         "mnist",
         "--arch",
         "resnet5",
+        *(["--weights", weights] if weights else []),
         "--data-dir",
         str(SHARED_MNIST),
         "--out",
@@ -120,12 +124,11 @@ def test_reproduce_on_the_papers_table_1_model(tmp_path):
         "--no-progress",
     ]
     assert main(argv) == 0
-    assert (
-        "- model: ResNet5 (ResNet5_Weights.MNIST_5K) with the shipped weights" in (tmp_path / "report.md").read_text()
-    )
-    assert [p.name for p in (tmp_path / "shards" / "mnist_resnet5").glob("shard_*.pt")] == [
-        "shard_000000-000004_4_0.pt"
-    ]
+    named = f"ResNet5_Weights.{weights or 'MNIST_5K'}"
+    assert f"- model: ResNet5 ({named}) with the shipped weights" in (tmp_path / "report.md").read_text()
+    assert [p.name for p in (tmp_path / "shards" / shards).glob("shard_*.pt")] == ["shard_000000-000004_4_0.pt"]
+    manifest = json.loads((tmp_path / "shards" / shards / "manifest.json").read_text())
+    assert manifest["weights"].startswith(named)
 
 
 def test_reproduce_refuses_a_model_that_is_not_shipped(tmp_path):
@@ -173,3 +176,21 @@ def test_reproduce_refuses_another_runs_fills_and_names_a_truncated_file(tmp_pat
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SystemExit, match="holds the fills of another run \\(they differ in weights"):
         main(argv)
+
+
+@pytest.mark.parametrize("command", ["reproduce", "train"])
+def test_weights_of_another_data_set_are_refused_by_name(tmp_path, command):
+    with pytest.raises(SystemExit, match="weights='FASHION_MNIST'.*expected one of 'MNIST_5K', 'MNIST_5K_FLATTEN'"):
+        main(
+            [
+                command,
+                "--dataset",
+                "mnist",
+                "--arch",
+                "resnet5",
+                "--weights",
+                "FASHION_MNIST",
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )

@@ -30,7 +30,7 @@ from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import NORMALIZATIONS, TransformSetting, prototype
 from .data import load_tensors, sample_indices, split_training_set
 from .distributed import Ranks, finish, launch
-from .models import DEFAULT_ARCH, MODELS
+from .models import DEFAULT_ARCH, MODELS, shipped_weights
 
 __all__ = [
     "class_prototypes",
@@ -465,6 +465,7 @@ def reproduce(
     out: Path,
     *,
     arch: str | None = None,
+    weights: str | None = None,
     n_images: int = 500,
     n_samples: int = 10_000,
     device: str | None = None,
@@ -481,9 +482,11 @@ def reproduce(
 
     ``arch`` picks one of the shipped models (:data:`MODELS`): ``"simple-cnn"`` (MNIST's
     default) or ``"resnet5"`` (the paper's Table 1 model on MNIST; Fashion-MNIST's only
-    one). ``candidates`` are the settings of ``T`` to try; each row of Table 1 uses the
-    one :func:`choose_settings` picks for it on ``n_validation`` held-out training
-    images, the same number per class. The report also scores Table 1 with the best
+    one). ``weights`` names another shipped member of that model's weights enum trained
+    on ``dataset`` (:func:`~captum_fillblanks.paper.models.shipped_weights`), such as
+    ``"MNIST_5K_MASKED"`` for ResNet5 on MNIST. ``candidates`` are the settings of ``T``
+    to try; each row of Table 1 uses the one :func:`choose_settings` picks for it on
+    ``n_validation`` held-out training images, the same number per class. The report also scores Table 1 with the best
     min-max settings (SPEC's earlier reading) when ``candidates`` holds any.
 
     ``out`` also gets ``results.pt``: Table 1's confusion matrices per row (``"chosen"``
@@ -503,7 +506,7 @@ def reproduce(
     ranks, resolved = launch(device)
     try:
         return _reproduce(
-            dataset, data_dir, Path(out), ranks, resolved, arch, n_images, n_samples, shard_size, n_validation,
+            dataset, data_dir, Path(out), ranks, resolved, arch, weights, n_images, n_samples, shard_size, n_validation,
             list(candidates), figure_samples, seed, command, show_progress, echo,
         )  # fmt: skip
     finally:
@@ -512,7 +515,7 @@ def reproduce(
 
 
 def _reproduce(
-    dataset, data_dir, out, ranks, device, arch, n_images, n_samples, shard_size, n_validation, candidates,
+    dataset, data_dir, out, ranks, device, arch, weights, n_images, n_samples, shard_size, n_validation, candidates,
     figure_samples, seed, command, show_progress, echo,
 ) -> Path:  # fmt: skip
     import matplotlib
@@ -525,13 +528,12 @@ def _reproduce(
     if not candidates:
         raise ValueError("candidates must hold at least one TransformSetting")
     arch = arch or DEFAULT_ARCH.get(dataset)
-    if (dataset, arch) not in MODELS:
-        raise ValueError(f"no shipped model for arch={arch!r} on dataset={dataset!r}; expected one of {sorted(MODELS)}")
-    builder, weights, model_name = MODELS[dataset, arch]
+    weights = shipped_weights(dataset, arch, weights)
+    builder, _, model_name = MODELS[dataset, arch]
     model_name = f"{model_name} ({type(weights).__name__}.{weights.name})"
     model = builder(weights=weights).to(device)
     torch.manual_seed(seed)
-    control = builder().eval().to(device)
+    control = builder(**weights.meta.get("builder_kwargs", {})).eval().to(device)
 
     test_images, test_labels = load_tensors(dataset, data_dir, train=False)
     keep = torch.ones(len(test_images), dtype=torch.bool)
@@ -547,7 +549,7 @@ def _reproduce(
         report_path.unlink()  # a stale report must not pass for this run's
     if ranks.world_size > 1:
         arguments = {
-            "dataset": dataset, "arch": arch, "n_images": len(images), "n_samples": n_samples,
+            "dataset": dataset, "arch": arch, "weights": weights.name, "n_images": len(images), "n_samples": n_samples,
             "shard_size": shard_size, "n_validation": n_validation, "figure_samples": figure_samples,
             "seed": seed, "candidates": [str(c) for c in candidates], "device type": device.type,
         }  # fmt: skip
@@ -563,7 +565,9 @@ def _reproduce(
         "control_seed": seed,
         "control_samples": control_samples,
     }
-    folder = out / "shards" / f"{dataset}_{arch}"
+    # the model's own weights keep the folder name they always had; others add their name
+    shards_of = f"{dataset}_{arch}" if weights is MODELS[dataset, arch][1] else f"{dataset}_{arch}_{weights.name}"
+    folder = out / "shards" / shards_of
     cache = ranks.check(lambda: _FillCache(folder, model, control, control_samples, key, ranks.is_main))
 
     # every fill first: the validation images' and the test shards', shared out among the ranks
@@ -646,12 +650,13 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
         "fig2_class_prototypes.png",
         f"Fig. 2: T(mean fill) of all scored test images the model assigned to each class (T: {strict}).",
     )
-    figure, _ = visualize_prototypes(prototype(table.class_means, **plain.kwargs()), names)
-    save(
-        figure,
-        "fig2_class_prototypes_not_binarized.png",
-        f"Fig. 2, not binarized: the normalized mean fill per class (T: {plain}).",
-    )
+    if strict.binarized:  # else the figure above is this one
+        figure, _ = visualize_prototypes(prototype(table.class_means, **plain.kwargs()), names)
+        save(
+            figure,
+            "fig2_class_prototypes_not_binarized.png",
+            f"Fig. 2, not binarized: the normalized mean fill per class (T: {plain}).",
+        )
 
     first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(n_classes) if (labels == c).any()])
     few = first[:4]
@@ -693,15 +698,15 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
     first_order = MaskFill(model).attribute(images[few], **kwargs)
     second_order = BFGSMaskFill(model).attribute(images[few], n_iter=5, **kwargs)
     cosine = fill_cosine_similarity(first_order, second_order)
-    figure, _ = visualize_comparison(
-        {
-            "x": images[few],
-            "T(fill), first order": prototype(first_order, **strict.kwargs()),
-            "T(fill), BFGS": prototype(second_order, **strict.kwargs()),
-            "first order, not binarized": prototype(first_order, **plain.kwargs()),
-            "BFGS, not binarized": prototype(second_order, **plain.kwargs()),
-        }
-    )
+    columns = {
+        "x": images[few],
+        "T(fill), first order": prototype(first_order, **strict.kwargs()),
+        "T(fill), BFGS": prototype(second_order, **strict.kwargs()),
+    }
+    if strict.binarized:  # else these are the two columns above
+        columns["first order, not binarized"] = prototype(first_order, **plain.kwargs())
+        columns["BFGS, not binarized"] = prototype(second_order, **plain.kwargs())
+    figure, _ = visualize_comparison(columns)
     save(
         figure,
         "fig5_first_vs_second_order.png",
