@@ -113,7 +113,7 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--weights",
         help="another shipped weights member of the model, trained on the data set "
-        "(e.g. MNIST_5K_MASKED for resnet5 on mnist); default: the model's own",
+        "(e.g. MNIST_5K_FLATTEN for resnet5 on mnist); default: the model's own",
     )
     parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
     parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
@@ -196,7 +196,7 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--weights",
         help="which of the model's shipped weights on the data set to rebuild "
-        "(e.g. MNIST_5K_MASKED for resnet5 on mnist); default: the model's own",
+        "(e.g. MNIST_5K_FLATTEN for resnet5 on mnist); default: the model's own",
     )
     parser.add_argument(
         "--data-dir",

@@ -418,7 +418,7 @@ def shipped_weights(dataset: str, arch: str, weights: str | None = None) -> _Wei
         dataset (str): ``"mnist"`` or ``"fashion-mnist"``.
         arch (str): ``"simple-cnn"`` or ``"resnet5"``.
         weights (str, optional): The name of a member of the architecture's weights
-            enum (``"MNIST_5K_MASKED"``); it must have been trained on ``dataset``.
+            enum (``"MNIST_5K_FLATTEN"``); it must have been trained on ``dataset``.
             Default: None, the one :data:`MODELS` lists for the pair.
 
     Returns:

@@ -484,10 +484,11 @@ def reproduce(
     default) or ``"resnet5"`` (the paper's Table 1 model on MNIST; Fashion-MNIST's only
     one). ``weights`` names another shipped member of that model's weights enum trained
     on ``dataset`` (:func:`~captum_fillblanks.paper.models.shipped_weights`), such as
-    ``"MNIST_5K_MASKED"`` for ResNet5 on MNIST. ``candidates`` are the settings of ``T``
+    ``"MNIST_5K_FLATTEN"`` for ResNet5 on MNIST. ``candidates`` are the settings of ``T``
     to try; each row of Table 1 uses the one :func:`choose_settings` picks for it on
-    ``n_validation`` held-out training images, the same number per class. The report also scores Table 1 with the best
-    min-max settings (SPEC's earlier reading) when ``candidates`` holds any.
+    ``n_validation`` held-out training images, the same number per class. The report
+    also scores Table 1 with the best min-max settings (SPEC's earlier reading) when
+    ``candidates`` holds any.
 
     ``out`` also gets ``results.pt``: Table 1's confusion matrices per row (``"chosen"``
     and ``"earlier"``), the settings, and the mean fill and image count per predicted
