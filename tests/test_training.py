@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_samples
-from captum_fillblanks.paper.models import simple_cnn
+from captum_fillblanks.paper.models import resnet5, simple_cnn
 from captum_fillblanks.paper.training import _random_blanks, _random_shift, evaluate_accuracy, train_model
 
 
@@ -147,7 +147,8 @@ def write_idx_gz(path, array):
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
-def test_train_command_writes_loadable_weights_and_prints_test_accuracy(tmp_path, capsys):
+@pytest.fixture
+def small_mnist_folder(tmp_path):
     images, labels = load_samples("mnist")
     pixels, labels = (images[:, 0] * 255).round().numpy(), labels.numpy()
     # 60 per digit: the command holds out the last 50 of each, so it trains on 100
@@ -157,15 +158,31 @@ def test_train_command_writes_loadable_weights_and_prints_test_accuracy(tmp_path
     for split, x, y in (("train", train_images, train_labels), ("t10k", pixels, labels)):
         write_idx_gz(tmp_path / f"{split}-images-idx3-ubyte.gz", x)
         write_idx_gz(tmp_path / f"{split}-labels-idx1-ubyte.gz", y)
-    out = tmp_path / "weights" / "small.pt"
+    return tmp_path
 
-    status = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(out), "--epochs", "1"])
+
+def test_train_command_writes_loadable_weights_and_prints_test_accuracy(small_mnist_folder, capsys):
+    out = small_mnist_folder / "weights" / "small.pt"
+
+    status = main(
+        ["train", "--dataset", "mnist", "--data-dir", str(small_mnist_folder), "--out", str(out), "--epochs", "1"]
+    )
 
     printed = capsys.readouterr().out
     assert status == 0
     assert "t10k test accuracy:" in printed and str(out) in printed
     assert "on 100 mnist images" in printed
     simple_cnn().load_state_dict(torch.load(out, weights_only=True))
+
+
+def test_train_command_rebuilds_another_weights_member_with_its_head(small_mnist_folder, capsys):
+    out = small_mnist_folder / "flatten.pt"
+    argv = ["train", "--dataset", "mnist", "--arch", "resnet5", "--weights", "MNIST_5K_FLATTEN"]
+    assert main([*argv, "--data-dir", str(small_mnist_folder), "--out", str(out), "--epochs", "1"]) == 0
+    assert "ResNet5_Weights.MNIST_5K_FLATTEN" in capsys.readouterr().out
+    state = torch.load(out, weights_only=True)
+    assert state["fc.weight"].shape == (10, 64 * 7 * 7)
+    resnet5(head="flatten").load_state_dict(state)
 
 
 def test_train_command_refuses_an_unshipped_combination(tmp_path):
