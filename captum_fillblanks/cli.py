@@ -237,7 +237,7 @@ def _train(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     torch.manual_seed(seed)
-    model = _BUILDERS[arch](**weights.meta.get("builder_kwargs", {}))
+    model = _BUILDERS[arch](**weights.builder_kwargs)
     train_model(
         model,
         (images[train_indices], labels[train_indices]),

@@ -214,6 +214,11 @@ class _WeightsEnum(Enum):
     def meta(self) -> dict[str, Any]:
         return self.value.meta
 
+    @property
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The architecture options the file was trained with (``{}`` where none)."""
+        return self.meta.get("builder_kwargs", {})
+
     def get_state_dict(self) -> dict[str, Tensor]:
         """Reads the state dict from the package (offline, on the CPU)."""
         resource = files(__package__).joinpath("weights", self.file_name)
@@ -241,20 +246,26 @@ _MNIST_5K_SPLIT = (
 )
 
 
+def _mnist_5k_meta(t10k_accuracy: float, num_params: int, recipe: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The meta of a file trained on the 4,500 images of the offline MNIST subset."""
+    return {
+        "dataset": "MNIST",
+        "training_split": _MNIST_5K_SPLIT,
+        "t10k_accuracy": t10k_accuracy,
+        "num_params": num_params,
+        "input_range": (0.0, 1.0),
+        "categories": MNIST_CLASSES,
+        **more,
+        "recipe": recipe,
+    }
+
+
 class SimpleCNN_Weights(_WeightsEnum):
     """Trained weights for :func:`simple_cnn`."""
 
     MNIST_5K = Weights(
         file_name="simple_cnn_mnist_5k.pt",
-        meta={
-            "dataset": "MNIST",
-            "training_split": _MNIST_5K_SPLIT,
-            "t10k_accuracy": 0.9871,
-            "num_params": 29_066,
-            "input_range": (0.0, 1.0),
-            "categories": MNIST_CLASSES,
-            "recipe": _recipe("mnist", "simple-cnn", epochs=30, batch_size=64, max_shift=2),
-        },
+        meta=_mnist_5k_meta(0.9871, 29_066, _recipe("mnist", "simple-cnn", epochs=30, batch_size=64, max_shift=2)),
     )
     DEFAULT = MNIST_5K
 
@@ -264,29 +275,21 @@ class ResNet5_Weights(_WeightsEnum):
 
     MNIST_5K = Weights(
         file_name="resnet5_mnist_5k.pt",
-        meta={
-            "dataset": "MNIST",
-            "training_split": _MNIST_5K_SPLIT,
-            "t10k_accuracy": 0.9868,
-            "num_params": 77_290,
-            "input_range": (0.0, 1.0),
-            "categories": MNIST_CLASSES,
-            "builder_kwargs": {"head": "avgpool"},
-            "recipe": _recipe("mnist", "resnet5", epochs=20, batch_size=64, max_shift=2),
-        },
+        meta=_mnist_5k_meta(
+            0.9868,
+            77_290,
+            _recipe("mnist", "resnet5", epochs=20, batch_size=64, max_shift=2),
+            builder_kwargs={"head": "avgpool"},
+        ),
     )
     MNIST_5K_FLATTEN = Weights(
         file_name="resnet5_mnist_5k_flatten.pt",
-        meta={
-            "dataset": "MNIST",
-            "training_split": _MNIST_5K_SPLIT,
-            "t10k_accuracy": 0.9896,
-            "num_params": 108_010,
-            "input_range": (0.0, 1.0),
-            "categories": MNIST_CLASSES,
-            "builder_kwargs": {"head": "flatten"},
-            "recipe": _recipe("mnist", "resnet5", "MNIST_5K_FLATTEN", epochs=20, batch_size=64, max_shift=2),
-        },
+        meta=_mnist_5k_meta(
+            0.9896,
+            108_010,
+            _recipe("mnist", "resnet5", "MNIST_5K_FLATTEN", epochs=20, batch_size=64, max_shift=2),
+            builder_kwargs={"head": "flatten"},
+        ),
     )
     FASHION_MNIST = Weights(
         file_name="resnet5_fashion_mnist.pt",
@@ -324,7 +327,7 @@ def _build(
             f"got in_channels={in_channels} and num_classes={num_classes}. Leave them at "
             "their defaults, or pass weights=None to train a new model."
         )
-    for name, value in weights.meta.get("builder_kwargs", {}).items():
+    for name, value in weights.builder_kwargs.items():
         if kwargs.setdefault(name, value) != value:
             raise ValueError(
                 f"{weights!r} was trained with {name}={value!r}; got {name}={kwargs[name]!r}. Leave it out, "

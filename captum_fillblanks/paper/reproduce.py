@@ -534,7 +534,7 @@ def _reproduce(
     model_name = f"{model_name} ({type(weights).__name__}.{weights.name})"
     model = builder(weights=weights).to(device)
     torch.manual_seed(seed)
-    control = builder(**weights.meta.get("builder_kwargs", {})).eval().to(device)
+    control = builder(**weights.builder_kwargs).eval().to(device)
 
     test_images, test_labels = load_tensors(dataset, data_dir, train=False)
     keep = torch.ones(len(test_images), dtype=torch.bool)
