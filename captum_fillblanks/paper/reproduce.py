@@ -328,6 +328,15 @@ class _Table:
     class_counts: Tensor
 
 
+def _shards_folder(out: Path, dataset: str, arch: str, weights) -> Path:
+    """Where :func:`reproduce` keeps the fills of ``weights`` under ``out``: the model's
+    own weights keep the folder name they always had (``DATASET_ARCH``), others add
+    their name (``DATASET_ARCH_NAME``)."""
+    if weights is MODELS[dataset, arch][1]:
+        return out / "shards" / f"{dataset}_{arch}"
+    return out / "shards" / f"{dataset}_{arch}_{weights.name}"
+
+
 def _validation_job(dataset, data_dir, n_validation, n_samples, seed, device) -> _FillJob:
     train_images, train_labels = load_tensors(dataset, data_dir, train=True)
     validation = _class_balanced(split_training_set(dataset, train_labels).validation, train_labels, n_validation)
@@ -566,9 +575,7 @@ def _reproduce(
         "control_seed": seed,
         "control_samples": control_samples,
     }
-    # the model's own weights keep the folder name they always had; others add their name
-    shards_of = f"{dataset}_{arch}" if weights is MODELS[dataset, arch][1] else f"{dataset}_{arch}_{weights.name}"
-    folder = out / "shards" / shards_of
+    folder = _shards_folder(out, dataset, arch, weights)
     cache = ranks.check(lambda: _FillCache(folder, model, control, control_samples, key, ranks.is_main))
 
     # every fill first: the validation images' and the test shards', shared out among the ranks
