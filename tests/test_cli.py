@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
 from captum_fillblanks.cli import main
+from captum_fillblanks.paper.data import load_tensors
 from captum_fillblanks.paper.demo import format_table
-from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS
+from captum_fillblanks.paper.models import SimpleCNN_Weights, simple_cnn
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, _kept_summary
 
 
 def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
@@ -194,3 +197,50 @@ def test_weights_of_another_data_set_are_refused_by_name(tmp_path, command):
                 str(tmp_path),
             ]
         )
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_saves_and_reports_how_many_masks_each_image_kept(tmp_path):
+    argv = [
+        "reproduce", "--dataset", "mnist", "--data-dir", str(SHARED_MNIST), "--out", str(tmp_path),
+        "--n-images", "6", "--shard-size", "3", "--n-samples", "4", "--n-validation", "10",
+        "--figure-samples", "4", "--normalization", "max_abs", "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    folder = tmp_path / "shards" / "mnist_simple-cnn"
+    model = simple_cnn(weights=SimpleCNN_Weights.MNIST_5K)
+    images = load_tensors("mnist", SHARED_MNIST, train=False)[0][:6]
+    for start in (0, 3):  # each shard's counts are MaskFill's own for those images and masks
+        saved = torch.load(folder / f"shard_{start:06d}-{start + 3:06d}_4_0.pt")
+        method = MaskFill(model)
+        method.attribute(images[start : start + 3], n_samples=4, seed=start, mask_ratio=0.25, patch_size=2)
+        assert torch.equal(saved["n_kept"], method.counts.n_kept) and saved["n_kept"].tolist() == [4, 4, 4]
+    validation = torch.load(next(folder.glob("validation_*.pt")))
+    assert validation["n_kept"].shape == (10,)
+    report = (tmp_path / "report.md").read_text()
+    assert "4 kept masks per image asked (all 6 images kept that many)" in report
+    assert f"4 kept masks asked each: {_kept_summary([validation['n_kept']], 4)})" in report
+    # fills written before the counts were saved: the report says so instead of guessing
+    shard = folder / "shard_000000-000003_4_0.pt"
+    saved = torch.load(shard)
+    del saved["n_kept"]
+    torch.save(saved, shard)
+    assert main(argv) == 0
+    assert (
+        "(all 3 images kept that many; not saved for 1 of 2 fill files (an earlier version's))"
+        in (tmp_path / "report.md").read_text()
+    )
+
+
+def test_kept_summary_names_the_images_that_kept_fewer_masks():
+    assert _kept_summary([torch.tensor([4, 4]), torch.tensor([4, 4, 4])], 4) == "all 5 images kept that many"
+    assert _kept_summary([torch.tensor([4, 1, 4]), torch.tensor([3, 4])], 4) == (
+        "2 of 5 images kept fewer within MaskFill's draw limit (fewest: 1)"
+    )
+    assert _kept_summary([None, torch.tensor([2000, 1999])], 2000) == (
+        "1 of 2 images kept fewer within MaskFill's draw limit (fewest: 1,999); "
+        "not saved for 1 of 2 fill files (an earlier version's)"
+    )
+    assert _kept_summary([None, None], 4) == (
+        "how many each kept was not saved with these fills (written by an earlier version)"
+    )

@@ -284,10 +284,15 @@ class _FillCache:
         images = job.images
         with torch.no_grad():
             predicted = self.model(images).argmax(1)
+        fill_method = MaskFill(self.model)
+        fill = fill_method.attribute(
+            images, n_samples=job.n_samples, seed=job.seed, show_progress=show_progress, **_MASKS
+        )
         saved = {
-            "fill": MaskFill(self.model)
-            .attribute(images, n_samples=job.n_samples, seed=job.seed, show_progress=show_progress, **_MASKS)
-            .cpu(),
+            "fill": fill.cpu(),
+            # an image the model rarely gets right under a mask keeps fewer than n_samples
+            # draws before MaskFill's max_draws; the report says how many
+            "n_kept": fill_method.counts.n_kept.cpu(),
             "control_fill": MaskFill(self.control)
             .attribute(
                 images,
@@ -316,6 +321,7 @@ class _Choice:
     scores: dict[str, dict[TransformSetting, float]]  # macro F1 per row and candidate
     n_images: int
     n_samples: int
+    n_kept: Tensor | None  # kept draws per validation image; None: not saved with the fills
 
 
 @dataclass
@@ -326,6 +332,7 @@ class _Table:
     earlier: ConsistencyCounts | None
     class_means: Tensor
     class_counts: Tensor
+    n_kept: list[Tensor | None]  # kept draws per image, per shard; None: not saved with its fills
 
 
 def _shards_folder(out: Path, dataset: str, arch: str, weights) -> Path:
@@ -392,7 +399,7 @@ def _choose_on_validation(model, cache, job, candidates, n_classes, ranks, echo,
             "T per row (macro F1 on validation): "
             + ", ".join(f"{row}: {setting} ({merged[row][setting]:.1f}%)" for row, setting in chosen.items())
         )
-    return _Choice(chosen, earlier, merged, len(job.images), job.n_samples)
+    return _Choice(chosen, earlier, merged, len(job.images), job.n_samples, val.get("n_kept"))
 
 
 def _score_shard(model, saved, job, choice, n_classes) -> dict[str, ConsistencyCounts]:
@@ -424,16 +431,17 @@ def _score_test_images(model, cache, jobs, choice, n_classes, ranks, show_progre
         saved = cache.load(job.name)
         counts = _score_shard(model, saved, job, choice, n_classes)
         class_sums = _add_per_class(None, saved["fill"], saved["predicted"], n_classes)
-        scored.append((i, counts, class_sums, torch.bincount(saved["predicted"], minlength=n_classes)))
+        per_class = torch.bincount(saved["predicted"], minlength=n_classes)
+        scored.append((i, counts, class_sums, per_class, saved.get("n_kept")))
     everything = sorted((item for part in ranks.gather(scored) for item in part), key=lambda item: item[0])
     if not ranks.is_main:
         return None
-    class_sums = torch.stack([sums for _, _, sums, _ in everything]).sum(0)
-    class_counts = torch.stack([n for _, _, _, n in everything]).sum(0)
+    _, per_shard, per_shard_sums, per_shard_counts, n_kept = zip(*everything)
+    class_sums, class_counts = torch.stack(per_shard_sums).sum(0), torch.stack(per_shard_counts).sum(0)
     class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
-    per_shard = [counts for _, counts, _, _ in everything]
     earlier = ConsistencyCounts.combine(c["earlier"] for c in per_shard) if choice.earlier is not None else None
-    return _Table(ConsistencyCounts.combine(c["chosen"] for c in per_shard), earlier, class_means, class_counts)
+    chosen = ConsistencyCounts.combine(c["chosen"] for c in per_shard)
+    return _Table(chosen, earlier, class_means, class_counts, list(n_kept))
 
 
 def _same_run_everywhere(out: Path, arguments: dict, ranks: Ranks) -> None:
@@ -500,8 +508,12 @@ def reproduce(
     ``candidates`` holds any.
 
     ``out`` also gets ``results.pt``: Table 1's confusion matrices per row (``"chosen"``
-    and ``"earlier"``), the settings, and the mean fill and image count per predicted
-    class (``"class_means"``, ``"class_counts"``).
+    and ``"earlier"``), the settings, the mean fill and image count per predicted class
+    (``"class_means"``, ``"class_counts"``), and per shard the draws each test image kept
+    (``"n_kept"``; ``None`` for fills saved before the counts were). MaskFill keeps a
+    draw only if the model still gives the masked image its class, and stops at its
+    ``max_draws`` (``10 * n_samples``), so an image the model seldom recognises under a
+    mask keeps fewer than ``n_samples``; the report says how many did.
 
     Under ``torchrun`` (:mod:`captum_fillblanks.paper.distributed`) every process runs
     this function: each fills and scores its share of the shards on its own device
@@ -624,6 +636,7 @@ def _save_results(path: Path, table: _Table, choice: _Choice) -> None:
         "earlier_settings": {row: str(s) for row, s in choice.earlier.items()} if choice.earlier else None,
         "class_means": table.class_means,
         "class_counts": table.class_counts,
+        "n_kept": table.n_kept,  # per shard: kept draws per image (None: not saved with its fills)
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(results, partial)
@@ -781,6 +794,29 @@ class _Run:
     world_size: int = 1  # processes (torchrun)
 
 
+def _kept_summary(n_kept: Sequence[Tensor | None], n_samples: int) -> str:
+    """How many draws the fills kept, in words: MaskFill keeps a draw only if the model
+    still gives the masked image its class, and stops at ``max_draws`` (``10 *
+    n_samples`` by default), so an image it seldom recognises under a mask keeps fewer
+    than ``n_samples``. ``n_kept`` holds one tensor per fill file, ``None`` for a file
+    written before the counts were saved."""
+    recorded = [kept for kept in n_kept if kept is not None]
+    if not recorded:
+        return "how many each kept was not saved with these fills (written by an earlier version)"
+    kept = torch.cat(recorded)
+    short = kept < n_samples
+    if short.any():
+        text = (
+            f"{int(short.sum())} of {len(kept)} images kept fewer within MaskFill's draw limit "
+            f"(fewest: {int(kept.min()):,})"
+        )
+    else:
+        text = f"all {len(kept)} images kept that many"
+    if len(recorded) < len(n_kept):
+        text += f"; not saved for {len(n_kept) - len(recorded)} of {len(n_kept)} fill files (an earlier version's)"
+    return text
+
+
 def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) -> str:
     dataset, command, n_samples, elapsed, loaded = run.dataset, run.command, run.n_samples, run.elapsed, run.loaded
     if loaded:
@@ -798,7 +834,8 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"- command: `{command}`" if command else "- command: (called from Python)",
         f"- model: {run.model_name} with the shipped weights; {table.chosen.n_images} test images "
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
-        f"per image, mask ratio {_MASK_RATIO}, patch size {_PATCH_SIZE}; progressive: k = {_N_STEPS} steps",
+        f"per image asked ({_kept_summary(table.n_kept, n_samples)}), mask ratio {_MASK_RATIO}, "
+        f"patch size {_PATCH_SIZE}; progressive: k = {_N_STEPS} steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
         f"torch {torch.__version__}; "
         + (f"{run.world_size} processes (torchrun), " if run.world_size > 1 else "")
@@ -832,7 +869,8 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"## The settings of T, chosen on {choice.n_images} validation images",
         "",
         "Macro-average F1 (%) of each transformed row on the validation images (held out of the "
-        f"training file, the same number per class, {choice.n_samples:,} masks each) per "
+        f"training file, the same number per class, {choice.n_samples:,} kept masks asked each: "
+        f"{_kept_summary([choice.n_kept], choice.n_samples)}) per "
         "candidate setting; each row of Table 1 uses its best, in bold (ties: the first "
         "candidate). Macro F1, not accuracy: against `y_k` a degenerate fill that turns "
         "every image into one class scores a high accuracy, but the F1 of one class in ten. "
