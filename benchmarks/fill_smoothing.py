@@ -90,7 +90,9 @@ def main() -> None:
     n_classes = 10
 
     train_images, train_labels = load_tensors(args.dataset, args.data_dir, train=True)
-    validation_file = next(shards.glob("validation_*.pt"))
+    validation_file = next(shards.glob("validation_*.pt"), None)
+    if validation_file is None:
+        raise SystemExit(f"{shards} holds no validation fills: is --run the run's --out, with its --weights?")
     n_validation, _, validation_seed = map(int, re.findall(r"\d+", validation_file.stem))
     validation = _class_balanced(split_training_set(args.dataset, train_labels).validation, train_labels, n_validation)
     test_images, _ = load_tensors(args.dataset, args.data_dir, train=False)

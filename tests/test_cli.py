@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Brightness
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
@@ -12,7 +13,7 @@ from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_tensors
 from captum_fillblanks.paper.demo import format_table
 from captum_fillblanks.paper.models import SimpleCNN_Weights, simple_cnn
-from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, _kept_summary
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, _FillCache, _FillJob, _kept_summary, reproduce
 
 
 def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
@@ -210,37 +211,72 @@ def test_reproduce_saves_and_reports_how_many_masks_each_image_kept(tmp_path):
     folder = tmp_path / "shards" / "mnist_simple-cnn"
     model = simple_cnn(weights=SimpleCNN_Weights.MNIST_5K)
     images = load_tensors("mnist", SHARED_MNIST, train=False)[0][:6]
+    saved_counts = []
     for start in (0, 3):  # each shard's counts are MaskFill's own for those images and masks
         saved = torch.load(folder / f"shard_{start:06d}-{start + 3:06d}_4_0.pt")
         method = MaskFill(model)
         method.attribute(images[start : start + 3], n_samples=4, seed=start, mask_ratio=0.25, patch_size=2)
-        assert torch.equal(saved["n_kept"], method.counts.n_kept) and saved["n_kept"].tolist() == [4, 4, 4]
-    validation = torch.load(next(folder.glob("validation_*.pt")))
-    assert validation["n_kept"].shape == (10,)
+        assert torch.equal(saved["n_kept"], method.counts.n_kept)
+        saved_counts.append(saved["n_kept"])
+    validation_file = next(folder.glob("validation_*.pt"))
+    assert torch.load(validation_file)["n_kept"].shape == (10,)
+    results = torch.load(tmp_path / "results.pt")
+    assert all(torch.equal(a, b) for a, b in zip(results["n_kept"], saved_counts, strict=True))
     report = (tmp_path / "report.md").read_text()
-    assert "4 kept masks per image asked (all 6 images kept that many)" in report
-    assert f"4 kept masks asked each: {_kept_summary([validation['n_kept']], 4)})" in report
-    # fills written before the counts were saved: the report says so instead of guessing
-    shard = folder / "shard_000000-000003_4_0.pt"
-    saved = torch.load(shard)
-    del saved["n_kept"]
-    torch.save(saved, shard)
+    assert "4 kept masks asked per image (all 6 images kept 4)" in report
+    assert "4 kept masks asked each; all 10 images kept 4) per candidate setting" in report
+    # fills an earlier version wrote without the counts: the report says so instead of guessing
+    for path in (folder / "shard_000000-000003_4_0.pt", validation_file):
+        saved = torch.load(path)
+        del saved["n_kept"]
+        torch.save(saved, path)
     assert main(argv) == 0
+    report = (tmp_path / "report.md").read_text()
     assert (
-        "(all 3 images kept that many; not saved for 1 of 2 fill files (an earlier version's))"
-        in (tmp_path / "report.md").read_text()
+        "(all 3 images whose counts were saved kept 4; 1 of 2 fill files are an earlier version's, "
+        "which did not save them)"
+    ) in report
+    assert "4 kept masks asked each; counts not saved: these fills are an earlier version's) per" in report
+    results = torch.load(tmp_path / "results.pt")
+    assert results["n_kept"][0] is None and results["validation_n_kept"] is None
+
+
+def test_fill_files_save_the_draws_an_image_kept_when_it_keeps_fewer(tmp_path):
+    """Brightness calls an image class 1 when more than a quarter of it is ink. Blanking a
+    quarter of the patches of a half-inked image at 0.62 leaves more than a quarter only
+    when few of the blanks fall on the ink, so most draws of that image are not kept."""
+    images = torch.zeros(2, 1, 28, 28)
+    images[0] = 1.0  # every masked copy stays class 1
+    images[1, :, :14] = 0.62
+    model = Brightness().eval()
+    cache = _FillCache(tmp_path, model, model, 4, {"run": "test"})
+    with pytest.warns(UserWarning, match="were kept"):
+        cache.compute(_FillJob("shard.pt", images, 20, 0))
+    saved = cache.load("shard.pt")
+    method = MaskFill(model)
+    with pytest.warns(UserWarning, match="were kept"):
+        method.attribute(images, n_samples=20, max_draws=200, seed=0, mask_ratio=0.25, patch_size=2)
+    assert torch.equal(saved["n_kept"], method.counts.n_kept)
+    assert saved["n_kept"][0] == 20 and 0 < saved["n_kept"][1] < 20
+    assert _kept_summary([saved["n_kept"]], 20) == (
+        f"1 of the 2 images kept fewer than 20 within 200 draws, fewest {int(saved['n_kept'][1])}"
     )
+
+
+@pytest.mark.parametrize(("name", "value"), [("n_images", 0), ("n_samples", -1), ("shard_size", 2.5)])
+def test_reproduce_refuses_a_size_below_one_by_name(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got {value!r}"):
+        reproduce("mnist", SHARED_MNIST, tmp_path / "out", **{name: value})
+    assert not (tmp_path / "out").exists()
 
 
 def test_kept_summary_names_the_images_that_kept_fewer_masks():
-    assert _kept_summary([torch.tensor([4, 4]), torch.tensor([4, 4, 4])], 4) == "all 5 images kept that many"
+    assert _kept_summary([torch.tensor([4, 4]), torch.tensor([4, 4, 4])], 4) == "all 5 images kept 4"
     assert _kept_summary([torch.tensor([4, 1, 4]), torch.tensor([3, 4])], 4) == (
-        "2 of 5 images kept fewer within MaskFill's draw limit (fewest: 1)"
+        "2 of the 5 images kept fewer than 4 within 40 draws, fewest 1"
     )
     assert _kept_summary([None, torch.tensor([2000, 1999])], 2000) == (
-        "1 of 2 images kept fewer within MaskFill's draw limit (fewest: 1,999); "
-        "not saved for 1 of 2 fill files (an earlier version's)"
+        "1 of the 2 images whose counts were saved kept fewer than 2,000 within 20,000 draws, fewest 1,999; "
+        "1 of 2 fill files are an earlier version's, which did not save them"
     )
-    assert _kept_summary([None, None], 4) == (
-        "how many each kept was not saved with these fills (written by an earlier version)"
-    )
+    assert _kept_summary([None, None], 4) == "counts not saved: these fills are an earlier version's"

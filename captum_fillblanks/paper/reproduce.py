@@ -44,6 +44,7 @@ __all__ = [
 # The masks of every fill of the reproduction: the paper's settings (section 4.1)
 _MASK_RATIO, _PATCH_SIZE, _N_STEPS = 0.25, 2, 4
 _MASKS = {"mask_ratio": _MASK_RATIO, "patch_size": _PATCH_SIZE}
+_MAX_DRAWS_PER_SAMPLE = 10  # MaskFill's own default bound, written out so the report can name it
 
 #: The scores :func:`choose_settings` can choose by.
 CRITERIA = ("macro_f1", "accuracy", "weighted_f1")
@@ -286,12 +287,17 @@ class _FillCache:
             predicted = self.model(images).argmax(1)
         fill_method = MaskFill(self.model)
         fill = fill_method.attribute(
-            images, n_samples=job.n_samples, seed=job.seed, show_progress=show_progress, **_MASKS
+            images,
+            n_samples=job.n_samples,
+            max_draws=_MAX_DRAWS_PER_SAMPLE * job.n_samples,
+            seed=job.seed,
+            show_progress=show_progress,
+            **_MASKS,
         )
         saved = {
             "fill": fill.cpu(),
-            # an image the model rarely gets right under a mask keeps fewer than n_samples
-            # draws before MaskFill's max_draws; the report says how many
+            # an image the model seldom gives its own label under a mask keeps fewer than
+            # n_samples draws within max_draws; the report says how many did
             "n_kept": fill_method.counts.n_kept.cpu(),
             "control_fill": MaskFill(self.control)
             .attribute(
@@ -326,7 +332,8 @@ class _Choice:
 
 @dataclass
 class _Table:
-    """The test stage: Table 1 under each choice, and the mean fill per predicted class."""
+    """The test stage: Table 1 under each choice, the mean fill per predicted class, and
+    the draws each test image's fill kept."""
 
     chosen: ConsistencyCounts
     earlier: ConsistencyCounts | None
@@ -509,11 +516,12 @@ def reproduce(
 
     ``out`` also gets ``results.pt``: Table 1's confusion matrices per row (``"chosen"``
     and ``"earlier"``), the settings, the mean fill and image count per predicted class
-    (``"class_means"``, ``"class_counts"``), and per shard the draws each test image kept
-    (``"n_kept"``; ``None`` for fills saved before the counts were). MaskFill keeps a
-    draw only if the model still gives the masked image its class, and stops at its
-    ``max_draws`` (``10 * n_samples``), so an image the model seldom recognises under a
-    mask keeps fewer than ``n_samples``; the report says how many did.
+    (``"class_means"``, ``"class_counts"``), and the draws each image kept: per test shard
+    (``"n_kept"``) and for the validation images (``"validation_n_kept"``), ``None`` for
+    fills an earlier version saved without them. MaskFill keeps a draw only if the model
+    still gives the masked image its own label, and stops after ``10 * n_samples`` draws
+    (its ``max_draws``), so an image the model seldom recognises under a mask keeps
+    fewer than ``n_samples``; the report says how many did.
 
     Under ``torchrun`` (:mod:`captum_fillblanks.paper.distributed`) every process runs
     this function: each fills and scores its share of the shards on its own device
@@ -524,6 +532,13 @@ def reproduce(
     any number of processes. A rerun of the same command recomputes only the shards not
     on disk, with any number of processes.
     """
+    sizes = dict(
+        n_images=n_images, n_samples=n_samples, shard_size=shard_size, n_validation=n_validation,
+        figure_samples=figure_samples,
+    )  # fmt: skip
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     ranks, resolved = launch(device)
     try:
@@ -637,6 +652,7 @@ def _save_results(path: Path, table: _Table, choice: _Choice) -> None:
         "class_means": table.class_means,
         "class_counts": table.class_counts,
         "n_kept": table.n_kept,  # per shard: kept draws per image (None: not saved with its fills)
+        "validation_n_kept": choice.n_kept,
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(results, partial)
@@ -795,25 +811,25 @@ class _Run:
 
 
 def _kept_summary(n_kept: Sequence[Tensor | None], n_samples: int) -> str:
-    """How many draws the fills kept, in words: MaskFill keeps a draw only if the model
-    still gives the masked image its class, and stops at ``max_draws`` (``10 *
-    n_samples`` by default), so an image it seldom recognises under a mask keeps fewer
-    than ``n_samples``. ``n_kept`` holds one tensor per fill file, ``None`` for a file
-    written before the counts were saved."""
+    """How many draws the fills kept, in words. MaskFill keeps a draw only if the model
+    still gives the masked image its own label, and :func:`reproduce` stops it after
+    ``_MAX_DRAWS_PER_SAMPLE * n_samples`` draws, so an image the model seldom
+    recognises under a mask keeps fewer than ``n_samples``. ``n_kept`` holds one tensor
+    per fill file, ``None`` for a file an earlier version wrote without the counts."""
     recorded = [kept for kept in n_kept if kept is not None]
     if not recorded:
-        return "how many each kept was not saved with these fills (written by an earlier version)"
+        return "counts not saved: these fills are an earlier version's"
     kept = torch.cat(recorded)
-    short = kept < n_samples
-    if short.any():
-        text = (
-            f"{int(short.sum())} of {len(kept)} images kept fewer within MaskFill's draw limit "
-            f"(fewest: {int(kept.min()):,})"
-        )
+    images = f"{len(kept)} images" + ("" if len(recorded) == len(n_kept) else " whose counts were saved")
+    short = int((kept < n_samples).sum())
+    if short:
+        draws, fewest = _MAX_DRAWS_PER_SAMPLE * n_samples, int(kept.min())
+        text = f"{short} of the {images} kept fewer than {n_samples:,} within {draws:,} draws, fewest {fewest:,}"
     else:
-        text = f"all {len(kept)} images kept that many"
+        text = f"all {images} kept {n_samples:,}"
     if len(recorded) < len(n_kept):
-        text += f"; not saved for {len(n_kept) - len(recorded)} of {len(n_kept)} fill files (an earlier version's)"
+        old = len(n_kept) - len(recorded)
+        text += f"; {old} of {len(n_kept)} fill files are an earlier version's, which did not save them"
     return text
 
 
@@ -834,7 +850,7 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"- command: `{command}`" if command else "- command: (called from Python)",
         f"- model: {run.model_name} with the shipped weights; {table.chosen.n_images} test images "
         f"(t10k; for Fashion-MNIST the bundled samples are left out); {n_samples:,} kept masks "
-        f"per image asked ({_kept_summary(table.n_kept, n_samples)}), mask ratio {_MASK_RATIO}, "
+        f"asked per image ({_kept_summary(table.n_kept, n_samples)}), mask ratio {_MASK_RATIO}, "
         f"patch size {_PATCH_SIZE}; progressive: k = {_N_STEPS} steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
         f"torch {torch.__version__}; "
@@ -869,7 +885,7 @@ def _report(run: _Run, table: _Table, choice: _Choice, figures: dict[str, str]) 
         f"## The settings of T, chosen on {choice.n_images} validation images",
         "",
         "Macro-average F1 (%) of each transformed row on the validation images (held out of the "
-        f"training file, the same number per class, {choice.n_samples:,} kept masks asked each: "
+        f"training file, the same number per class, {choice.n_samples:,} kept masks asked each; "
         f"{_kept_summary([choice.n_kept], choice.n_samples)}) per "
         "candidate setting; each row of Table 1 uses its best, in bold (ties: the first "
         "candidate). Macro F1, not accuracy: against `y_k` a degenerate fill that turns "
