@@ -17,11 +17,12 @@ from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
 from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import prototype
 from .data import load_samples
+from .files import write_atomically
 from .models import DEFAULT_ARCH, MODELS
 
 
 def _save(figure, path: Path, written: list[Path]) -> None:
-    figure.savefig(path, dpi=90)
+    write_atomically(path, lambda handle: figure.savefig(handle, dpi=90, format="png"))
     written.append(path)
 
 

@@ -10,7 +10,6 @@ done, so an interrupted run never leaves a report that looks complete.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 import uuid
@@ -30,6 +29,7 @@ from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import NORMALIZATIONS, TransformSetting, prototype
 from .data import load_tensors, sample_indices, split_training_set
 from .distributed import Ranks, finish, launch
+from .files import PARTIAL_SUFFIX, load_tensors_file, save_tensors_file, write_atomically
 from .models import DEFAULT_ARCH, MODELS, shipped_weights
 
 __all__ = [
@@ -256,7 +256,15 @@ class _FillCache:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = folder / "manifest.json"
         if manifest.exists():
-            found = json.loads(manifest.read_text())
+            try:
+                found = json.loads(manifest.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                found = error
+            if not isinstance(found, dict):
+                raise ValueError(
+                    f"{manifest} is not a fill folder's manifest (a JSON object was expected, got "
+                    f"{found!r:.80}); give another --out, or delete that folder to recompute"
+                )
             if found != key:
                 changed = sorted(k for k in set(found) | set(key) if found.get(k) != key.get(k))
                 raise ValueError(
@@ -265,7 +273,8 @@ class _FillCache:
                     "give another --out, or delete that folder to recompute"
                 )
         else:
-            manifest.write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
+            text = json.dumps(key, indent=1, sort_keys=True) + "\n"
+            write_atomically(manifest, lambda handle: handle.write(text.encode()))
 
     def has(self, name: str) -> bool:
         return (self.folder / name).exists()
@@ -273,7 +282,7 @@ class _FillCache:
     def load(self, name: str) -> dict[str, Tensor]:
         path = self.folder / name
         try:
-            return torch.load(path, weights_only=False)
+            return load_tensors_file(path)
         except Exception as error:  # a truncated or foreign file: torch says only what broke
             raise ValueError(
                 f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "
@@ -311,10 +320,7 @@ class _FillCache:
             .cpu(),
             "predicted": predicted.cpu(),
         }
-        path = self.folder / job.name
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per process: no two write one file
-        torch.save(saved, partial)
-        partial.replace(path)
+        save_tensors_file(saved, self.folder / job.name)
 
 
 @dataclass
@@ -470,7 +476,7 @@ def _same_run_everywhere(out: Path, arguments: dict, ranks: Ranks) -> None:
     token = ranks.broadcast(uuid.uuid4().hex)
     marker = out / ".rank0"
     if ranks.is_main:
-        marker.write_text(token)
+        write_atomically(marker, lambda handle: handle.write(token.encode()))
     ranks.barrier()
 
     def same_folder() -> None:
@@ -610,7 +616,7 @@ def _reproduce(
     shards = _shard_jobs(images, n_samples, shard_size, seed)
     jobs = [validation, *shards]
     if ranks.is_main:  # what a killed process was writing; never read back
-        for leftover in folder.glob("*.partial"):
+        for leftover in folder.glob(f"*{PARTIAL_SUFFIX}"):
             leftover.unlink(missing_ok=True)
     on_disk = ranks.broadcast([job.name for job in jobs if cache.has(job.name)])
     missing = [job for job in jobs if job.name not in on_disk]
@@ -636,9 +642,7 @@ def _reproduce(
     elapsed = time.perf_counter() - start_time
     run = _Run(dataset, model_name, command, n_samples, str(device), elapsed, on_disk, len(shards), ranks.world_size)
     text = _report(run, table, choice, figures)
-    partial = out / "report.md.partial"
-    partial.write_text(text)
-    partial.replace(report_path)
+    write_atomically(report_path, lambda handle: handle.write(text.encode()))
     echo(f"wrote {report_path} ({elapsed / 60:.1f} min)")
     return report_path
 
@@ -654,9 +658,7 @@ def _save_results(path: Path, table: _Table, choice: _Choice) -> None:
         "n_kept": table.n_kept,  # per shard: kept draws per image (None: not saved with its fills)
         "validation_n_kept": choice.n_kept,
     }
-    partial = path.with_name(path.name + ".partial")
-    torch.save(results, partial)
-    partial.replace(path)
+    save_tensors_file(results, path)
 
 
 def _figures(out, model, images, labels, table, chosen, n_classes, figure_samples, seed) -> dict[str, str]:
@@ -673,7 +675,7 @@ def _figures(out, model, images, labels, table, chosen, n_classes, figure_sample
     figures: dict[str, str] = {}
 
     def save(figure, name: str, caption: str) -> None:
-        figure.savefig(out / name, dpi=90)
+        write_atomically(out / name, lambda handle: figure.savefig(handle, dpi=90, format="png"))
         plt.close(figure)
         figures[name] = caption
 
