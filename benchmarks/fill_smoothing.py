@@ -33,18 +33,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from captum_fillblanks import filled_image, prototype, random_patch_masks
+from captum_fillblanks import filled_image, random_patch_masks
 from captum_fillblanks.attr.masks import apply_masks
-from captum_fillblanks.attr.metrics import ConsistencyCounts
+from captum_fillblanks.attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
 from captum_fillblanks.paper.data import load_tensors, sample_indices, split_training_set
-from captum_fillblanks.paper.models import MODELS, shipped_weights
-from captum_fillblanks.paper.reproduce import (
-    _MASKS,
-    CANDIDATE_SETTINGS,
-    _class_balanced,
-    _shards_folder,
-    best_settings,
-)
+from captum_fillblanks.paper.files import load_tensors_file
+from captum_fillblanks.paper.models import shipped_model
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, RunConfig, best_settings, class_balanced
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -64,22 +59,20 @@ def blur(fill: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, rows.transpose(2, 3), padding=(radius, 0), groups=channels)
 
 
-def scoring_masks(images, seed, n: int = 1) -> torch.Tensor:
+def scoring_masks(images, seed, masks: dict, n: int = 1) -> torch.Tensor:
     """The first ``n`` masks of ``seed``, as blank indicators shaped like ``images``;
-    the first is the one ``consistency_counts`` scores with."""
-    masks = random_patch_masks(n, *images.shape[-2:], **_MASKS, generator=torch.Generator().manual_seed(seed))
-    return (masks == 0)[:, None, None].expand(n, *images.shape)
+    the first is the one ``consistency_counts`` scores with (``scoring_blank``)."""
+    drawn = random_patch_masks(n, *images.shape[-2:], **masks, generator=torch.Generator().manual_seed(seed))
+    return (drawn == 0)[:, None, None].expand(n, *images.shape)
 
 
-def score(model, images, fill, seed, settings, counts: dict) -> None:
+def score(model, images, fill, seed, settings, counts: dict, masks: dict) -> None:
     """Add the two rows, for each setting, as ``consistency_counts`` builds them."""
-    reference = model(images).argmax(1)
-    blank = scoring_masks(images, seed)[0]
-    masked = apply_masks(images, blank, 0.0)
     for setting in settings:
-        paper_style = filled_image(masked, fill, blank, **setting.kwargs())
-        counts[setting].add("paper-style", reference, model(paper_style).argmax(1))
-        counts[setting].add("strict", reference, model(prototype(fill, **setting.kwargs())).argmax(1))
+        rebuilt = rebuild_rows(model, images, transform=setting, fill=fill, seed=seed, rows=ROWS, **masks)
+        counts[setting] = ConsistencyCounts.combine(
+            [counts[setting], score_rows(model, rebuilt, counts[setting].n_classes)]
+        )
 
 
 def main() -> None:
@@ -98,9 +91,16 @@ def main() -> None:
         "--scoring-masks", type=int, default=0, help="also score paper-style under N masks per image (diagnosis)"
     )
     args = parser.parse_args()
-    weights = shipped_weights(args.dataset, args.arch, args.weights)
-    model = MODELS[args.dataset, args.arch][0](weights=weights)
-    shards = _shards_folder(Path(args.run), args.dataset, args.arch, weights)
+    config = RunConfig.create(
+        args.dataset,
+        arch=args.arch,
+        weights=args.weights,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        candidates=CANDIDATE_SETTINGS,
+    )
+    model = shipped_model(args.dataset, args.arch).build(config.weights)
+    shards, masks = config.shards_folder(Path(args.run)), config.masks
     settings = [s for s in CANDIDATE_SETTINGS if s.normalization == "max_abs"]
     n_classes = 10
 
@@ -109,7 +109,7 @@ def main() -> None:
     if validation_file is None:
         raise SystemExit(f"{shards} holds no validation fills: is --run the run's --out, with its --weights?")
     n_validation, _, validation_seed = map(int, re.findall(r"\d+", validation_file.stem))
-    validation = _class_balanced(split_training_set(args.dataset, train_labels).validation, train_labels, n_validation)
+    validation = class_balanced(split_training_set(args.dataset, train_labels).validation, train_labels, n_validation)
     test_images, _ = load_tensors(args.dataset, args.data_dir, train=False)
     keep = torch.ones(len(test_images), dtype=torch.bool)
     if args.dataset == "fashion-mnist":  # as reproduce: the bundled samples are left out
@@ -122,11 +122,11 @@ def main() -> None:
 
     # every cached fill is read once: (images, fill, mask seed) per shard
     validation_images = train_images[validation]
-    validation_fill = torch.load(validation_file, weights_only=True)["fill"]
+    validation_fill = load_tensors_file(validation_file)["fill"]
     test = []
     for path in test_shards:
         start, end, _, base_seed = map(int, re.findall(r"\d+", path.stem))
-        test.append((test_images[start:end], torch.load(path, weights_only=True)["fill"], base_seed + start))
+        test.append((test_images[start:end], load_tensors_file(path)["fill"], base_seed + start))
 
     print(f"{len(test)} test shards, {n_validation} validation images, {args.dataset} {args.arch}")
     print("| sigma | row | T (chosen on validation) | validation macro F1 | test accuracy | test macro F1 |")
@@ -134,12 +134,14 @@ def main() -> None:
     with torch.no_grad():
         for sigma in SIGMAS:
             on_validation = {s: ConsistencyCounts(n_classes) for s in settings}
-            score(model, validation_images, blur(validation_fill, sigma), validation_seed, settings, on_validation)
+            score(
+                model, validation_images, blur(validation_fill, sigma), validation_seed, settings, on_validation, masks
+            )
             f1 = {row: {s: on_validation[s].scores()[row]["macro_f1"] for s in settings} for row in ROWS}
             chosen = best_settings(f1, settings)
             on_test = {s: ConsistencyCounts(n_classes) for s in set(chosen.values())}
             for images, fill, seed in test:
-                score(model, images, blur(fill, sigma), seed, list(on_test), on_test)
+                score(model, images, blur(fill, sigma), seed, list(on_test), on_test, masks)
             if sigma == 0:
                 chosen_unblurred = chosen
             for row, setting in chosen.items():
@@ -152,7 +154,7 @@ def main() -> None:
         if args.every_setting:
             on_test = {s: ConsistencyCounts(n_classes) for s in CANDIDATE_SETTINGS}
             for images, fill, seed in test:
-                score(model, images, fill, seed, CANDIDATE_SETTINGS, on_test)
+                score(model, images, fill, seed, CANDIDATE_SETTINGS, on_test, masks)
             print("\nEvery candidate on the test images (diagnosis only: nothing is chosen from it)")
             print("| T | paper-style accuracy | paper-style correct | strict accuracy |")
             print("|---|---|---|---|")
@@ -172,8 +174,8 @@ def main() -> None:
             correct = torch.zeros(args.scoring_masks, dtype=torch.long)
             for images, fill, seed in test:  # each shard's labels and masks once, for every draw
                 reference = model(images).argmax(1)
-                for draw, blank in enumerate(scoring_masks(images, seed, args.scoring_masks)):
-                    rebuilt = filled_image(apply_masks(images, blank, 0.0), fill, blank, **setting.kwargs())
+                for draw, blank in enumerate(scoring_masks(images, seed, masks, args.scoring_masks)):
+                    rebuilt = filled_image(apply_masks(images, blank, 0.0), fill, blank, transform=setting)
                     correct[draw] += int((model(rebuilt).argmax(1) == reference).sum())
             total = sum(len(images) for images, _, _ in test)
             accuracies = []

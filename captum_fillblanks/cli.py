@@ -16,15 +16,22 @@ import torch
 
 from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
-from .paper.models import DEFAULT_ARCH, MODELS, shipped_weights
+from .paper.models import DEFAULT_ARCH, list_shipped_models, shipped_model, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
 from .paper.training import evaluate_accuracy, train_model
 
 __all__ = ["main", "build_parser"]
 
-# one table of the shipped models, shared with the reproduction
-_SHIPPED_WEIGHTS = {key: weights for key, (_, weights, _) in MODELS.items()}
-_BUILDERS = {arch: builder for (_, arch), (builder, _, _) in MODELS.items()}
+# the shipped models' registry, shared with the reproduction
+_ARCHS = sorted({arch for _, arch in list_shipped_models()})
+
+
+def _draw_off_screen() -> None:
+    """The command line draws into files only: matplotlib's Agg backend (library code
+    never switches the caller's backend; this is the command's own process)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +87,7 @@ def _add_demo(subcommands: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .paper.demo import run_demo
 
+    _draw_off_screen()
     if args.n_samples < 1:
         raise SystemExit("captum-fillblanks demo: --n-samples must be >= 1")
     start = time.perf_counter()
@@ -106,7 +114,7 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
     parser.add_argument(
         "--arch",
-        choices=sorted(_BUILDERS),
+        choices=_ARCHS,
         help="shipped model; default: simple-cnn for mnist, resnet5 for fashion-mnist "
         "(resnet5 on mnist is the paper's Table 1 model)",
     )
@@ -131,7 +139,7 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
         choices=NORMALIZATIONS,
         default=None,
         help="try only this normalization of T on validation (default: both; the report then "
-        "also scores the best min_max settings, SPEC's earlier reading)",
+        "also scores Table 1 with the best min_max settings alone)",
     )
     parser.add_argument(
         "--figure-samples", type=int, default=2000, help="kept masks per image in Figs. 4-6 (default: 2000)"
@@ -147,11 +155,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from .paper.reproduce import reproduce
 
+    _draw_off_screen()
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
     arch = args.arch or DEFAULT_ARCH[args.dataset]
-    if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
+    if (args.dataset, arch) not in list_shipped_models():
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
     try:
         shipped_weights(args.dataset, arch, args.weights)
@@ -190,7 +199,7 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument(
         "--arch",
-        choices=sorted(_BUILDERS),
+        choices=_ARCHS,
         help="model; default: simple-cnn for mnist, resnet5 for fashion-mnist",
     )
     parser.add_argument(
@@ -212,8 +221,8 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     arch = args.arch or DEFAULT_ARCH[args.dataset]
-    if (args.dataset, arch) not in _SHIPPED_WEIGHTS:
-        shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in _SHIPPED_WEIGHTS)
+    if (args.dataset, arch) not in list_shipped_models():
+        shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in list_shipped_models())
         raise SystemExit(
             f"captum-fillblanks train: no shipped weights for {arch} on {args.dataset}; "
             f"it rebuilds {shipped}. Use captum_fillblanks.paper.training.train_model for others."
@@ -237,7 +246,7 @@ def _train(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     torch.manual_seed(seed)
-    model = _BUILDERS[arch](**weights.builder_kwargs)
+    model = shipped_model(args.dataset, arch).builder(**weights.builder_kwargs)
     train_model(
         model,
         (images[train_indices], labels[train_indices]),

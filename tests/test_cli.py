@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Brightness
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
@@ -13,7 +12,7 @@ from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_tensors
 from captum_fillblanks.paper.demo import format_table
 from captum_fillblanks.paper.models import SimpleCNN_Weights, simple_cnn
-from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, _FillCache, _FillJob, _kept_summary, reproduce
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, reproduce
 
 
 def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
@@ -241,28 +240,6 @@ def test_reproduce_saves_and_reports_how_many_masks_each_image_kept(tmp_path):
     assert results["n_kept"][0] is None and results["validation_n_kept"] is None
 
 
-def test_fill_files_save_the_draws_an_image_kept_when_it_keeps_fewer(tmp_path):
-    """Brightness calls an image class 1 when more than a quarter of it is ink. Blanking a
-    quarter of the patches of a half-inked image at 0.62 leaves more than a quarter only
-    when few of the blanks fall on the ink, so most draws of that image are not kept."""
-    images = torch.zeros(2, 1, 28, 28)
-    images[0] = 1.0  # every masked copy stays class 1
-    images[1, :, :14] = 0.62
-    model = Brightness().eval()
-    cache = _FillCache(tmp_path, model, model, 4, {"run": "test"})
-    with pytest.warns(UserWarning, match="were kept"):
-        cache.compute(_FillJob("shard.pt", images, 20, 0))
-    saved = cache.load("shard.pt")
-    method = MaskFill(model)
-    with pytest.warns(UserWarning, match="were kept"):
-        method.attribute(images, n_samples=20, max_draws=200, seed=0, mask_ratio=0.25, patch_size=2)
-    assert torch.equal(saved["n_kept"], method.counts.n_kept)
-    assert saved["n_kept"][0] == 20 and 0 < saved["n_kept"][1] < 20
-    assert _kept_summary([saved["n_kept"]], 20) == (
-        f"1 of the 2 images kept fewer than 20 within 200 draws, fewest {int(saved['n_kept'][1])}"
-    )
-
-
 @pytest.mark.parametrize(("name", "value"), [("n_images", 0), ("n_samples", -1), ("shard_size", 2.5)])
 def test_reproduce_refuses_a_size_below_one_by_name(tmp_path, name, value):
     with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got {value!r}"):
@@ -270,13 +247,27 @@ def test_reproduce_refuses_a_size_below_one_by_name(tmp_path, name, value):
     assert not (tmp_path / "out").exists()
 
 
-def test_kept_summary_names_the_images_that_kept_fewer_masks():
-    assert _kept_summary([torch.tensor([4, 4]), torch.tensor([4, 4, 4])], 4) == "all 5 images kept 4"
-    assert _kept_summary([torch.tensor([4, 1, 4]), torch.tensor([3, 4])], 4) == (
-        "2 of the 5 images kept fewer than 4 within 40 draws, fewest 1"
-    )
-    assert _kept_summary([None, torch.tensor([2000, 1999])], 2000) == (
-        "1 of the 2 images whose counts were saved kept fewer than 2,000 within 20,000 draws, fewest 1,999; "
-        "1 of 2 fill files are an earlier version's, which did not save them"
-    )
-    assert _kept_summary([None, None], 4) == "counts not saved: these fills are an earlier version's"
+@pytest.fixture
+def svg_backend():
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    yield
+    matplotlib.use(before)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_and_the_demo_leave_the_callers_random_state_and_backend(tmp_path, svg_backend):
+    import matplotlib
+
+    from captum_fillblanks.paper.demo import run_demo
+
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    run_demo(tmp_path / "demo", n_samples=2, images_per_class=1, show_progress=False, echo=lambda text: None)
+    assert torch.equal(torch.get_rng_state(), state) and matplotlib.get_backend() == "svg"
+    sizes = dict(n_images=2, n_samples=2, n_validation=10, figure_samples=2)
+    reproduce("mnist", SHARED_MNIST, tmp_path / "run", candidates=CANDIDATE_SETTINGS[:2], show_progress=False, **sizes)
+    assert torch.equal(torch.get_rng_state(), state) and matplotlib.get_backend() == "svg"
+    assert (tmp_path / "run" / "fig2_class_prototypes.png").read_bytes()[:4] == b"\x89PNG"

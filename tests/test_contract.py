@@ -191,3 +191,29 @@ def test_inputs_on_the_meta_device_get_a_clear_error(name):
     method, kwargs = METHODS[name]
     with pytest.raises(ValueError, match=r"inputs\[0\] is on the meta device"):
         method(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6, device="meta"), **kwargs)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_a_call_that_raises_leaves_no_earlier_calls_results(name, images):
+    method_class, kwargs = METHODS[name]
+    method = method_class(TinyCNN().eval())
+    result = "steps" if name == "ProgressiveMaskFill" else "counts"
+    for bad, error in ((dict(step_size=float("nan")), "step_size"), (dict(loss="mse"), "loss")):
+        method.attribute(images, **kwargs)
+        assert getattr(method, result) is not None
+        with pytest.raises(ValueError, match=error):
+            method.attribute(images, **kwargs, **bad)
+        assert getattr(method, result) is None  # not the good call's, for the next reader
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_warnings_about_the_call_point_at_the_callers_line(name, images):
+    method_class, kwargs = METHODS[name]
+    one_draw = {} if name == "ProgressiveMaskFill" else dict(n_samples=1, selection="all")
+    wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 224 * 224, 2)).eval()
+    with pytest.warns(UserWarning, match="patch_size=2 on 224 x 224 inputs") as record:
+        method_class(wide).attribute(torch.rand(1, 3, 224, 224), target=0, **{**kwargs, **one_draw})
+    assert {w.filename for w in record if "patch_size=2" in str(w.message)} == {__file__}
+    with pytest.warns(UserWarning, match="the model is in training mode") as record:
+        method_class(TinyCNN().train()).attribute(images, **kwargs)
+    assert {w.filename for w in record if "training mode" in str(w.message)} == {__file__}

@@ -55,7 +55,7 @@ def _assert_same_results(a: Path, b: Path) -> None:
     assert set(one["chosen"]) == set(ROWS)
     for row in ROWS:  # integer confusion matrices: identical
         assert torch.equal(one["chosen"][row], two["chosen"][row]), row
-        assert torch.equal(one["earlier"][row], two["earlier"][row]), row
+        assert torch.equal(one["min_max_only"][row], two["min_max_only"][row]), row
     assert torch.equal(one["class_counts"], two["class_counts"])
     assert (one["class_means"] - two["class_means"]).abs().max() <= 1e-6
     assert _table_1((a / "report.md").read_text()) == _table_1((b / "report.md").read_text())
@@ -138,7 +138,7 @@ _DISAGREEING_RANKS = """
 import os, sys
 from pathlib import Path
 from captum_fillblanks.paper.distributed import launch, finish
-from captum_fillblanks.paper.reproduce import _same_run_everywhere
+from captum_fillblanks.paper.reproduce import same_run_everywhere
 
 ranks, _ = launch("cpu")
 root = Path(sys.argv[1])
@@ -147,7 +147,7 @@ out = root / ("out" if case == "arguments" or ranks.is_main else f"elsewhere{ran
 out.mkdir(exist_ok=True)
 arguments = {"n_samples": 100 if case == "arguments" and ranks.rank == 1 else 10, "seed": 0}
 try:
-    _same_run_everywhere(out, arguments, ranks)
+    same_run_everywhere(out, arguments, ranks)
     message = "no error"
 except ValueError as error:
     message = str(error)

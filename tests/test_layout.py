@@ -38,3 +38,24 @@ def test_the_quantus_adapter_needs_neither_quantus_nor_the_experiment_kit():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_tests_and_benchmarks_import_no_private_name_of_the_package():
+    """What a test or a benchmark needs is public: no ``from captum_fillblanks... import
+    _name``. (Tests of Captum's private helpers go through ``attr._captum_compat``,
+    whose names are public.)"""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted([*(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("captum_fillblanks"):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert found == []
+
+
+def test_the_reproduction_package_has_no_module_over_300_lines():
+    package = Path(captum_fillblanks.__file__).parent / "paper" / "reproduce"
+    lengths = {p.name: len(p.read_text().splitlines()) for p in package.glob("*.py")}
+    assert len(lengths) >= 8 and max(lengths.values()) <= 300, lengths

@@ -150,3 +150,30 @@ def test_shipped_weights_picks_the_default_or_a_named_member_of_the_data_set():
         shipped_weights("mnist", "resnet5", "FASHION_MNIST")
     with pytest.raises(ValueError, match="no shipped model for arch='simple-cnn' on dataset='fashion-mnist'"):
         shipped_weights("fashion-mnist", "simple-cnn")
+
+
+def test_the_registry_names_each_models_builder_weights_and_name():
+    from captum_fillblanks.paper.models import MODELS, ShippedModel, list_shipped_models, resnet5, shipped_model
+
+    assert list_shipped_models() == [("mnist", "simple-cnn"), ("mnist", "resnet5"), ("fashion-mnist", "resnet5")]
+    assert list_shipped_models("fashion-mnist") == [("fashion-mnist", "resnet5")]
+    entry = shipped_model("mnist", "resnet5")
+    assert isinstance(entry, ShippedModel) and entry is MODELS["mnist", "resnet5"]
+    assert (entry.builder, entry.weights, entry.name) == (resnet5, ResNet5_Weights.MNIST_5K, "ResNet5")
+    assert shipped_model("mnist").arch == "simple-cnn" and shipped_model("fashion-mnist").arch == "resnet5"
+    flatten = entry.build(ResNet5_Weights.MNIST_5K_FLATTEN)
+    assert not flatten.training and flatten.fc.in_features == 64 * 7 * 7
+    with pytest.raises(TypeError):
+        MODELS["mnist", "other"] = entry  # read-only
+    with pytest.raises(ValueError, match="no shipped model for arch='simple-cnn' on dataset='fashion-mnist'"):
+        shipped_model("fashion-mnist", "simple-cnn")
+
+
+def test_reading_a_registry_entry_as_a_tuple_still_works_with_a_deprecation_warning():
+    from captum_fillblanks.paper.models import MODELS, resnet5
+
+    with pytest.warns(DeprecationWarning, match="read .builder, .weights and .name"):
+        builder, weights, name = MODELS["fashion-mnist", "resnet5"]
+    assert (builder, weights, name) == (resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5")
+    with pytest.warns(DeprecationWarning):
+        assert MODELS["mnist", "resnet5"][1] is ResNet5_Weights.MNIST_5K

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_max_close
 
-from captum_fillblanks import MaskFill, ProgressiveMaskFill, fill_transform, to_input_range
+from captum_fillblanks import MaskFill, ProgressiveMaskFill, TransformSetting, fill_transform, to_input_range
 
 
 @pytest.fixture
@@ -100,3 +100,24 @@ def test_a_non_finite_input_is_counted_and_drawn_as_background_not_smeared(tiny_
     assert method.steps.n_nonfinite[2] > 0 and method.steps.n_nonfinite[:2].tolist() == [0, 0]
     assert torch.isfinite(rebuilt[:2]).all()
     assert torch.equal(rebuilt[:2], clean)
+
+
+@pytest.mark.parametrize(
+    ("setting", "loose"),
+    [
+        (TransformSetting(), {}),
+        (TransformSetting("min_max", 0.3), {"normalization": "min_max", "threshold": 0.3}),
+        (TransformSetting(binarized=False), {"binarized": False}),
+    ],
+)
+def test_transform_gives_exactly_what_the_loose_keywords_give(tiny_cnn, images, setting, loose):
+    method = ProgressiveMaskFill(tiny_cnn)
+    given = method.attribute(images, n_steps=3, seed=1, transform=setting)
+    given_images = method.steps.images
+    assert torch.equal(given, method.attribute(images, n_steps=3, seed=1, **loose))
+    assert torch.equal(given_images, method.steps.images)
+
+
+def test_transform_and_loose_keywords_at_once_are_refused(tiny_cnn, images):
+    with pytest.raises(TypeError, match="give transform= or threshold/binarized/normalization, not both"):
+        ProgressiveMaskFill(tiny_cnn).attribute(images, transform=TransformSetting(), threshold=0.3)

@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_samples
 from captum_fillblanks.paper.models import resnet5, simple_cnn
-from captum_fillblanks.paper.training import _random_blanks, _random_shift, evaluate_accuracy, train_model
+from captum_fillblanks.paper.training import random_blanks, random_shift, evaluate_accuracy, train_model
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_masks_change_training_and_no_masks_change_nothing(tiny_set):
 @pytest.mark.parametrize("probability", [0.0, 0.3, 1.0])
 def test_random_blanks_mask_a_quarter_of_the_patches_in_that_fraction_of_images(probability):
     images = torch.rand(2000, 1, 28, 28) + 1  # no pixel is 0 before masking
-    blanked = _random_blanks(images, probability, torch.Generator().manual_seed(0))
+    blanked = random_blanks(images, probability, torch.Generator().manual_seed(0))
     zeros = (blanked == 0).sum((1, 2, 3))
     masked = zeros > 0
     # a masked image: 49 of the 196 patches of 2 x 2 set to 0, the rest untouched
@@ -108,7 +108,7 @@ def test_train_model_rejects_unpaired_data():
 def test_random_shift_moves_each_image_by_at_most_max_shift():
     images = torch.zeros(500, 1, 28, 28)
     images[:, :, 13, 13] = 1  # one lit pixel, far from the border
-    shifted = _random_shift(images, 2, torch.Generator().manual_seed(0))
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(0))
     assert shifted.shape == images.shape
     assert torch.equal(shifted.sum((1, 2, 3)), torch.ones(500))
     rows, cols = shifted[:, 0].nonzero()[:, 1], shifted[:, 0].nonzero()[:, 2]

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -10,9 +11,19 @@ from captum_fillblanks.attr.transforms import (
     filled_image,
     normalize_over_blanks,
     prototype,
+    resolve_transform,
     signed_update,
     to_input_range,
 )
+
+#: Settings of T and the loose keywords that mean each: defaults, one field, all three.
+SETTINGS = [
+    (TransformSetting(), {}),
+    (TransformSetting(threshold=0.5), {"threshold": 0.5}),
+    (TransformSetting(binarized=False), {"binarized": False}),
+    (TransformSetting("min_max", 0.3), {"normalization": "min_max", "threshold": 0.3}),
+    (TransformSetting("min_max", 0.7, False), {"normalization": "min_max", "threshold": 0.7, "binarized": False}),
+]
 
 
 def test_min_max_uses_only_blank_positions_per_example():
@@ -159,3 +170,67 @@ def test_input_range_that_does_not_fit_the_channels_is_a_clear_error():
         filled_image(
             values, torch.rand(2, 3, 4, 4), torch.ones(2, 3, 4, 4, dtype=torch.bool), input_range=(torch.zeros(2), 1.0)
         )
+
+
+def test_resolve_transform_returns_the_setting_or_builds_one_from_the_loose_keywords():
+    setting = TransformSetting("min_max", 0.3, False)
+    assert resolve_transform(setting) is setting
+    assert resolve_transform() == TransformSetting()
+    for expected, loose in SETTINGS:
+        assert resolve_transform(**loose) == expected
+    assert resolve_transform(binarized=True, threshold=0.0) == TransformSetting(threshold=0.0)
+
+
+def test_resolve_transform_refuses_a_setting_with_loose_keywords_and_names_them():
+    setting = TransformSetting()
+    both = r"give transform= or threshold/binarized/normalization, not both"
+    with pytest.raises(TypeError, match=both + r".*threshold=0.5"):
+        resolve_transform(setting, threshold=0.5)
+    with pytest.raises(TypeError, match=r"not both.*binarized=True, normalization='max_abs'"):
+        resolve_transform(setting, binarized=True, normalization="max_abs")  # even the values it holds
+    with pytest.raises(TypeError, match="transform must be a TransformSetting, got dict"):
+        resolve_transform({"threshold": 0.5})
+    with pytest.raises(TypeError, match="transform must be a TransformSetting, got str"):
+        fill_transform(torch.ones(1, 2), transform="max_abs")
+    with pytest.raises(ValueError, match="threshold"):
+        resolve_transform(threshold=1.5)
+
+
+@pytest.mark.parametrize(("setting", "loose"), SETTINGS)
+def test_transform_gives_exactly_what_the_loose_keywords_give(setting, loose):
+    generator = torch.Generator().manual_seed(4)
+    update = torch.randn(3, 1, 5, 5, generator=generator)
+    blank = torch.rand(3, 1, 5, 5, generator=generator) < 0.4
+    masked = torch.where(blank, torch.zeros(()), torch.rand(3, 1, 5, 5, generator=generator))
+    assert torch.equal(fill_transform(update, blank, transform=setting), fill_transform(update, blank, **loose))
+    assert torch.equal(setting(update, blank), fill_transform(update, blank, **loose))
+    assert torch.equal(
+        filled_image(masked, update, blank, input_range=(-1.0, 2.0), transform=setting),
+        filled_image(masked, update, blank, input_range=(-1.0, 2.0), **loose),
+    )
+    assert torch.equal(
+        prototype(update, input_range=(-1.0, 2.0), transform=setting),
+        prototype(update, input_range=(-1.0, 2.0), **loose),
+    )
+
+
+def test_transform_and_loose_keywords_at_once_are_refused_everywhere():
+    update, blank = torch.randn(1, 4), torch.ones(1, 4, dtype=torch.bool)
+    setting = TransformSetting()
+    with pytest.raises(TypeError, match="not both"):
+        fill_transform(update, blank, transform=setting, threshold=0.2)
+    with pytest.raises(TypeError, match="not both"):
+        filled_image(update, update, blank, transform=setting, binarized=False)
+    with pytest.raises(TypeError, match="not both"):
+        prototype(update, transform=setting, normalization="min_max")
+
+
+def test_kwargs_is_deprecated_in_favour_of_passing_the_setting():
+    setting = TransformSetting("min_max", 0.3)
+    with pytest.warns(DeprecationWarning, match="pass the setting itself as transform=setting") as record:
+        assert setting.kwargs() == {"normalization": "min_max", "threshold": 0.3, "binarized": True}
+    assert record[0].filename == __file__  # it points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # applying the setting does not go through kwargs()
+        setting(torch.randn(1, 4))
+        prototype(torch.randn(1, 4), transform=setting)

@@ -13,10 +13,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from captum_fillblanks.attr.mask_fill import MaskFill  # noqa: E402
 from captum_fillblanks.attr.masks import random_partition_masks  # noqa: E402
-from captum_fillblanks.attr.transforms import fill_transform, prototype  # noqa: E402
+from captum_fillblanks.attr.transforms import TransformSetting, fill_transform, prototype  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     CAPTUM_SIGNED_CMAP,
-    _to_unit,  # noqa: E402
+    SIGNED_OVERLAY_CMAP,
+    to_unit_range,  # noqa: E402
     signed_overlay_cmap,
     visualize_comparison,
     visualize_expected_fill,
@@ -496,8 +497,58 @@ def test_per_channel_input_range_draws_the_same_in_every_form():
     normalized = (pixels - mean.reshape(1, 3, 1, 1)) / std.reshape(1, 3, 1, 1)
     flat = ((0 - mean) / std, (1 - mean) / std)
     shaped = tuple(end.reshape(1, 3, 1, 1) for end in flat)
-    torch.testing.assert_close(_to_unit(normalized, flat), pixels)
-    torch.testing.assert_close(_to_unit(normalized, shaped), pixels)
-    torch.testing.assert_close(_to_unit(normalized[0], shaped), pixels[0])
+    torch.testing.assert_close(to_unit_range(normalized, flat), pixels)
+    torch.testing.assert_close(to_unit_range(normalized, shaped), pixels)
+    torch.testing.assert_close(to_unit_range(normalized[0], shaped), pixels[0])
     with pytest.raises(ValueError, match="has 2 values, one per channel, but the images have 3"):
-        _to_unit(normalized, (torch.zeros(2), torch.ones(2)))
+        to_unit_range(normalized, (torch.zeros(2), torch.ones(2)))
+
+
+def drawn_panels(axes):
+    """The arrays of every image drawn on ``axes``, panel by panel."""
+    return [np.asarray(image.get_array()) for ax in axes.flat for image in ax.get_images()]
+
+
+def assert_same_panels(ours, theirs):
+    ours, theirs = drawn_panels(ours), drawn_panels(theirs)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("setting", "loose"),
+    [
+        (TransformSetting(), {}),
+        (TransformSetting("min_max", 0.3), {"normalization": "min_max", "threshold": 0.3}),
+        (TransformSetting(binarized=False), {"binarized": False}),
+    ],
+)
+def test_transform_draws_exactly_what_the_loose_keywords_draw(softmax_regression, setting, loose):
+    generator = torch.Generator().manual_seed(8)
+    images = torch.rand(2, 1, SIZE, SIZE, generator=generator)
+    update = torch.randn(2, 1, SIZE, SIZE, generator=generator)
+    mask = corner_mask()
+    _, given = visualize_fill(images, mask, update, transform=setting)
+    _, by_keywords = visualize_fill(images, mask, update, **loose)
+    assert_same_panels(given, by_keywords)
+    _, given = visualize_expected_fill(images, update, mask=mask, transform=setting)
+    _, by_keywords = visualize_expected_fill(images, update, mask=mask, **loose)
+    assert_same_panels(given, by_keywords)
+    _, given = visualize_mask_fill(softmax_regression, images, mask, target=2, transform=setting)
+    _, by_keywords = visualize_mask_fill(softmax_regression, images, mask, target=2, **loose)
+    assert_same_panels(given, by_keywords)
+
+
+def test_transform_and_loose_keywords_at_once_are_refused():
+    images, update = torch.rand(1, 1, SIZE, SIZE), torch.randn(1, 1, SIZE, SIZE)
+    with pytest.raises(TypeError, match="give transform= or threshold/binarized/normalization, not both"):
+        visualize_fill(images, corner_mask(), update, transform=TransformSetting(), threshold=0.5)
+    with pytest.raises(TypeError, match="not both"):
+        visualize_expected_fill(images, update, transform=TransformSetting(), binarized=False)
+
+
+def test_signed_overlay_cmap_has_the_name_asked_for():
+    assert signed_overlay_cmap().name == "signed_overlay"
+    assert signed_overlay_cmap("green", "red", name="captum_colours").name == "captum_colours"
+    assert SIGNED_OVERLAY_CMAP.name == "fillblanks_blue_clear_red"

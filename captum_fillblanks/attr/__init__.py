@@ -32,6 +32,7 @@ from .transforms import (
     filled_image,
     normalize_over_blanks,
     prototype,
+    resolve_transform,
     signed_update,
     to_input_range,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "filled_image",
     "normalize_over_blanks",
     "prototype",
+    "resolve_transform",
     "signed_update",
     "to_input_range",
 ]

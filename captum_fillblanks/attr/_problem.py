@@ -7,10 +7,10 @@ only handles tuples of masked copies and their updates.
 
 from __future__ import annotations
 
-import math
+import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +24,7 @@ from ._captum_compat import (
     run_forward,
     select_targets,
 )
-from ._checks import broadcasts_to
-from .masks import apply_masks, patch_grid
+from .masks import apply_masks
 
 LossFn = Callable[[Tensor, Any], Tensor]
 LOSSES = ("cross_entropy", "target")
@@ -90,80 +89,6 @@ def format_baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor
             raise ValueError(f"baselines[{i}] must be finite (what a blank holds), got NaN or inf")
         formatted.append(baseline)
     return tuple(formatted)
-
-
-def default_unit_maps(
-    inputs: tuple[Tensor, ...], patch_size: int
-) -> tuple[tuple[Tensor, ...], tuple[int, ...], tuple[int, ...]]:
-    """Units of each input when no ``feature_mask`` is given (SPEC, "Other shapes").
-
-    4-D inputs ``(batch, C, H, W)`` get ``patch_size`` patches shared over channels; any
-    other rank gets one unit per element. Each input is its own group.
-
-    Returns ``(unit_maps, group_of_input, units_per_group)``; each unit map broadcasts to
-    its input and holds unit indices.
-    """
-    maps = []
-    for tensor in inputs:
-        if tensor.dim() == 4:
-            _warn_fine_patches(tensor.shape[2], tensor.shape[3], patch_size)
-            grid = patch_grid(tensor.shape[2], tensor.shape[3], patch_size, device=tensor.device)
-            maps.append(grid[None, None])
-        else:
-            numel = tensor[0].numel()
-            maps.append(torch.arange(numel, device=tensor.device).reshape(1, *tensor.shape[1:]))
-    return tuple(maps), tuple(range(len(inputs))), tuple(int(m.max()) + 1 for m in maps)
-
-
-#: Patches along the shorter side above which a call warns: the paper's 2 x 2 patches
-#: on 28 x 28 images are 14 per side, its finest (Fig. 4, 1 x 1) 28.
-FINE_PATCHES_PER_SIDE = 56
-
-
-def _warn_fine_patches(height: int, width: int, patch_size: int) -> None:
-    per_side = min(height, width) / patch_size
-    if per_side > FINE_PATCHES_PER_SIDE:
-        suggested = max(1, round(min(height, width) / 14))
-        warnings.warn(
-            f"patch_size={patch_size} on {height} x {width} inputs makes {math.ceil(height / patch_size)} x "
-            f"{math.ceil(width / patch_size)} patches per mask, each far smaller than any feature the model sees "
-            f"(the paper's 2 x 2 on 28 x 28 is 1/14 of the side). For this size try patch_size={suggested} "
-            "(1/14 of the side).",
-            stacklevel=4,
-        )
-
-
-def feature_unit_maps(
-    feature_mask: Any, inputs: tuple[Tensor, ...]
-) -> tuple[tuple[Tensor, ...], tuple[int, ...], tuple[int, ...]]:
-    """Units from a Captum ``feature_mask``: each distinct id is one unit, shared across
-    the tensors of a tuple (as in ``FeatureAblation``)."""
-    masks = format_tensor_into_tuples(feature_mask)
-    if not isinstance(masks, tuple) or len(masks) != len(inputs):
-        raise ValueError(
-            f"feature_mask must give one tensor per input tensor ({len(inputs)}), "
-            f"got {len(masks) if isinstance(masks, tuple) else type(feature_mask).__name__}"
-        )
-    shaped = []
-    for i, (mask, tensor) in enumerate(zip(masks, inputs)):
-        if not isinstance(mask, Tensor) or mask.is_floating_point() or mask.dtype == torch.bool:
-            raise TypeError(f"feature_mask[{i}] must be an integer Tensor of group ids")
-        if mask.dim() > tensor.dim():
-            raise ValueError(f"feature_mask[{i}] has more dimensions than inputs[{i}]")
-        mask = mask.reshape((1,) * (tensor.dim() - mask.dim()) + tuple(mask.shape))
-        if not broadcasts_to(mask.shape, tensor.shape):
-            raise ValueError(
-                f"feature_mask[{i}] of shape {tuple(mask.shape)} does not broadcast to "
-                f"inputs[{i}] of shape {tuple(tensor.shape)}"
-            )
-        shaped.append(mask.to(tensor.device))
-    ids = torch.cat([m.reshape(-1) for m in shaped])
-    _, inverse = torch.unique(ids, return_inverse=True)
-    maps, start = [], 0
-    for mask in shaped:
-        maps.append(inverse[start : start + mask.numel()].reshape(mask.shape))
-        start += mask.numel()
-    return tuple(maps), (0,) * len(inputs), (int(inverse.max()) + 1,)
 
 
 class FillProblem:
@@ -386,26 +311,25 @@ def warn_if_training(forward_func: Callable) -> None:
             "the model is in training mode: batch norm couples the masked copies of a "
             "batch and dropout randomizes them; call model.eval() first",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
 
 
-class Units(NamedTuple):
-    """The units a mask blanks, for one call: per input a unit map (unit index of each
-    element, broadcastable to the input), the group of units it draws from, and the
-    number of units in each group."""
-
-    maps: tuple[Tensor, ...]
-    groups: tuple[int, ...]
-    n_units: tuple[int, ...]
+#: Modules whose frames :func:`caller_stacklevel` steps over: the fill methods and
+#: Captum's ``log_usage`` wrapper around ``attribute``.
+_INTERNAL_MODULES = ("captum_fillblanks.attr", "captum.log")
 
 
-def unit_maps(inputs: tuple[Tensor, ...], feature_mask: Any, patch_size: int) -> Units:
-    """The units of one call: the groups of ``feature_mask`` when given, else patches of
-    4-D inputs and single elements of other inputs (SPEC, "Other shapes")."""
-    if feature_mask is None:
-        return Units(*default_unit_maps(inputs, patch_size))
-    return Units(*feature_unit_maps(feature_mask, inputs))
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the function calling this
+    point at the caller's own call into the package: the first frame outside the fill
+    methods. Counted rather than fixed, because the same check runs at different depths
+    (``MaskFill`` and ``ProgressiveMaskFill`` reach it through different layers)."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL_MODULES):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def slice_examples(value: Any, rows: slice, batch_size: int, *, is_target: bool = False) -> Any:

@@ -31,7 +31,7 @@ from torch import Tensor
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from ._checks import check_positive_int, check_step_size
 from ._problem import FillProblem, LossFn
-from .mask_fill import MaskFill
+from .mask_fill import MaskFill, _FillOptions
 from .masks import SeedLike
 
 __all__ = [
@@ -557,20 +557,12 @@ class BFGSMaskFill(MaskFill):
             >>> fill_cosine_similarity(first, second).shape
             torch.Size([2])
         """
+        self.counts = None  # a call that raises leaves no earlier call's counts behind
         check_positive_int("n_iter", n_iter)
         _check_memory(memory)
         _resolve_line_search(line_search)
         check_step_size(step_size)
-        estimate = self._attribute(
-            inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            internal_batch_size,
-            show_progress,
-            return_convergence_delta,
-            BFGSStep(n_iter, memory, line_search, step_size),
+        options = _FillOptions(
             n_samples=n_samples,
             mask_ratio=mask_ratio,
             patch_size=patch_size,
@@ -581,7 +573,12 @@ class BFGSMaskFill(MaskFill):
             seed=seed,
             select_first=select_first,
             amp_dtype=amp_dtype,
+            internal_batch_size=internal_batch_size,
+            show_progress=show_progress,
+            with_squares=return_convergence_delta,
         )
+        update = BFGSStep(n_iter, memory, line_search, step_size)
+        estimate = self._attribute(inputs, baselines, target, additional_forward_args, feature_mask, options, update)
         return self._finish(estimate, return_convergence_delta)
 
 

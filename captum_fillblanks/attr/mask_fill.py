@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
-from ._problem import FillProblem, LossFn, Units, unit_maps
+from ._problem import FillProblem, LossFn
+from ._units import Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
 __all__ = ["MaskFill", "FillCounts", "default_internal_batch_size"]
@@ -124,7 +125,8 @@ class MaskFill(GradientAttribution):
     ``internal_batch_size`` and on any device (up to float summation order).
 
     After each call, :attr:`counts` holds a :class:`FillCounts` (draws made, draws kept
-    per example, per-position coverage).
+    per example, per-position coverage); it is ``None`` from the start of a call until
+    the call succeeds.
 
     Args:
         forward_func (Callable): the model, or any function returning its outputs.
@@ -273,17 +275,9 @@ class MaskFill(GradientAttribution):
         additional_forward_args, feature_mask``, as in ``IntegratedGradients`` and
         ``FeatureAblation``), so a positional call copied from those means the same here.
         """
+        self.counts = None  # a call that raises leaves no earlier call's counts behind
         check_step_size(step_size)
-        estimate = self._attribute(
-            inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            internal_batch_size,
-            show_progress,
-            return_convergence_delta,
-            GradientStep(step_size),
+        options = _FillOptions(
             n_samples=n_samples,
             mask_ratio=mask_ratio,
             patch_size=patch_size,
@@ -294,6 +288,12 @@ class MaskFill(GradientAttribution):
             seed=seed,
             select_first=select_first,
             amp_dtype=amp_dtype,
+            internal_batch_size=internal_batch_size,
+            show_progress=show_progress,
+            with_squares=return_convergence_delta,
+        )
+        estimate = self._attribute(
+            inputs, baselines, target, additional_forward_args, feature_mask, options, GradientStep(step_size)
         )
         return self._finish(estimate, return_convergence_delta)
 
@@ -320,65 +320,22 @@ class MaskFill(GradientAttribution):
         target: TargetType,
         additional_forward_args: Any,
         feature_mask: Any,
-        internal_batch_size: int | None,
-        show_progress: bool,
-        with_squares: bool,
+        options: _FillOptions,
         update: UpdateRule,
-        *,
-        n_samples: int,
-        mask_ratio: float,
-        patch_size: int,
-        selection: str,
-        loss: str | LossFn,
-        max_draws: int | None,
-        masks: Any,
-        seed: SeedLike,
-        select_first: bool | None,
-        amp_dtype: torch.dtype | None,
     ) -> _Estimate:
-        """The estimator shared by the fill methods: draw masks, compute each kept
-        copy's update with ``update``, and add them up. Returns the sums, not the fill."""
+        """The estimator over the call's inputs: normalize them into a
+        :class:`FillProblem`, then :func:`_fill_sums`. Returns the sums, not the fill."""
         problem = FillProblem(
             self.forward_func,
             inputs,
             target,
             additional_forward_args,
             baselines,
-            loss,
-            selection,
-            amp_dtype,
+            options.loss,
+            options.selection,
+            options.amp_dtype,
         )
-        check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
-        if masks is not None:
-            source = _GivenMasks(format_user_masks(masks, problem.inputs))
-            n_samples = draw_budget = source.blanks[0].shape[0]
-        else:
-            check_positive_int("n_samples", n_samples)
-            check_positive_int("max_draws", max_draws, allow_none=True)
-            check_positive_int("patch_size", patch_size)
-            units = unit_maps(problem.inputs, feature_mask, patch_size)
-            n_blank = tuple(n_blank_units(n, mask_ratio) for n in units.n_units)
-            source = _RandomMasks(units, n_blank, seed=resolve_seed(seed))
-            if max_draws is not None and max_draws < n_samples:
-                raise ValueError(
-                    f"max_draws={max_draws} is below n_samples={n_samples}: at most max_draws masks are "
-                    "drawn, so fewer than n_samples could be kept; raise max_draws or lower n_samples"
-                )
-            draw_budget = n_samples if selection == "all" else (max_draws or 10 * n_samples)
-        chunk_copies = internal_batch_size or default_internal_batch_size(problem.inputs)
-        return _estimate(
-            problem,
-            source,
-            n_samples,
-            draw_budget,
-            chunk_copies,
-            update,
-            show_progress,
-            with_squares,
-            select_first,
-            given_masks=masks is not None,
-            desc=f"{type(self).__name__} draws",
-        )
+        return _fill_sums(problem, feature_mask, options, update, desc=f"{type(self).__name__} draws")
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
@@ -391,6 +348,31 @@ class MaskFill(GradientAttribution):
         if not return_convergence_delta:
             return fills
         return fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: it may hold the caller's mask tensors
+class _FillOptions:
+    """The estimator's options of one call, as :meth:`MaskFill.attribute` takes them (the
+    update rule's own options, such as ``step_size``, go to the :data:`UpdateRule`), with
+    no defaults of its own: each method's signature holds them.
+
+    Built once per call and passed down unchecked; each option is checked where it is
+    first used, so the errors come in the order they always have.
+    """
+
+    n_samples: int
+    mask_ratio: float
+    patch_size: int
+    selection: str
+    loss: str | LossFn
+    max_draws: int | None
+    masks: Any
+    seed: SeedLike
+    select_first: bool | None
+    amp_dtype: torch.dtype | None
+    internal_batch_size: int | None
+    show_progress: bool
+    with_squares: bool  # also sum the squared updates, for the convergence delta
 
 
 UpdateRule = Callable[[FillProblem, tuple[Tensor, ...], int, Tensor | None], tuple[tuple[Tensor, ...], Tensor]]
@@ -435,6 +417,63 @@ class _Estimate:
         return tuple((s / c.clamp(min=1)).to(d) for s, c, d in zip(self.sums, self.coverage, self.dtypes))
 
 
+@dataclass(frozen=True)
+class _DrawPlan:
+    """How :func:`_estimate` walks the mask sequence: the kept draws wanted per example,
+    the most masks to draw, the masked copies per pass and the selection mode
+    (``select_first``, ``None`` to decide on the first chunk)."""
+
+    n_samples: int
+    draw_budget: int
+    chunk_copies: int
+    select_first: bool | None
+    with_squares: bool
+    show_progress: bool
+    given_masks: bool
+    desc: str
+
+
+def _fill_sums(
+    problem: FillProblem, feature_mask: Any, options: _FillOptions, update: UpdateRule, desc: str
+) -> _Estimate:
+    """The estimator shared by the fill methods: draw the masks ``options`` ask for over
+    ``problem``'s inputs (units from ``feature_mask``, else patches), compute each masked
+    copy's update with ``update``, and add up the kept ones. Returns the sums, not the fill.
+
+    Anything that can state its call as a :class:`FillProblem`, an :class:`_FillOptions`
+    and an :data:`UpdateRule` reuses it as is.
+    """
+    check_positive_int("internal_batch_size", options.internal_batch_size, allow_none=True)
+    if options.masks is not None:
+        source = _GivenMasks(format_user_masks(options.masks, problem.inputs))
+        n_samples = draw_budget = source.blanks[0].shape[0]
+    else:
+        n_samples, max_draws = options.n_samples, options.max_draws
+        check_positive_int("n_samples", n_samples)
+        check_positive_int("max_draws", max_draws, allow_none=True)
+        check_positive_int("patch_size", options.patch_size)
+        units = unit_maps(problem.inputs, feature_mask, options.patch_size)
+        n_blank = tuple(n_blank_units(n, options.mask_ratio) for n in units.n_units)
+        source = _RandomMasks(units, n_blank, seed=resolve_seed(options.seed))
+        if max_draws is not None and max_draws < n_samples:
+            raise ValueError(
+                f"max_draws={max_draws} is below n_samples={n_samples}: at most max_draws masks are "
+                "drawn, so fewer than n_samples could be kept; raise max_draws or lower n_samples"
+            )
+        draw_budget = n_samples if options.selection == "all" else (max_draws or 10 * n_samples)
+    plan = _DrawPlan(
+        n_samples=n_samples,
+        draw_budget=draw_budget,
+        chunk_copies=options.internal_batch_size or default_internal_batch_size(problem.inputs),
+        select_first=options.select_first,
+        with_squares=options.with_squares,
+        show_progress=options.show_progress,
+        given_masks=options.masks is not None,
+        desc=desc,
+    )
+    return _estimate(problem, source, plan, update)
+
+
 def _kept_updates(problem, masked, n, update, cutoff, select_first, active):
     """Updates of one chunk, which copies the model got right, and which are kept.
 
@@ -460,22 +499,15 @@ def _kept_updates(problem, masked, n, update, cutoff, select_first, active):
 
 
 def _estimate(
-    problem,
-    source,
-    n_samples,
-    draw_budget,
-    chunk_copies,
-    update,
-    show_progress,
-    with_squares,
-    select_first,
-    given_masks,
-    desc,
+    problem: FillProblem, source: _RandomMasks | _GivenMasks, plan: _DrawPlan, update: UpdateRule
 ) -> _Estimate:
+    """Walk the masks of ``source`` as ``plan`` says, adding up the kept updates."""
+    n_samples, draw_budget, chunk_copies = plan.n_samples, plan.draw_budget, plan.chunk_copies
+    select_first = plan.select_first
     batch = problem.batch_size
     device = problem.device
     sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
-    sq_sums = [torch.zeros_like(s) for s in sums] if with_squares else None
+    sq_sums = [torch.zeros_like(s) for s in sums] if plan.with_squares else None
     coverage = [torch.zeros_like(s) for s in sums]
     n_kept = torch.zeros(batch, dtype=torch.long, device=device)
     n_nonfinite = torch.zeros(batch, dtype=torch.long, device=device)
@@ -487,9 +519,9 @@ def _estimate(
         return keep & (n_kept[None] + keep.long().cumsum(0) <= n_samples)
 
     bar = progress(
-        desc=desc,
+        desc=plan.desc,
         total=draw_budget if draw_budget == n_samples else None,  # unknown when selecting
-        disable=not show_progress,
+        disable=not plan.show_progress,
     )
     n_drawn = 0
     active = None  # every example, until some has its kept draws
@@ -544,7 +576,7 @@ def _estimate(
         problem.is_tuple,
         tuple(t.dtype for t in problem.inputs),
         n_nonfinite,
-        given_masks,
+        plan.given_masks,
     )
 
 

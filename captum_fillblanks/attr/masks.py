@@ -6,7 +6,7 @@ inputs they are single elements or the groups of a Captum ``feature_mask``. Ever
 here works on unit indices first and maps them to pixels with a unit map, so the same
 sampler serves images, tabular inputs and feature groups.
 
-Conventions (as in SPEC.md): in an *image mask* ``1`` means kept and ``0`` means blank;
+Conventions: in an *image mask* ``1`` means kept and ``0`` means blank;
 in a *blank indicator* over units ``True`` means blank.
 """
 

@@ -14,8 +14,9 @@ processes or ranks and merged afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,6 +31,9 @@ __all__ = [
     "classification_scores",
     "ConsistencyCounts",
     "consistency_counts",
+    "rebuild_rows",
+    "score_rows",
+    "scoring_blank",
     "row_settings",
     "ROWS",
     "TRANSFORMED_ROWS",
@@ -176,11 +180,50 @@ def _gather_row_names(confusion: dict[str, Tensor]) -> list[list[str]]:
     return names
 
 
-def consistency_counts(
+def consistency_counts(model: Callable, images: Tensor, *, n_classes: int, **rebuild: Any) -> ConsistencyCounts:
+    """Score one shard of images on every row of :data:`ROWS`: :func:`rebuild_rows`,
+    then :func:`score_rows`.
+
+    Args:
+        model (Callable): the classifier.
+        images (Tensor): the shard's images.
+        n_classes (int): number of classes.
+        **rebuild: the keyword arguments of :func:`rebuild_rows` (``n_samples``,
+            ``transform``, ``fill``, ``control_model``, ``seed``, ...).
+    """
+    return score_rows(model, rebuild_rows(model, images, **rebuild), n_classes)
+
+
+def score_rows(model: Callable, rebuilt: Mapping[str, tuple[Tensor, Tensor]], n_classes: int) -> ConsistencyCounts:
+    """Classify each row's rebuilt images with ``model`` and count them against the
+    row's reference labels (``rebuilt``: row -> (images, labels), as
+    :func:`rebuild_rows` gives)."""
+    counts = ConsistencyCounts(n_classes)
+    with torch.no_grad():
+        for row, (batch, label) in rebuilt.items():
+            counts.add(row, label, model(batch).argmax(1))
+    return counts
+
+
+def scoring_blank(images: Tensor, *, mask_ratio: float = 0.25, patch_size: int = 2, seed: int = 0) -> Tensor:
+    """The one random mask the control and paper-style rows use, as a blank indicator
+    shaped like ``images`` (``True`` = blank): the first mask of ``seed``, the same for
+    every image of the shard."""
+    mask = random_patch_masks(
+        1,
+        images.shape[-2],
+        images.shape[-1],
+        mask_ratio=mask_ratio,
+        patch_size=patch_size,
+        generator=torch.Generator().manual_seed(seed),
+    )[0].to(images.device)
+    return (mask == 0).expand_as(images)
+
+
+def rebuild_rows(
     model: Callable,
     images: Tensor,
     *,
-    n_classes: int,
     n_samples: int = 1000,
     mask_ratio: float = 0.25,
     patch_size: int = 2,
@@ -196,8 +239,10 @@ def consistency_counts(
     show_progress: bool = False,
     fill: Tensor | None = None,
     control_fill: Tensor | None = None,
-) -> ConsistencyCounts:
-    """Score one shard of images on every row of :data:`ROWS`.
+    rows: Collection[str] | None = None,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """The images of each row of :data:`ROWS`, rebuilt, with the labels they are scored
+    against: row -> ``(rebuilt images, reference labels)``.
 
     The label ``y_0`` of each image is the model's prediction on the image itself
     (MaskFill's ``target=None``); the progressive rows are also scored against ``y_k``
@@ -211,28 +256,22 @@ def consistency_counts(
     :class:`~captum_fillblanks.attr.transforms.TransformSetting` for every transformed row or
     one per row (:func:`row_settings`). ``baselines`` is what a blank holds, as in
     :meth:`MaskFill.attribute`. ``max_draws`` bounds the draws of the trained
-    model's fill (MaskFill's default: ``10 * n_samples``).
-    Everything goes through the public API (:class:`MaskFill`,
+    model's fill (MaskFill's default: ``10 * n_samples``). ``rows`` rebuilds only those
+    rows (default: all; the random-model control needs ``control_model`` or
+    ``control_fill``). Everything goes through the public API (:class:`MaskFill`,
     :class:`ProgressiveMaskFill`, the transforms).
     """
+    wanted = set(ROWS) if rows is None else set(rows)
+    unknown = sorted(wanted - set(ROWS))
+    if unknown:
+        raise ValueError(f"rows: unknown rows {unknown}; expected some of {list(ROWS)}")
     settings = row_settings(transform)
-    counts = ConsistencyCounts(n_classes)
     with torch.no_grad():
         reference = model(images).argmax(1)
-    mask = random_patch_masks(
-        1,
-        images.shape[-2],
-        images.shape[-1],
-        mask_ratio=mask_ratio,
-        patch_size=patch_size,
-        generator=torch.Generator().manual_seed(seed),
-    )[0].to(images.device)
-    blank = (mask == 0).expand_as(images)
+    blank = scoring_blank(images, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed)
     masked = apply_masks(images, blank, baselines)
-    fill = (
-        fill
-        if fill is not None
-        else MaskFill(model).attribute(
+    if fill is None and wanted & {"paper-style", "strict"}:
+        fill = MaskFill(model).attribute(
             images,
             baselines=baselines,
             n_samples=n_samples,
@@ -243,20 +282,20 @@ def consistency_counts(
             show_progress=show_progress,
             max_draws=max_draws,
         )
-    )
-    # row -> (rebuilt image, the label it is scored against)
-    rebuilt = {
-        "control": (masked, reference),
-        "paper-style": (
-            filled_image(masked, fill, blank, input_range=input_range, **settings["paper-style"].kwargs()),
-            reference,
-        ),
-        "strict": (prototype(fill, input_range=input_range, **settings["strict"].kwargs()), reference),
-    }
+    rebuilt: dict[str, tuple[Tensor, Tensor]] = {}
+    if "control" in wanted:
+        rebuilt["control"] = (masked, reference)
+    if "paper-style" in wanted:
+        paper_style = filled_image(masked, fill, blank, input_range=input_range, transform=settings["paper-style"])
+        rebuilt["paper-style"] = (paper_style, reference)
+    if "strict" in wanted:
+        rebuilt["strict"] = (prototype(fill, input_range=input_range, transform=settings["strict"]), reference)
     progressive = ProgressiveMaskFill(model)
     runs: dict[tuple[TransformSetting, bool], tuple[Tensor, Tensor]] = {}
     for fixed, name in ((False, "progressive"), (True, "progressive, fixed target")):
         for row, label in ((name, "last"), (f"{name}, recovery", "first")):
+            if row not in wanted:
+                continue
             key = (settings[row], fixed)
             if key not in runs:  # rows that share a setting share the run
                 x_k = progressive.attribute(
@@ -268,29 +307,25 @@ def consistency_counts(
                     input_range=input_range,
                     seed=seed,
                     internal_batch_size=internal_batch_size,
-                    **settings[row].kwargs(),
+                    transform=settings[row],
                 )
                 runs[key] = (x_k, progressive.steps.labels[-1])
             x_k, y_k = runs[key]
             rebuilt[row] = (x_k, y_k if label == "last" else reference)
-    if control_model is not None and control_fill is None:
-        control_fill = MaskFill(control_model).attribute(
-            images,
-            target=reference,
-            baselines=baselines,
-            selection="all",
-            n_samples=control_samples or n_samples,
-            mask_ratio=mask_ratio,
-            patch_size=patch_size,
-            seed=seed,
-            internal_batch_size=internal_batch_size,
-        )
-    if control_fill is not None:
-        rebuilt["random-model control"] = (
-            prototype(control_fill, input_range=input_range, **settings["random-model control"].kwargs()),
-            reference,
-        )
-    with torch.no_grad():
-        for row, (batch, label) in rebuilt.items():
-            counts.add(row, label, model(batch).argmax(1))
-    return counts
+    if "random-model control" in wanted:
+        if control_model is not None and control_fill is None:
+            control_fill = MaskFill(control_model).attribute(
+                images,
+                target=reference,
+                baselines=baselines,
+                selection="all",
+                n_samples=control_samples or n_samples,
+                mask_ratio=mask_ratio,
+                patch_size=patch_size,
+                seed=seed,
+                internal_batch_size=internal_batch_size,
+            )
+        if control_fill is not None:
+            control = prototype(control_fill, input_range=input_range, transform=settings["random-model control"])
+            rebuilt["random-model control"] = (control, reference)
+    return rebuilt

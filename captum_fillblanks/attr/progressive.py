@@ -13,9 +13,10 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
-from ._problem import FillProblem, LossFn, format_inputs, slice_examples, unit_maps
+from ._problem import FillProblem, LossFn, format_inputs, slice_examples
+from ._units import unit_maps
 from .masks import SeedLike, partition_units, resolve_seed
-from .transforms import DEFAULT_THRESHOLD, InputRange, TransformSetting, to_input_range
+from .transforms import InputRange, TransformSetting, resolve_transform, to_input_range
 
 __all__ = ["ProgressiveMaskFill", "ProgressiveSteps"]
 
@@ -51,13 +52,14 @@ class ProgressiveMaskFill(GradientAttribution):
     ``i`` blanks group ``i`` of the current image ``x_{i-1}``, lets the model predict
     ``y_i`` (or uses the caller's target), takes the update ``delta_i`` at the masked
     image as :class:`MaskFill` does, and writes ``T(delta_i)`` — normalized over group
-    ``i``, binarized at ``threshold``, mapped to ``input_range`` — into the group's
-    positions. Those pixels are context for the next steps. The result ``x_k`` comes
+    ``i``, binarized at ``tau`` (the setting ``transform``), mapped to ``input_range`` —
+    into the group's positions. Those pixels are context for the next steps. The result ``x_k`` comes
     entirely from the model.
 
     One partition per call, fixed by ``seed`` and shared by the batch, so a batch gives
     exactly what each example gives alone. After each call :attr:`steps` holds a
-    :class:`ProgressiveSteps` (images after each step, the groups, the step labels).
+    :class:`ProgressiveSteps` (images after each step, the groups, the step labels); it
+    is ``None`` from the start of a call until the call succeeds.
 
     Args:
         forward_func (Callable): the model, or any function returning its outputs.
@@ -80,9 +82,10 @@ class ProgressiveMaskFill(GradientAttribution):
         *,
         n_steps: int = 4,
         patch_size: int = 2,
-        threshold: float = DEFAULT_THRESHOLD,
-        binarized: bool = True,
-        normalization: str = "max_abs",
+        transform: TransformSetting | None = None,
+        threshold: float | None = None,
+        binarized: bool | None = None,
+        normalization: str | None = None,
         input_range: InputRange = (0.0, 1.0),
         loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
@@ -104,14 +107,16 @@ class ProgressiveMaskFill(GradientAttribution):
             n_steps (int, optional): ``k``, the number of disjoint masks, each blanking
                 ``1/k`` of the units. Default: 4.
             patch_size (int, optional): ``p`` for 4-D inputs. Default: 2.
-            threshold (float, optional): ``tau`` of the transform. Default: 0.2
-                (:data:`~captum_fillblanks.attr.transforms.DEFAULT_THRESHOLD`).
-            binarized (bool, optional): ``False`` writes the normalized update without
-                thresholding. Default: True.
-            normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
-                normalization of ``T`` over each group
-                (:func:`~captum_fillblanks.attr.transforms.normalize_over_blanks`).
-                Default: "max_abs".
+            transform (TransformSetting, optional): the setting of ``T`` applied to each
+                step's update over its group: normalization (``"max_abs"`` or
+                ``"min_max"``, :func:`~captum_fillblanks.attr.transforms.normalize_over_blanks`),
+                threshold ``tau``, and whether to binarize (``False`` writes the
+                normalized update without thresholding). Default: None
+                (``TransformSetting()``: "max_abs", ``tau`` 0.2, binarized).
+            threshold, binarized, normalization (optional): a convenience for the same
+                setting, field by field
+                (:func:`~captum_fillblanks.attr.transforms.resolve_transform`); not
+                together with ``transform``. Default: None (the default of each field).
             input_range (tuple, optional): the values written for ``0`` (background)
                 and ``1`` (ink): numbers, or tensors of one value per channel
                 (``(1, C, 1, 1)``). Default: (0.0, 1.0).
@@ -130,6 +135,7 @@ class ProgressiveMaskFill(GradientAttribution):
             >>> pmf.steps.images.shape, pmf.steps.labels.shape
             (torch.Size([4, 2, 1, 28, 28]), torch.Size([4, 2]))
         """
+        self.steps = None  # a call that raises leaves no earlier call's steps behind
         check_positive_int("n_steps", n_steps)
         check_positive_int("patch_size", patch_size)
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
@@ -137,7 +143,7 @@ class ProgressiveMaskFill(GradientAttribution):
         options = _StepOptions(
             n_steps,
             patch_size,
-            TransformSetting(normalization, threshold, binarized),
+            resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization),
             input_range,
             loss,
             step_size,

@@ -38,6 +38,7 @@ __all__ = [
     "NORMALIZATIONS",
     "DEFAULT_THRESHOLD",
     "TransformSetting",
+    "resolve_transform",
     "normalize_over_blanks",
     "binarize",
     "fill_transform",
@@ -54,13 +55,9 @@ InputRange = tuple[float | Tensor, float | Tensor]
 #: The normalizations of ``T`` (see the module docs).
 NORMALIZATIONS = ("max_abs", "min_max")
 
-#: The default threshold ``tau`` of ``T``, with ``"max_abs"`` normalization: on the
-#: validation images of the shipped MNIST models it scores best summed over the
-#: paper-style, strict and progressive rows of the consistency table (SimpleCNN macro
-#: F1 99.5 / 51.5 / 89.8, ResNet5 77.3 / 35.9 / 30.4; 0.1: 98.5 / 74.7 / 90.0 and
-#: 58.4 / 23.0 / 25.9; 0.3: 100.0 / 27.3 / 86.3 and 83.8 / 28.4 / 38.9; 0.5: 99.0 / 11.6
-#: / 71.9 and 82.5 / 5.7 / 34.3). Each row's own best differs: choose per use on a
-#: validation split (``captum_fillblanks.paper.reproduce.choose_settings``).
+#: The default threshold ``tau`` of ``T``, with ``"max_abs"`` normalization: the value
+#: that scored best summed over the paper-style, strict and progressive rows on the
+#: validation images of the shipped MNIST models (the scores: ``docs/choosing.rst``).
 DEFAULT_THRESHOLD = 0.2
 
 
@@ -145,28 +142,34 @@ def fill_transform(
     update: Tensor,
     blank: Tensor | None = None,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
-    binarized: bool = True,
-    normalization: str = "max_abs",
+    transform: TransformSetting | None = None,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
 ) -> Tensor:
-    """The transform ``T``: normalize over the blanks, then binarize at ``threshold``.
+    """The transform ``T``: normalize over the blanks, then binarize at ``tau``.
 
     Args:
         update (Tensor): ``delta`` of shape ``(batch, ...)``.
         blank (Tensor, optional): where the blanks are; ``None`` = every position.
-        threshold (float): ``tau``, in ``[0, 1)``. Default: 0.2 (:data:`DEFAULT_THRESHOLD`).
-        binarized (bool): ``False`` skips the threshold (the paper's Fig. 6 variant) and
-            keeps the normalized update's part in ``[0, 1]`` (under ``"max_abs"``, the
-            positive part: a negative update is background). Default: True.
-        normalization (str): ``"max_abs"`` or ``"min_max"`` (module docs).
-            Default: "max_abs".
+        transform (TransformSetting, optional): the setting of ``T``: normalization
+            (``"max_abs"`` or ``"min_max"``, module docs), threshold ``tau`` and whether
+            to binarize; ``binarized=False`` skips the threshold (the paper's Fig. 6
+            variant) and keeps the normalized update's part in ``[0, 1]`` (under
+            ``"max_abs"``, the positive part: a negative update is background).
+            Default: None (``TransformSetting()``: "max_abs", ``tau`` 0.2, binarized).
+        threshold, binarized, normalization (optional): a convenience for the same
+            setting, field by field (:func:`resolve_transform`); not together with
+            ``transform``. Default: None (the default of each field).
 
     Returns:
         Tensor in ``[0, 1]`` (``{0, 1}`` when binarized), zero outside the blanks.
     """
-    _check_threshold(threshold)
-    normalized = normalize_over_blanks(update, blank, normalization)
-    return binarize(normalized, threshold) if binarized else normalized.clamp(min=0.0)
+    setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
+    normalized = normalize_over_blanks(update, blank, setting.normalization)
+    if not setting.binarized:
+        return normalized.clamp(min=0.0)
+    return binarize(normalized, setting.threshold)
 
 
 @dataclass(frozen=True)
@@ -174,9 +177,10 @@ class TransformSetting:
     """One setting of ``T``: normalization, threshold ``tau`` and whether to binarize.
 
     A row of the consistency table, a figure or a caller's loop can pass one around
-    instead of three arguments; ``setting(update, blank)`` applies
-    :func:`fill_transform`, and :meth:`kwargs` gives the keyword arguments that
-    :func:`prototype`, :func:`filled_image` and ``ProgressiveMaskFill`` take.
+    instead of three arguments: every function that applies ``T`` takes it as
+    ``transform=`` (:func:`fill_transform`, :func:`filled_image`, :func:`prototype`,
+    ``ProgressiveMaskFill.attribute`` and the figures), and ``setting(update, blank)``
+    applies :func:`fill_transform`.
 
     Args:
         normalization (str): ``"max_abs"`` or ``"min_max"``. Default: "max_abs".
@@ -196,14 +200,82 @@ class TransformSetting:
             raise TypeError(f"binarized must be a bool, got {type(self.binarized).__name__}")
 
     def kwargs(self) -> dict:
-        """``normalization``, ``threshold`` and ``binarized`` as keyword arguments."""
+        """``normalization``, ``threshold`` and ``binarized`` as keyword arguments.
+
+        .. deprecated::
+            Pass the setting itself, ``transform=setting``, where ``**setting.kwargs()``
+            went.
+        """
+        warnings.warn(
+            "TransformSetting.kwargs() is deprecated: pass the setting itself as transform=setting "
+            "(fill_transform, filled_image, prototype, ProgressiveMaskFill.attribute and the figures take it)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return {"normalization": self.normalization, "threshold": self.threshold, "binarized": self.binarized}
 
     def __call__(self, update: Tensor, blank: Tensor | None = None) -> Tensor:
-        return fill_transform(update, blank, **self.kwargs())
+        return fill_transform(update, blank, transform=self)
 
     def __str__(self) -> str:
         return f"{self.normalization}, " + (f"tau {self.threshold:g}" if self.binarized else "not binarized")
+
+
+def resolve_transform(
+    transform: TransformSetting | None = None,
+    *,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
+) -> TransformSetting:
+    """The setting of ``T`` a call was given: ``transform``, or one built from the loose
+    keywords.
+
+    Every function that applies ``T`` takes either ``transform=`` or any of
+    ``threshold``, ``binarized`` and ``normalization`` (a convenience for the same thing),
+    and resolves them here once.
+
+    Args:
+        transform (TransformSetting, optional): the setting; returned as is.
+            Default: None.
+        threshold, binarized, normalization (optional): the fields of a
+            :class:`TransformSetting`; those left ``None`` take its defaults.
+            Default: None.
+
+    Returns:
+        TransformSetting: ``transform`` when given, else
+        ``TransformSetting(**given_fields)``.
+
+    Raises:
+        TypeError: ``transform`` is given together with a loose keyword, or is not a
+            ``TransformSetting``.
+        ValueError: a loose value is out of range (as :class:`TransformSetting` checks).
+
+    Examples::
+
+        >>> resolve_transform(threshold=0.5)
+        TransformSetting(normalization='max_abs', threshold=0.5, binarized=True)
+        >>> resolve_transform(TransformSetting("min_max")) == TransformSetting("min_max")
+        True
+    """
+    given = {
+        name: value
+        for name, value in (("threshold", threshold), ("binarized", binarized), ("normalization", normalization))
+        if value is not None
+    }
+    if transform is None:
+        return TransformSetting(**given)
+    if not isinstance(transform, TransformSetting):
+        raise TypeError(
+            f"transform must be a TransformSetting, got {type(transform).__name__}; e.g. "
+            "transform=TransformSetting('max_abs', threshold=0.2)"
+        )
+    if given:
+        raise TypeError(
+            f"give transform= or threshold/binarized/normalization, not both: got transform={transform!r} "
+            f"and {', '.join(f'{name}={value!r}' for name, value in given.items())}"
+        )
+    return transform
 
 
 def signed_update(update: Tensor, blank: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -263,26 +335,26 @@ def filled_image(
     blank: Tensor,
     *,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = DEFAULT_THRESHOLD,
-    binarized: bool = True,
-    normalization: str = "max_abs",
+    transform: TransformSetting | None = None,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
 ) -> Tensor:
     """``M(x) + T(delta)``: the masked input with its blanks filled by the transformed update.
 
     Outside the blanks the result equals ``masked_input``; at the blanks it holds
-    ``T(delta)`` mapped into ``input_range``; ``threshold``, ``binarized`` and
-    ``normalization`` are those of :func:`fill_transform`.
+    ``T(delta)`` mapped into ``input_range``. ``transform`` (or the loose ``threshold``,
+    ``binarized`` and ``normalization``) is the setting of ``T``, as in
+    :func:`fill_transform`.
     """
+    setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
     if masked_input.shape[0] != update.shape[0]:
         raise ValueError(
             f"masked_input and update must hold the same examples, got batch sizes "
             f"{masked_input.shape[0]} and {update.shape[0]}"
         )
     blank = _blank_like(update, blank)
-    fill = to_input_range(
-        fill_transform(update, blank, threshold=threshold, binarized=binarized, normalization=normalization),
-        input_range,
-    )
+    fill = to_input_range(fill_transform(update, blank, transform=setting), input_range)
     return torch.where(blank, fill, masked_input.to(fill.dtype))
 
 
@@ -290,16 +362,16 @@ def prototype(
     fill: Tensor,
     *,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = DEFAULT_THRESHOLD,
-    binarized: bool = True,
-    normalization: str = "max_abs",
+    transform: TransformSetting | None = None,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
 ) -> Tensor:
     """The class prototype of an example: ``T(fill)`` over every pixel, in input range.
 
-    ``fill`` is what :meth:`MaskFill.attribute` returns; ``threshold``, ``binarized`` and
-    ``normalization`` are those of :func:`fill_transform`. No pixel of the input survives.
+    ``fill`` is what :meth:`MaskFill.attribute` returns; ``transform`` (or the loose
+    ``threshold``, ``binarized`` and ``normalization``) is the setting of ``T``, as in
+    :func:`fill_transform`. No pixel of the input survives.
     """
-    return to_input_range(
-        fill_transform(fill, None, threshold=threshold, binarized=binarized, normalization=normalization),
-        input_range,
-    )
+    setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
+    return to_input_range(fill_transform(fill, None, transform=setting), input_range)

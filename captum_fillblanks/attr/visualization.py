@@ -66,7 +66,15 @@ from torch import Tensor
 
 from .mask_fill import MaskFill
 from .masks import apply_masks, blank_stack
-from .transforms import DEFAULT_THRESHOLD, InputRange, _range_end, filled_image, prototype, signed_update
+from .transforms import (
+    InputRange,
+    TransformSetting,
+    _range_end,
+    filled_image,
+    prototype,
+    resolve_transform,
+    signed_update,
+)
 
 __all__ = [
     "visualize_fill",
@@ -80,6 +88,7 @@ __all__ = [
     "SIGNED_OVERLAY_CMAP",
     "CAPTUM_SIGNED_CMAP",
     "signed_overlay_cmap",
+    "to_unit_range",
 ]
 
 ImageLike = Tensor | np.ndarray
@@ -116,11 +125,11 @@ def signed_overlay_cmap(
         0.0
     """
     rgb = {}
-    for name, colour in (("positive", positive), ("negative", negative)):
+    for argument, colour in (("positive", positive), ("negative", negative)):
         try:
-            rgb[name] = to_rgb(colour)
+            rgb[argument] = to_rgb(colour)
         except ValueError:
-            raise ValueError(f"{name} must be a matplotlib colour, got {colour!r}") from None
+            raise ValueError(f"{argument} must be a matplotlib colour, got {colour!r}") from None
     channels = {
         key: [(0.0, low, low), (0.5, low, high), (1.0, high, high)]
         for key, low, high in zip(("red", "green", "blue"), rgb["negative"], rgb["positive"])
@@ -231,7 +240,7 @@ def _check_range(input_range: InputRange) -> tuple[Tensor, Tensor]:
     return low, high
 
 
-def _to_unit(images: Tensor, input_range: InputRange) -> Tensor:
+def to_unit_range(images: Tensor, input_range: InputRange) -> Tensor:
     """Input values mapped to display values: ``input_range`` -> ``[0, 1]``, clipped.
     Per-channel ends ``(1, C, 1, 1)`` also fit a single image ``(C, H, W)``."""
     low, high = _check_range(input_range)
@@ -454,9 +463,10 @@ def visualize_fill(
     *,
     baselines: float | Tensor = 0.0,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = DEFAULT_THRESHOLD,
-    binarized: bool = True,
-    normalization: str = "max_abs",
+    transform: TransformSetting | None = None,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
     show_inputs: bool = False,
     titles: Sequence[str] | None = None,
     cmap: Any = None,
@@ -493,13 +503,15 @@ def visualize_fill(
             ``M(x) = m * x + (1 - m) * b``, as passed to ``MaskFill``. Default: 0.
         input_range (tuple, optional): see the module docs; also the range ``T`` maps
             into. Default: ``(0.0, 1.0)``.
-        threshold (float, optional): ``tau`` of ``T``. Default: 0.2
-            (:data:`~captum_fillblanks.attr.transforms.DEFAULT_THRESHOLD`).
-        binarized (bool, optional): ``False`` draws ``T`` without the threshold.
-            Default: True.
-        normalization (str, optional): ``"max_abs"`` or ``"min_max"``, the
-            normalization of ``T`` (:mod:`captum_fillblanks.attr.transforms`).
-            Default: "max_abs".
+        transform (TransformSetting, optional): the setting of ``T``: normalization
+            (``"max_abs"`` or ``"min_max"``, :mod:`captum_fillblanks.attr.transforms`),
+            threshold ``tau``, and whether to binarize (``False`` draws ``T`` without the
+            threshold). Default: None (``TransformSetting()``: "max_abs", ``tau`` 0.2,
+            binarized).
+        threshold, binarized, normalization (optional): a convenience for the same
+            setting, field by field
+            (:func:`~captum_fillblanks.attr.transforms.resolve_transform`); not together
+            with ``transform``. Default: None (the default of each field).
         show_inputs (bool, optional): add two first panels, the image ``x`` and the
             blanks of the mask (white). Default: False.
         titles (sequence of str, optional): one title per panel of a row, replacing the
@@ -532,32 +544,25 @@ def visualize_fill(
         >>> axes.shape
         (1, 3)
     """
+    setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
     images = _images(image, "image")
     blank = _blanks(mask, "mask", images)
     delta = _like(update, "update", images)
     colours = _colormap(SIGNED_OVERLAY_CMAP if cmap is None else cmap, "all")
     masked = _masked(images, blank, baselines)
     positive, negative = signed_update(delta, blank)
-    filled = filled_image(
-        masked,
-        delta.expand_as(images),
-        blank,
-        input_range=input_range,
-        threshold=threshold,
-        binarized=binarized,
-        normalization=normalization,
-    )
+    filled = filled_image(masked, delta.expand_as(images), blank, input_range=input_range, transform=setting)
     defaults = ["M(x)", "Δx", "M(x) + T(Δx)"]
     if show_inputs:
         defaults[:0] = ["x", "blanks of M"]
     titles = _check_titles(titles, defaults)
 
     figure, axes = _figure(plt_fig_axis, use_pyplot, images.shape[0], len(defaults), fig_size)
-    masked_unit, filled_unit = _to_unit(masked, input_range), _to_unit(filled, input_range)
+    masked_unit, filled_unit = to_unit_range(masked, input_range), to_unit_range(filled, input_range)
     for row in range(images.shape[0]):
         panels, names = list(axes[row]), list(titles if row == 0 else [None] * len(titles))
         if show_inputs:
-            _show_image(panels.pop(0), _to_unit(images[row], input_range), names.pop(0))
+            _show_image(panels.pop(0), to_unit_range(images[row], input_range), names.pop(0))
             _show_white(panels.pop(0), blank[row, 0], names.pop(0))
         _show_image(panels[0], masked_unit[row], names[0])
         _captum_panel(
@@ -605,8 +610,8 @@ def visualize_mask_fill(
         target, additional_forward_args, baselines, loss, step_size: as in
             :meth:`MaskFill.attribute`. Default: None, None, 0, "cross_entropy", 1.
         **visualize_kwargs: passed to :func:`visualize_fill` (``input_range``,
-            ``threshold``, ``binarized``, ``normalization``, ``show_inputs``, ``cmap``,
-            ``sign_legend``, ``plt_fig_axis``, ...).
+            ``transform`` or ``threshold``, ``binarized``, ``normalization``,
+            ``show_inputs``, ``cmap``, ``sign_legend``, ``plt_fig_axis``, ...).
 
     Returns:
         (Figure, ndarray): as :func:`visualize_fill`.
@@ -650,9 +655,10 @@ def visualize_expected_fill(
     mask: ImageLike | None = None,
     baselines: float | Tensor = 0.0,
     input_range: InputRange = (0.0, 1.0),
-    threshold: float = DEFAULT_THRESHOLD,
-    binarized: bool = True,
-    normalization: str = "max_abs",
+    transform: TransformSetting | None = None,
+    threshold: float | None = None,
+    binarized: bool | None = None,
+    normalization: str | None = None,
     titles: Sequence[str] | None = None,
     cmap: Any = "bwr",
     sign_legend: bool = True,
@@ -676,8 +682,9 @@ def visualize_expected_fill(
         mask (Tensor or ndarray, optional): a mask ``(H, W)`` (``1`` kept, ``0`` blank)
             or one per image, for the fourth panel. Default: None.
         baselines (float or Tensor, optional): ``b`` of ``M(x)``. Default: 0.
-        input_range, threshold, binarized, normalization: of ``T``, as in
-            :func:`visualize_fill`.
+        input_range, transform: of ``T``, as in :func:`visualize_fill`.
+        threshold, binarized, normalization (optional): the convenience for
+            ``transform``, as in :func:`visualize_fill`.
         titles (sequence of str, optional): one per panel of a row. Default: None.
         cmap (str or Colormap, optional): colour map of the heat map on Captum's
             ``[-1, 1]`` scale, e.g. :data:`CAPTUM_SIGNED_CMAP` for Captum's colours
@@ -698,30 +705,21 @@ def visualize_expected_fill(
         >>> axes.shape
         (2, 3)
     """
+    setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
     images = _images(image, "image")
     fills = _like(fill, "fill", images)
     colours = _colormap(cmap, "all")
-    protos = prototype(
-        fills, input_range=input_range, threshold=threshold, binarized=binarized, normalization=normalization
-    )
+    protos = prototype(fills, input_range=input_range, transform=setting)
     defaults = ["x", "fill E[Δx]", "prototype T(fill)"]
     if mask is not None:
         blank = _blanks(mask, "mask", images)
         masked = _masked(images, blank, baselines)
-        paper_style = filled_image(
-            masked,
-            fills.expand_as(images),
-            blank,
-            input_range=input_range,
-            threshold=threshold,
-            binarized=binarized,
-            normalization=normalization,
-        )
+        paper_style = filled_image(masked, fills.expand_as(images), blank, input_range=input_range, transform=setting)
         defaults.append("M(x) + T(fill)")
     titles = _check_titles(titles, defaults)
 
     figure, axes = _figure(plt_fig_axis, use_pyplot, images.shape[0], len(defaults), fig_size)
-    images_unit = _to_unit(images, input_range)
+    images_unit = to_unit_range(images, input_range)
     for row in range(images.shape[0]):
         names = titles if row == 0 else [None] * len(titles)
         _show_image(axes[row, 0], images_unit[row], names[0])
@@ -738,9 +736,9 @@ def visualize_expected_fill(
         )
         if sign_legend and row == images.shape[0] - 1:
             _sign_legend(axes[row, 1], colours, "all")
-        _show_image(axes[row, 2], _to_unit(protos[row], input_range), names[2])
+        _show_image(axes[row, 2], to_unit_range(protos[row], input_range), names[2])
         if mask is not None:
-            _show_image(axes[row, 3], _to_unit(paper_style[row], input_range), names[3])
+            _show_image(axes[row, 3], to_unit_range(paper_style[row], input_range), names[3])
     return _finish(figure, axes, use_pyplot)
 
 
@@ -794,7 +792,7 @@ def visualize_prototypes(
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     figure, axes = _figure(plt_fig_axis, use_pyplot, nrows, ncols, fig_size)
-    images = _to_unit(images, input_range)
+    images = to_unit_range(images, input_range)
     for index, ax in enumerate(axes.flat):
         if index < n:
             _show_image(ax, images[index], None if titles is None else titles[index])
@@ -903,9 +901,9 @@ def visualize_progressive(
     if image is not None:
         axes[0, 0].set_axis_off()
         axes[1, 0].set_axis_off()
-        _show_image(axes[2, 0], _to_unit(original, input_range), "x")
+        _show_image(axes[2, 0], to_unit_range(original, input_range), "x")
         axes[2, 0].set_ylabel("image after step")
-    steps = _to_unit(steps, input_range)
+    steps = to_unit_range(steps, input_range)
     for i in range(k):
         title = f"step {i + 1}"
         if step_labels is not None:
@@ -988,7 +986,7 @@ def visualize_parameter_grid(
             f"{len(col_values)} col_values were given"
         )
     figure, axes = _figure(plt_fig_axis, use_pyplot, n_rows, n_cols, fig_size)
-    images = _to_unit(images, input_range)
+    images = to_unit_range(images, input_range)
     for index, ax in enumerate(axes.flat):
         row, col = divmod(index, n_cols)
         title = f"{col_label} = {_value_text(col_values[col])}" if row == 0 else None
@@ -1038,7 +1036,7 @@ def visualize_comparison(
         raise ValueError(f"got {len(row_titles)} row_titles for {n} rows")
     figure, axes = _figure(plt_fig_axis, use_pyplot, n, len(stacks), fig_size)
     for col, (title, stack) in enumerate(stacks.items()):
-        stack = _to_unit(stack, input_range)
+        stack = to_unit_range(stack, input_range)
         for row in range(n):
             _show_image(axes[row, col], stack[row], title if row == 0 else None)
             if col == 0 and row_titles is not None:
@@ -1124,7 +1122,7 @@ def visualize_methods(
     if row_titles is not None and len(row_titles) != n:
         raise ValueError(f"got {len(row_titles)} row_titles for {n} rows")
     figure, axes = _figure(plt_fig_axis, use_pyplot, n, 1 + len(maps), fig_size)
-    inputs = _to_unit(inputs, input_range)
+    inputs = to_unit_range(inputs, input_range)
     for row in range(n):
         _show_image(axes[row, 0], inputs[row], image_title if row == 0 else None)
         if row_titles is not None:

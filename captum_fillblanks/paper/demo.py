@@ -18,7 +18,7 @@ from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import prototype
 from .data import load_samples
 from .files import write_atomically
-from .models import DEFAULT_ARCH, MODELS
+from .models import DEFAULT_ARCH, shipped_model
 
 
 def _save(figure, path: Path, written: list[Path]) -> None:
@@ -35,10 +35,18 @@ def run_demo(
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, ConsistencyCounts]:
-    """Write the demo figures into ``out`` and return the consistency counts per data set."""
-    import matplotlib
+    """Write the demo figures into ``out`` and return the consistency counts per data set.
 
-    matplotlib.use("Agg")
+    The caller's process state is left as it was: torch's global random state (the demo
+    runs under :func:`torch.random.fork_rng`: building a model draws its initial weights
+    from it, and the control models are seeded) and matplotlib's
+    backend (the command line chooses Agg; the figures are saved and closed, never shown).
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _run_demo(out, n_samples, images_per_class, seed, show_progress, echo)
+
+
+def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> dict[str, ConsistencyCounts]:
     from matplotlib import pyplot as plt
 
     from ..attr.visualization import (
@@ -51,9 +59,9 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     results: dict[str, ConsistencyCounts] = {}
-    for dataset, arch in DEFAULT_ARCH.items():
-        builder, weights, name = MODELS[dataset, arch]
-        model = builder(weights=weights)
+    for dataset in DEFAULT_ARCH:
+        entry = shipped_model(dataset)
+        model, name = entry.build(), entry.name
         images, labels = load_samples(dataset)
         n_classes = int(labels.max()) + 1
         first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(n_classes)])
@@ -88,8 +96,8 @@ def run_demo(
         plt.close(figure)
 
         # Table 1 on a few images per class, with a random-initialized control
-        torch.manual_seed(seed)
-        control = builder().eval()
+        torch.manual_seed(seed)  # under run_demo's fork_rng
+        control = entry.builder().eval()
         results[dataset] = consistency_counts(
             model,
             images[chosen],
@@ -111,7 +119,7 @@ def run_demo(
 
 def format_table(results: dict[str, ConsistencyCounts], models: dict[str, str] | None = None) -> str:
     """Table 1 as Markdown: one row per data set and way of rebuilding the image."""
-    models = models or {name: MODELS[name, DEFAULT_ARCH[name]][2] for name in results if name in DEFAULT_ARCH}
+    models = models or {name: shipped_model(name).name for name in results if name in DEFAULT_ARCH}
     lines = [
         "| data set | model | images | rebuilt image | accuracy | macro F1 | weighted F1 |",
         "|---|---|---|---|---|---|---|",

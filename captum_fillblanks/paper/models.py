@@ -15,9 +15,12 @@ mode. ``captum-fillblanks train`` rebuilds each file (see ``meta["recipe"]``).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from importlib.resources import files
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -28,12 +31,16 @@ __all__ = [
     "SimpleCNN",
     "ResNet5",
     "Weights",
+    "WeightsEnum",
     "SimpleCNN_Weights",
     "ResNet5_Weights",
     "simple_cnn",
     "resnet5",
+    "ShippedModel",
     "MODELS",
     "DEFAULT_ARCH",
+    "shipped_model",
+    "list_shipped_models",
     "shipped_weights",
 ]
 
@@ -188,11 +195,11 @@ class Weights:
     meta: dict[str, Any]
 
 
-class _WeightsEnum(Enum):
+class WeightsEnum(Enum):
     """torchvision's ``WeightsEnum``, reading files from the package instead of a URL."""
 
     @classmethod
-    def verify(cls, weights: Any, builder: str) -> _WeightsEnum | None:
+    def verify(cls, weights: Any, builder: str) -> WeightsEnum | None:
         """Turns ``None``, a member or a member's name into ``None`` or a member."""
         if weights is None or isinstance(weights, cls):
             return weights
@@ -260,7 +267,7 @@ def _mnist_5k_meta(t10k_accuracy: float, num_params: int, recipe: dict[str, Any]
     }
 
 
-class SimpleCNN_Weights(_WeightsEnum):
+class SimpleCNN_Weights(WeightsEnum):
     """Trained weights for :func:`simple_cnn`."""
 
     MNIST_5K = Weights(
@@ -270,7 +277,7 @@ class SimpleCNN_Weights(_WeightsEnum):
     DEFAULT = MNIST_5K
 
 
-class ResNet5_Weights(_WeightsEnum):
+class ResNet5_Weights(WeightsEnum):
     """Trained weights for :func:`resnet5`."""
 
     MNIST_5K = Weights(
@@ -313,7 +320,7 @@ class ResNet5_Weights(_WeightsEnum):
 
 def _build(
     model_class: type[nn.Module],
-    weights: _WeightsEnum | None,
+    weights: WeightsEnum | None,
     in_channels: int,
     num_classes: int,
     **kwargs: Any,
@@ -403,18 +410,79 @@ def resnet5(
     return _build(ResNet5, weights, in_channels, num_classes, **kwargs)
 
 
-#: The shipped models: (data set, architecture) -> (builder, shipped weights, display
-#: name). ``reproduce``, the demo and the command line all read this one table.
-MODELS = {
-    ("mnist", "simple-cnn"): (simple_cnn, SimpleCNN_Weights.MNIST_5K, "SimpleCNN"),
-    ("mnist", "resnet5"): (resnet5, ResNet5_Weights.MNIST_5K, "ResNet5"),
-    ("fashion-mnist", "resnet5"): (resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5"),
-}
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model the package ships trained weights for, on one data set.
+
+    Attributes:
+        dataset (str): ``"mnist"`` or ``"fashion-mnist"``.
+        arch (str): ``"simple-cnn"`` or ``"resnet5"``.
+        builder (Callable): the torchvision-style builder (:func:`simple_cnn`,
+            :func:`resnet5`).
+        weights (WeightsEnum): the member the model is built with unless told otherwise.
+        name (str): the display name of the architecture (``"ResNet5"``).
+    """
+
+    dataset: str
+    arch: str
+    builder: Callable[..., nn.Module]
+    weights: WeightsEnum
+    name: str
+
+    def build(self, weights: WeightsEnum | None = None) -> nn.Module:
+        """The trained model (``weights``: another member, default this model's own)."""
+        return self.builder(weights=weights or self.weights)
+
+    def __getitem__(self, index: int) -> Any:
+        # ``MODELS[key]`` was a (builder, weights, name) tuple until version 0.1
+        warnings.warn(
+            "MODELS[dataset, arch] is a ShippedModel now: read .builder, .weights and .name "
+            "instead of indexing it as a (builder, weights, name) tuple",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (self.builder, self.weights, self.name)[index]
+
+
+#: The shipped models, by ``(data set, architecture)``; read-only. ``reproduce``, the
+#: demo and the command line all read this one registry (:func:`shipped_model`,
+#: :func:`list_shipped_models`).
+MODELS: Mapping[tuple[str, str], ShippedModel] = MappingProxyType(
+    {
+        (model.dataset, model.arch): model
+        for model in (
+            ShippedModel("mnist", "simple-cnn", simple_cnn, SimpleCNN_Weights.MNIST_5K, "SimpleCNN"),
+            ShippedModel("mnist", "resnet5", resnet5, ResNet5_Weights.MNIST_5K, "ResNet5"),
+            ShippedModel("fashion-mnist", "resnet5", resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5"),
+        )
+    }
+)
 #: The architecture each data set uses unless told otherwise (the paper's Figs. 1-2).
-DEFAULT_ARCH = {"mnist": "simple-cnn", "fashion-mnist": "resnet5"}
+DEFAULT_ARCH = MappingProxyType({"mnist": "simple-cnn", "fashion-mnist": "resnet5"})
 
 
-def shipped_weights(dataset: str, arch: str, weights: str | None = None) -> _WeightsEnum:
+def list_shipped_models(dataset: str | None = None) -> list[tuple[str, str]]:
+    """The ``(data set, architecture)`` pairs with shipped weights (of ``dataset`` only,
+    if given), in registry order."""
+    return [key for key in MODELS if dataset in (None, key[0])]
+
+
+def shipped_model(dataset: str, arch: str | None = None) -> ShippedModel:
+    """The shipped model of ``arch`` on ``dataset`` (``arch=None``: the data set's
+    default, :data:`DEFAULT_ARCH`).
+
+    Raises:
+        ValueError: no shipped model for the pair.
+    """
+    key = (dataset, arch or DEFAULT_ARCH.get(dataset))
+    if key not in MODELS:
+        raise ValueError(
+            f"no shipped model for arch={key[1]!r} on dataset={dataset!r}; expected one of {list_shipped_models()}"
+        )
+    return MODELS[key]
+
+
+def shipped_weights(dataset: str, arch: str, weights: str | None = None) -> WeightsEnum:
     """The shipped weights of ``arch`` trained on ``dataset``.
 
     Args:
@@ -431,9 +499,7 @@ def shipped_weights(dataset: str, arch: str, weights: str | None = None) -> _Wei
         ValueError: No shipped model for the pair, or ``weights`` names no member of
             the enum trained on ``dataset``.
     """
-    if (dataset, arch) not in MODELS:
-        raise ValueError(f"no shipped model for arch={arch!r} on dataset={dataset!r}; expected one of {sorted(MODELS)}")
-    default = MODELS[dataset, arch][1]
+    default = shipped_model(dataset, arch).weights
     if weights is None:
         return default
     enum = type(default)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..attr.masks import random_patch_masks
 
-__all__ = ["train_model", "evaluate_accuracy"]
+__all__ = ["train_model", "evaluate_accuracy", "random_shift", "random_blanks"]
 
 
 def _batches(
@@ -35,7 +35,7 @@ def _batches(
         yield images[chosen], labels[chosen]
 
 
-def _random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
     """Moves each image by up to ``max_shift`` pixels along each axis, filling with zeros."""
     height, width = images.shape[-2:]
     padded = F.pad(images, [max_shift] * 4)
@@ -43,7 +43,7 @@ def _random_shift(images: Tensor, max_shift: int, generator: torch.Generator) ->
     return torch.stack([padded[i, ..., t : t + height, s : s + width] for i, (t, s) in enumerate(zip(top, left))])
 
 
-def _random_blanks(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+def random_blanks(images: Tensor, probability: float, generator: torch.Generator) -> Tensor:
     """Blanks (sets to 0) a random 25 % of the 2 x 2 patches, MaskFill's default masks,
     in each image with the given probability."""
     chosen = torch.rand(len(images), generator=generator) < probability
@@ -137,9 +137,9 @@ def train_model(
             for epoch in range(epochs):
                 for images, labels in _batches(train_data, batch_size, generator):
                     if max_shift > 0:
-                        images = _random_shift(images, max_shift, generator)
+                        images = random_shift(images, max_shift, generator)
                     if mask_augment > 0:
-                        images = _random_blanks(images, mask_augment, generator)
+                        images = random_blanks(images, mask_augment, generator)
                     loss = F.cross_entropy(model(images.to(device)), labels.to(device))
                     optimizer.zero_grad()
                     loss.backward()
