@@ -8,6 +8,7 @@ them. Every subcommand calls the package's public API, as a user would.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
+from .paper.files import save_tensors_file
 from .paper.models import DEFAULT_ARCH, list_shipped_models, shipped_model, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
 from .paper.training import evaluate_accuracy, train_model
@@ -235,6 +237,16 @@ def _train(args: argparse.Namespace) -> int:
     epochs = recipe["epochs"] if args.epochs is None else args.epochs
     seed = recipe["seed"] if args.seed is None else args.seed
     out = args.out or Path(weights.file_name)
+    # what would fail only after training, when the trained weights would be lost
+    if epochs < 1:
+        raise SystemExit(f"captum-fillblanks train: --epochs must be >= 1, got {epochs}")
+    if not 0 <= seed < 2**63:
+        raise SystemExit(f"captum-fillblanks train: --seed must be in [0, 2**63), got {seed}")
+    if out.is_dir():
+        raise SystemExit(f"captum-fillblanks train: --out {out} is a folder; give the weight file to write")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
 
     test_images, test_labels = load_tensors(args.dataset, args.data_dir, train=False)
     images, labels = load_tensors(args.dataset, args.data_dir, train=True)
@@ -260,8 +272,7 @@ def _train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     accuracy = evaluate_accuracy(model, test_images, test_labels)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out)
+    save_tensors_file(model.state_dict(), out)
     print(f"Trained in {seconds:.0f} s; wrote {out}")
     print(
         f"t10k test accuracy: {accuracy:.2%} on {len(test_labels):,} images "

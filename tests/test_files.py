@@ -108,7 +108,7 @@ def test_a_rerun_over_planted_files_runs_no_code_and_writes_nothing_outside_out(
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
-@pytest.mark.parametrize("content", ["[]", "not json", '"a string"'])
+@pytest.mark.parametrize("content", ["[]", "", "not json", '"a string"'])
 def test_a_manifest_that_is_not_an_object_is_named_in_one_line(tmp_path, content):
     folder = tmp_path / "shards" / "mnist_simple-cnn"
     folder.mkdir(parents=True)

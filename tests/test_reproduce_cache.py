@@ -33,7 +33,7 @@ def test_fill_files_save_the_draws_an_image_kept_when_it_keeps_fewer(tmp_path):
     cache = FillCache(tmp_path, model, model, config(control_samples_cap=4))
     with pytest.warns(UserWarning, match="were kept"):
         cache.compute(FillJob("shard.pt", images, 20, 0))
-    saved = cache.load("shard.pt")
+    saved = cache.load(FillJob("shard.pt", images, 20, 0))
     method = MaskFill(model)
     with pytest.warns(UserWarning, match="were kept"):
         fill = method.attribute(images, n_samples=20, max_draws=200, seed=0, mask_ratio=0.25, patch_size=2)
@@ -67,15 +67,17 @@ def test_the_manifest_is_written_once_and_another_runs_folder_is_refused(tmp_pat
         lambda path: path.write_bytes(path.read_bytes()[:100]),  # truncated
         lambda path: torch.save({}, path),  # a dict without the fills
         lambda path: torch.save([1, 2], path),  # not a dict
+        lambda path: torch.save({**torch.load(path), "fill": torch.zeros(2, 1, 28, 28)}, path),  # other images
     ],
 )
 def test_a_fill_file_that_is_not_whole_is_named_with_the_way_out(tmp_path, damage):
     model = Brightness().eval()
     cache = FillCache(tmp_path, model, model, config(control_samples_cap=4))
-    cache.compute(FillJob("shard.pt", torch.ones(1, 1, 28, 28), 4, 0))
+    job = FillJob("shard.pt", torch.ones(1, 1, 28, 28), 4, 0)
+    cache.compute(job)
     damage(tmp_path / "shard.pt")
     with pytest.raises(ValueError, match="shard.pt is not a complete fill file .*delete it and rerun"):
-        cache.load("shard.pt")
+        cache.load(job)
 
 
 def test_compute_leaves_no_temporary_file(tmp_path):

@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.data import load_samples
 from captum_fillblanks.paper.models import resnet5, simple_cnn
-from captum_fillblanks.paper.training import random_blanks, random_shift, evaluate_accuracy, train_model
+from captum_fillblanks.paper.training import evaluate_accuracy, random_blanks, random_shift, train_model
 
 
 @pytest.fixture(scope="module")

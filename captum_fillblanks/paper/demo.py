@@ -42,8 +42,13 @@ def run_demo(
     from it, and the control models are seeded) and matplotlib's
     backend (the command line chooses Agg; the figures are saved and closed, never shown).
     """
+    for name, value in (("n_samples", n_samples), ("images_per_class", images_per_class)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     with torch.random.fork_rng(devices=[]):
-        return _run_demo(out, n_samples, images_per_class, seed, show_progress, echo)
+        return _run_demo(Path(out), n_samples, images_per_class, seed, show_progress, echo)
 
 
 def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> dict[str, ConsistencyCounts]:

@@ -96,7 +96,12 @@ def resolve_device(device: str | None, ranks: Ranks) -> torch.device:
     on each machine. An explicit index is taken as given."""
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={device!r} is not a torch device ({error}); give cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but this machine has no CUDA device; give cpu")
     if resolved.type == "cuda" and resolved.index is None:
         resolved = torch.device("cuda", ranks.local_rank)
     return resolved

@@ -122,6 +122,11 @@ def train_model(
         >>> model = train_model(simple_cnn(), (images, labels), epochs=1, show_progress=False)
     """
     train_data = _check_data(train_data)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"train_model() got {name}={value!r}; expected an int >= 1.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"train_model() got seed={seed!r}; expected an int in [0, 2**63).")
     if not (isinstance(mask_augment, (int, float)) and 0 <= mask_augment <= 1):
         raise ValueError(f"train_model() got mask_augment={mask_augment!r}; expected a fraction in [0, 1].")
     device = next(model.parameters()).device

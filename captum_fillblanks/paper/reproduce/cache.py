@@ -88,12 +88,18 @@ class FillCache:
     def has(self, name: str) -> bool:
         return (self.folder / name).exists()
 
-    def load(self, name: str) -> dict[str, Tensor]:
-        path = self.folder / name
+    def load(self, job: FillJob) -> dict[str, Tensor]:
+        """The fills of ``job``, checked to be what :meth:`compute` saves for its images."""
+        path = self.folder / job.name
         try:
             saved = load_tensors_file(path)
             if not isinstance(saved, dict) or not {"fill", "control_fill", "predicted"} <= set(saved):
                 raise ValueError(f"it holds {type(saved).__name__} {sorted(saved) if isinstance(saved, dict) else ''}")
+            shapes = {key: tuple(saved[key].shape) for key in ("fill", "control_fill", "predicted")}
+            expected = {"fill": tuple(job.images.shape), "control_fill": tuple(job.images.shape)}
+            expected["predicted"] = (len(job.images),)
+            if shapes != expected:
+                raise ValueError(f"shapes {shapes}, expected {expected} for its {len(job.images)} images")
         except Exception as error:  # truncated, foreign or planted: torch says only what broke
             raise ValueError(
                 f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "

@@ -16,7 +16,11 @@ from pathlib import Path
 from ...attr.transforms import TransformSetting
 from ..models import DEFAULT_ARCH, Weights, shipped_model, shipped_weights
 
-__all__ = ["RunConfig"]
+__all__ = ["RunConfig", "MAX_SEED"]
+
+#: The largest seed a run takes: its shards' and validation's seeds (``seed`` plus up to
+#: ``10**6 + n_images``) stay below ``2**63``, where a generator's seed would wrap.
+MAX_SEED = 2**62
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class RunConfig:
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        # every shard's masks come from seed + its first image, the validation's from
+        # seed + 10**6: all of them must be seeds a torch.Generator takes as they are
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
         candidates = tuple(candidates)
         if not candidates:
             raise ValueError("candidates must hold at least one TransformSetting")

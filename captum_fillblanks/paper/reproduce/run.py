@@ -112,10 +112,24 @@ def reproduce(
             finish()
 
 
+#: The labels of the first ten t10k images of each data set: a folder of the other data
+#: set (the two share file names and format) is refused instead of reported under the
+#: wrong name.
+FIRST_TEST_LABELS = {"mnist": (7, 2, 1, 0, 4, 1, 4, 9, 5, 9), "fashion-mnist": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)}
+
+
 def _test_images(config: RunConfig, data_dir: str):
     """The first ``n_images`` t10k images (for Fashion-MNIST, without the bundled
     samples, which come from this split), their labels and the number of classes."""
     test_images, test_labels = load_tensors(config.dataset, data_dir, train=False)
+    first = tuple(test_labels[:10].tolist())
+    if first != FIRST_TEST_LABELS[config.dataset]:
+        named = [name for name, labels in FIRST_TEST_LABELS.items() if labels == first]
+        raise ValueError(
+            f"{data_dir} does not hold {config.dataset}'s t10k split: its first labels are {first}, "
+            f"{config.dataset}'s are {FIRST_TEST_LABELS[config.dataset]}"
+            + (f" (it looks like {named[0]}: give --dataset {named[0]})" if named else "")
+        )
     keep = torch.ones(len(test_images), dtype=torch.bool)
     if config.dataset == "fashion-mnist":
         keep[sample_indices(config.dataset)] = False

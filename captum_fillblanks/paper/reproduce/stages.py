@@ -114,7 +114,7 @@ def choose_on_validation(
     """Every candidate scored on the validation fills (each rank scores its share of
     the candidates; a candidate's scores do not depend on the others), then the best
     per row, over all candidates and over the min-max ones only."""
-    config, saved, device = cache.config, cache.load(job.name), job.images.device
+    config, saved, device = cache.config, cache.load(job), job.images.device
     candidates = list(config.candidates)
     scores: dict[str, dict[TransformSetting, float]] = {}
     mine = ranks.share(candidates)
@@ -181,7 +181,7 @@ def score_test_images(
     scored = []
     mine = ranks.share(list(enumerate(jobs)))
     for i, job in progress(mine, desc="scoring shards", disable=not show_progress):
-        saved = cache.load(job.name)
+        saved = cache.load(job)
         counts = _score_shard(model, saved, job, choice, cache.config, n_classes)
         class_sums = add_per_class(None, saved["fill"], saved["predicted"], n_classes)
         per_class = torch.bincount(saved["predicted"], minlength=n_classes)

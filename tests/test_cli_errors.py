@@ -1,0 +1,74 @@
+"""What a user can get wrong on the command line ends in one line naming it, before any
+work that would be lost; and a data folder of the other data set is refused."""
+
+from pathlib import Path
+
+import pytest
+
+from captum_fillblanks.cli import main
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, reproduce
+from captum_fillblanks.paper.training import train_model
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def one_line_error(argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    message = str(exit_info.value.code)
+    assert message.startswith(f"captum-fillblanks {argv[0]}: ") and "\n" not in message, message
+    return message
+
+
+def reproduce_argv(out: Path, dataset: str = "mnist", data_dir: Path = SHARED / "mnist", *extra: str) -> list[str]:
+    return [
+        "reproduce", "--dataset", dataset, "--data-dir", str(data_dir), "--out", str(out), "--n-images", "2",
+        "--n-samples", "2", "--n-validation", "10", "--figure-samples", "2", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(), reason="needs ../shared/data")
+def test_a_folder_of_the_other_data_set_is_refused_and_named(tmp_path):
+    message = one_line_error(reproduce_argv(tmp_path / "out", "mnist", SHARED / "fashion-mnist"))
+    assert "does not hold mnist's t10k split" in message and "give --dataset fashion-mnist" in message
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="does not hold fashion-mnist's t10k split.*give --dataset mnist"):
+        reproduce("fashion-mnist", SHARED / "mnist", tmp_path / "out", n_images=2, candidates=CANDIDATE_SETTINGS[:1])
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [("bogus", "device='bogus' is not a torch device"), ("cuda:x", "is not a torch device")]
+    + [("cuda", "no CUDA device")] * (not __import__("torch").cuda.is_available()),
+)
+def test_a_device_that_is_not_there_is_named_in_one_line(tmp_path, device, expected):
+    assert expected in one_line_error(reproduce_argv(tmp_path / "out", "mnist", SHARED / "mnist", "--device", device))
+
+
+@pytest.mark.parametrize("command", ["reproduce", "demo"])
+@pytest.mark.parametrize("seed", [str(2**64), "-1"])
+def test_a_seed_out_of_range_is_named_in_one_line(tmp_path, command, seed):
+    argv = reproduce_argv(tmp_path / "out") if command == "reproduce" else ["demo", "--out", str(tmp_path / "out")]
+    assert "seed must be an int in [0, " in one_line_error([*argv, "--seed", seed])
+
+
+def test_train_refuses_what_would_fail_after_training(tmp_path):
+    data = ["--dataset", "mnist", "--data-dir", str(tmp_path / "no-data")]
+    assert "--epochs must be >= 1, got 0" in one_line_error(["train", *data, "--epochs", "0"])
+    assert "--epochs must be >= 1, got -1" in one_line_error(["train", *data, "--epochs", "-1"])
+    assert "--seed must be in [0, 2**63)" in one_line_error(["train", *data, "--seed", str(2**64)])
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert f"--out {folder} is a folder" in one_line_error(["train", *data, "--out", str(folder)])
+
+
+@pytest.mark.parametrize(("name", "value"), [("epochs", 0), ("batch_size", 0), ("seed", 2**64), ("seed", -1)])
+def test_train_model_refuses_sizes_and_seeds_by_name(name, value):
+    import torch
+
+    from captum_fillblanks.paper.models import simple_cnn
+
+    data = (torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    arguments = {"epochs": 1, name: value}
+    with pytest.raises(ValueError, match=f"{name}={value}"):
+        train_model(simple_cnn(), data, show_progress=False, **arguments)
