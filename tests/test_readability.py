@@ -1,0 +1,119 @@
+"""The readability checks on cases whose answer is known by hand."""
+
+import itertools
+
+import pytest
+import torch
+from conftest import SoftmaxRegression
+
+from captum_fillblanks.attr.mask_fill import MaskFill
+from captum_fillblanks.attr.masks import apply_masks
+from captum_fillblanks.attr.metrics import scoring_blank
+from captum_fillblanks.attr.readability import (
+    ink,
+    inpainting_agreement,
+    intersection_over_union,
+    judge_accuracy,
+    roc_auc,
+    wrong_target_control,
+    wrong_targets,
+)
+from captum_fillblanks.attr.transforms import TransformSetting, filled_image
+from captum_fillblanks.paper.data import load_samples
+
+
+def brute_force_auc(scores, positives):
+    pos = [s for s, p in zip(scores, positives) if p]
+    neg = [s for s, p in zip(scores, positives) if not p]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_auc_is_one_for_a_perfect_score_zero_reversed_and_one_half_for_ties():
+    positives = torch.tensor([[True, True, False, False]] * 3)
+    scores = torch.tensor([[2.0, 3.0, 0.0, 1.0], [0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0]])
+    assert roc_auc(scores, positives).tolist() == [1.0, 0.0, 0.5]
+
+
+def test_auc_equals_counting_every_pair_with_ties():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 5, (6, 30), generator=generator).double()  # many ties
+    positives = torch.rand(6, 30, generator=generator) < 0.4
+    expected = [brute_force_auc(s.tolist(), p.tolist()) for s, p in zip(scores, positives)]
+    assert roc_auc(scores, positives).tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_auc_is_nan_without_positives_or_negatives():
+    auc = roc_auc(torch.rand(2, 4), torch.tensor([[False] * 4, [True] * 4]))
+    assert auc.isnan().all()
+
+
+def test_iou_counts_overlap_over_union_and_is_nan_for_two_empty_sets():
+    predicted = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]).bool()
+    truth = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]).bool()
+    iou = intersection_over_union(predicted, truth)
+    assert iou[0] == pytest.approx(1 / 3) and iou[1].isnan() and iou[2] == 1.0
+
+
+def test_ink_maps_the_input_range_and_averages_channels():
+    images = torch.tensor([0.0, 0.4, 0.6, 1.0]).reshape(1, 1, 2, 2)
+    assert ink(images).flatten().tolist() == [False, False, True, True]
+    normalized = (images - 0.5) / 0.25  # input range (-2, 2)
+    assert torch.equal(ink(normalized, input_range=(-2.0, 2.0)), ink(images))
+    rgb = torch.stack([images[:, 0], torch.zeros(1, 2, 2), torch.ones(1, 2, 2)], 1)
+    assert ink(rgb, threshold=0.5).flatten().tolist() == [False, False, True, True]  # means 1/3 .. 2/3
+
+
+def test_a_fill_that_draws_the_image_agrees_perfectly_and_its_negative_not_at_all():
+    images, _ = load_samples("mnist")
+    images = images[:4]
+    assert (images.flatten(1).amax(1) == 1).all()  # so T at tau 0.5 draws exactly the ink
+    perfect = inpainting_agreement(images.clone(), images, transform=TransformSetting(threshold=0.5))
+    assert perfect.auc.tolist() == [1.0] * 4 and perfect.iou.tolist() == [1.0] * 4
+    reversed_ = inpainting_agreement(-images, images)
+    assert reversed_.auc.tolist() == [0.0] * 4
+    assert reversed_.iou.isnan().logical_not().all() and (reversed_.iou == 0).all()  # nothing drawn
+
+
+def test_the_prototypes_iou_uses_the_transform_given():
+    images = torch.zeros(1, 1, 4, 4)
+    images[..., :2, :] = 1.0  # the top half is ink
+    fill = torch.linspace(1.0, 0.0, 16).reshape(1, 1, 4, 4)  # strongest at the top
+    loose = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.05))
+    tight = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.5))
+    # tau 0.05: 15 of 16 pixels drawn, IoU 8/15; tau 0.5: the 8 largest, the top half exactly
+    assert loose.iou.item() == pytest.approx(8 / 15) and tight.iou.item() == 1.0
+    assert loose.auc.item() == tight.auc.item() == 1.0
+
+
+def test_judge_accuracy_is_the_percentage_it_labels_right():
+    prototypes = torch.eye(4)
+    judge = torch.nn.Identity()
+    assert judge_accuracy(judge, prototypes, torch.tensor([0, 1, 2, 3])) == 100.0
+    assert judge_accuracy(judge, prototypes, torch.tensor([0, 1, 3, 2])) == 50.0
+    with pytest.raises(ValueError, match="one per prototype"):
+        judge_accuracy(judge, prototypes, torch.tensor([0, 1]))
+
+
+def test_wrong_targets_are_never_the_label_and_are_seeded():
+    labels = torch.arange(10).repeat(50)
+    targets = wrong_targets(labels, 10, seed=3)
+    assert not bool((targets == labels).any())
+    assert torch.equal(targets, wrong_targets(labels, 10, seed=3))
+    assert set((targets - labels).remainder(10).tolist()) == set(range(1, 10))  # every other class
+    with pytest.raises(ValueError, match="labels must lie in"):
+        wrong_targets(torch.tensor([10]), 10)
+
+
+def test_wrong_target_control_scores_the_paper_style_image_against_the_wrong_target():
+    model = SoftmaxRegression(n_inputs=36, n_classes=4).eval()
+    images = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    rate, targets = wrong_target_control(model, images, n_classes=4, n_samples=20, seed=5)
+    # the same, spelled out with the public API
+    labels = model(images).argmax(1)
+    assert torch.equal(targets, wrong_targets(labels, 4, seed=5)) and not bool((targets == labels).any())
+    fill = MaskFill(model).attribute(images, target=targets, selection="all", n_samples=20, seed=5)
+    blank = scoring_blank(images, seed=5)
+    pushed = filled_image(apply_masks(images, blank, 0.0), fill, blank)
+    expected = 100.0 * float((model(pushed).argmax(1) == targets).double().mean())
+    assert rate == expected
