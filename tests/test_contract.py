@@ -29,6 +29,30 @@ BAD_COMMON = [
     (dict(internal_batch_size=0), ValueError, "internal_batch_size"),
     (dict(step_size=float("nan")), ValueError, "step_size must be a finite number"),
     (dict(step_size=float("inf")), ValueError, "step_size must be a finite number"),
+    (dict(seed=2**63), ValueError, r"seed must be an int in \[0, 2\*\*63\), got 9223372036854775808"),
+    (dict(seed=-1), ValueError, r"seed must be an int in \[0, 2\*\*63\), got -1"),
+    (dict(seed=True), TypeError, "seed must be an int"),
+    (dict(baselines=torch.zeros(1, 1, 6, 6, device="meta")), ValueError, r"baselines\[0\] is on the meta device"),
+    (
+        dict(baselines=torch.zeros(1, 1, 6, 6, dtype=torch.complex64)),
+        TypeError,
+        r"baselines\[0\] has dtype torch.complex64; a blank holds a real value",
+    ),
+    (
+        dict(feature_mask=torch.zeros(1, 1, 6, 6, dtype=torch.long, device="meta")),
+        ValueError,
+        r"feature_mask\[0\] is on the meta device",
+    ),
+    (
+        dict(feature_mask=torch.zeros(1, 1, 6, 6, dtype=torch.complex64)),
+        TypeError,
+        r"feature_mask\[0\] must be an integer Tensor of group ids, got dtype torch.complex64",
+    ),
+    (
+        dict(feature_mask=torch.arange(72).reshape(2, 1, 6, 6)),
+        ValueError,
+        r"feature_mask\[0\] of shape \(2, 1, 6, 6\) gives the 2 examples different groups",
+    ),
 ]
 BAD_RANDOM = [
     (dict(mask_ratio=0.0), ValueError, "mask_ratio"),
@@ -46,6 +70,12 @@ BAD = {
     "ProgressiveMaskFill": BAD_COMMON
     + [
         (dict(n_steps=0), ValueError, "n_steps"),
+        (dict(n_steps=10), ValueError, r"n_steps=10 is more than the 9 patches of patch_size=2 of inputs\[0\]"),
+        (
+            dict(n_steps=5, feature_mask=torch.arange(4).repeat_interleave(9).reshape(1, 1, 6, 6)),
+            ValueError,
+            "n_steps=5 is more than the 4 groups of feature_mask",
+        ),
         (dict(threshold=1.5), ValueError, "threshold"),
         (dict(threshold=float("nan")), ValueError, "threshold"),
         (dict(normalization="l2"), ValueError, "normalization"),
@@ -118,7 +148,9 @@ def test_output_that_is_not_class_scores_needs_target_loss(name):
 
 
 @pytest.mark.parametrize("name", METHODS)
-@pytest.mark.parametrize("target", [10, [0, 1, 2], torch.tensor([0, 1, 2]), [0, 7], "a"])
+@pytest.mark.parametrize(
+    "target", [10, -4, [0, 1, 2], torch.tensor([0, 1, 2]), [0, 7], "a", [-1, 0], torch.tensor([0, -1])]
+)
 def test_bad_target_raises_what_captum_raises(name, target, caller_state):
     model, inputs, before = caller_state
     with pytest.raises(Exception) as captum_error:

@@ -113,3 +113,17 @@ def test_resolve_seed_from_generator_is_reproducible():
 def test_bad_mask_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         random_patch_masks(1, 28, 28, **kwargs)
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64 - 1, -1, -(2**63)])
+def test_a_seed_a_generator_would_wrap_is_refused(seed):
+    # torch reads a seed modulo 2**63: 2**63 seeds as 0, -1 as 2**63 - 1
+    assert torch.equal(
+        torch.rand(4, generator=torch.Generator().manual_seed(2**63 + 5)),
+        torch.rand(4, generator=torch.Generator().manual_seed(5)),
+    )
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\)"):
+        resolve_seed(seed)
+    assert resolve_seed(2**63 - 1) == 2**63 - 1 and resolve_seed(0) == 0
+    with pytest.raises(TypeError, match="seed must be an int, a torch.Generator or None, got bool"):
+        resolve_seed(True)

@@ -10,7 +10,9 @@ from captum_fillblanks.attr.metrics import (
     ConsistencyCounts,
     classification_scores,
     consistency_counts,
+    rebuild_rows,
     row_settings,
+    score_rows,
 )
 from captum_fillblanks.attr.transforms import TransformSetting
 
@@ -131,3 +133,83 @@ def test_max_draws_bounds_the_trained_models_fill(images):
         counts = consistency_counts(model, images, n_classes=3, n_samples=20, max_draws=20, n_steps=2, seed=4)
     given = consistency_counts(model, images, n_classes=3, n_steps=2, seed=4, fill=fill)
     assert all(torch.equal(counts.confusion[row], given.confusion[row]) for row in counts.confusion)
+
+
+@pytest.mark.parametrize(
+    "reference, predicted, message",
+    [
+        ([0, 1], [2, 3], r"predicted holds labels \[3\] outside \[0, n_classes=3\)"),
+        ([0, -1], [2, 0], r"reference holds labels \[-1\] outside \[0, n_classes=3\)"),
+        ([0, 1, 2], [2, 0], "reference and predicted must hold one label per image each, got 3 and 2"),
+    ],
+)
+def test_labels_that_do_not_fit_the_matrix_are_refused_and_count_nothing(reference, predicted, message):
+    counts = ConsistencyCounts(3)
+    counts.add("strict", torch.tensor([0]), torch.tensor([0]))
+    with pytest.raises(ValueError, match=message):
+        counts.add("strict", torch.tensor(reference), torch.tensor(predicted))
+    assert counts.confusion["strict"].sum() == 1  # nothing counted into another cell
+    with pytest.raises(TypeError, match="reference must be a Tensor of integer class labels"):
+        counts.add("strict", torch.tensor([0.0]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="n_classes must be >= 1"):
+        ConsistencyCounts(0)
+
+
+@pytest.mark.parametrize(
+    "confusion, error, message",
+    [
+        (torch.ones(2, 3, dtype=torch.long), ValueError, r"square matrix .* got shape \(2, 3\)"),
+        (torch.ones(4, dtype=torch.long), ValueError, r"square matrix .* got shape \(4,\)"),
+        (torch.tensor([[3, -1], [0, 2]]), ValueError, r"negative counts: \[-1\]"),
+        (torch.tensor([[1.5, 0.0], [0.0, 2.0]]), ValueError, "fractional counts"),
+        ([[1, 0], [0, 1]], TypeError, "confusion must be a real Tensor of counts, got list"),
+    ],
+)
+def test_a_confusion_matrix_that_is_not_square_counts_is_refused(confusion, error, message):
+    with pytest.raises(error, match=message):
+        classification_scores(confusion)
+
+
+class CountingModel(torch.nn.Module):
+    """TinyCNN that counts the examples it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.seen = TinyCNN().eval(), 0
+
+    def forward(self, x):
+        self.seen += x.shape[0]
+        return self.net(x)
+
+
+@pytest.mark.parametrize(
+    "n_classes, error, message",
+    [
+        (2, ValueError, r"n_classes=2 does not fit the model, whose output has shape \(3, 3\)"),
+        (4, ValueError, r"n_classes=4 does not fit the model"),
+        (0, ValueError, "n_classes must be >= 1"),
+        (3.0, TypeError, "n_classes must be a positive int"),
+    ],
+)
+def test_a_wrong_n_classes_is_refused_before_any_fill_is_computed(n_classes, error, message, images):
+    model = CountingModel().eval()
+    with pytest.raises(error, match=message):
+        consistency_counts(model, images, n_classes=n_classes, n_samples=20, n_steps=2)
+    assert model.seen <= len(images)  # at most the one forward pass that checks it
+    rebuilt = rebuild_rows(TinyCNN().eval(), images, n_samples=4, n_steps=2, rows=["control"])
+    with pytest.raises(error, match=message):
+        score_rows(TinyCNN().eval(), rebuilt, n_classes)
+
+
+def test_a_model_that_works_in_place_leaves_the_shards_images_alone(images):
+    class InPlace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = TinyCNN().eval()
+
+        def forward(self, x):
+            return self.net(x.mul_(0.5))
+
+    before = images.clone()
+    consistency_counts(InPlace().eval(), images, n_classes=3, n_samples=4, n_steps=2)
+    assert torch.equal(images, before)

@@ -125,3 +125,7 @@ def test_bad_arguments_are_clear_errors(digits):
         explain(model, images.numpy(), labels.numpy().astype(float))
     with pytest.raises(ValueError, match="inputs must be a batch of images"):
         explain(model, images.numpy()[0, 0], labels.numpy())
+    with pytest.raises(ValueError, match=r"inputs must be a batch of images \(N, C, H, W\).*add the channel dimension"):
+        explain(model, images.numpy()[:, 0], labels.numpy())  # (N, H, W) would fail inside the model
+    with pytest.raises(ValueError, match=r"inputs must be a batch of images \(N, C, H, W\)"):
+        explain(model, images.numpy()[:, None], labels.numpy())

@@ -234,3 +234,21 @@ def test_kwargs_is_deprecated_in_favour_of_passing_the_setting():
         warnings.simplefilter("error")  # applying the setting does not go through kwargs()
         setting(torch.randn(1, 4))
         prototype(torch.randn(1, 4), transform=setting)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), 1.5, -1.0, 1.0])
+def test_binarize_refuses_the_thresholds_the_transform_refuses(threshold):
+    with pytest.raises(ValueError, match="threshold must be a number in \\[0, 1\\)"):
+        binarize(torch.rand(2, 4), threshold)
+    with pytest.raises(ValueError, match="threshold must be a number in \\[0, 1\\)"):
+        fill_transform(torch.rand(2, 4), threshold=threshold)
+    with pytest.raises(TypeError, match="threshold"):
+        binarize(torch.rand(2, 4), "0.5")
+
+
+@pytest.mark.parametrize("fill", [torch.zeros(0, 1, 6, 6), torch.tensor(1.0), torch.zeros(2, 0)])
+def test_a_fill_with_no_example_to_transform_gets_a_clear_error(fill):
+    with pytest.raises(ValueError, match=r"fill of shape .* holds no example to transform"):
+        prototype(fill)
+    with pytest.raises(ValueError, match=r"update of shape .* holds no example to transform"):
+        fill_transform(fill)

@@ -17,8 +17,8 @@ from captum_fillblanks.attr.transforms import TransformSetting, fill_transform, 
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     CAPTUM_SIGNED_CMAP,
     SIGNED_OVERLAY_CMAP,
-    to_unit_range,  # noqa: E402
     signed_overlay_cmap,
+    to_unit_range,
     visualize_comparison,
     visualize_expected_fill,
     visualize_fill,
@@ -552,3 +552,29 @@ def test_signed_overlay_cmap_has_the_name_asked_for():
     assert signed_overlay_cmap().name == "signed_overlay"
     assert signed_overlay_cmap("green", "red", name="captum_colours").name == "captum_colours"
     assert SIGNED_OVERLAY_CMAP.name == "fillblanks_blue_clear_red"
+
+
+@pytest.mark.filterwarnings("ignore:the update holds 1 non-finite")  # T's own warning, tested with T
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_update_is_drawn_as_zero_with_a_warning_not_a_crash(value):
+    update = torch.randn(1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    clean = update.clone()
+    update[0, 0, 0] = value  # inside the corner blank
+    clean[0, 0, 0] = 0.0
+    with pytest.warns(UserWarning, match=r"update holds 1 non-finite values \(NaN or inf\) in example\(s\) \[0\]"):
+        _, axes = visualize_fill(torch.zeros(1, SIZE, SIZE), corner_mask(), update)
+    _, expected = visualize_fill(torch.zeros(1, SIZE, SIZE), corner_mask(), clean)
+    np.testing.assert_array_equal(axes[0, 1].get_images()[-1].get_array(), expected[0, 1].get_images()[-1].get_array())
+    with pytest.warns(UserWarning, match=r"fill holds 1 non-finite values"):
+        _, axes = visualize_expected_fill(torch.zeros(1, SIZE, SIZE), update)
+    _, expected = visualize_expected_fill(torch.zeros(1, SIZE, SIZE), clean)
+    np.testing.assert_array_equal(axes[0, 1].get_images()[-1].get_array(), expected[0, 1].get_images()[-1].get_array())
+    with pytest.warns(UserWarning, match=r"attributions\['fill'\] holds 1 non-finite values"):
+        visualize_methods(torch.zeros(1, SIZE, SIZE), {"fill": update}, sign="all")
+
+
+def test_an_empty_batch_of_prototypes_gets_a_clear_error():
+    with pytest.raises(ValueError, match=r"prototypes of shape \(0, 1, 6, 6\) holds no image"):
+        visualize_prototypes(torch.zeros(0, 1, 6, 6))
+    with pytest.raises(ValueError, match="holds no image"):
+        visualize_comparison({"first order": np.zeros((0, 6, 6, 1))})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -72,6 +73,16 @@ def format_baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
             raise TypeError(f"baselines[{i}] must be a number or a Tensor, got {type(baseline).__name__}")
         if isinstance(baseline, Tensor):
+            if baseline.device.type == "meta":
+                raise ValueError(
+                    f"baselines[{i}] is on the meta device, which holds shapes but no values; give a "
+                    "baseline with values (e.g. baselines.to('cpu'))"
+                )
+            if baseline.is_complex():
+                raise TypeError(
+                    f"baselines[{i}] has dtype {baseline.dtype}; a blank holds a real value: give a real "
+                    "number or a real Tensor"
+                )
             try:
                 shape = torch.broadcast_shapes(baseline.shape, tensor.shape)
             except RuntimeError:
@@ -137,6 +148,7 @@ class FillProblem:
 
         with torch.no_grad():
             outputs = self.forward(self.inputs, 1)
+            check_scores(outputs)
             check_target(target, outputs.shape[0])
             select_targets(outputs, target)  # raises exactly what Captum's Saliency raises
         self.labels = self._class_labels(outputs, target)
@@ -154,13 +166,17 @@ class FillProblem:
         """Per-example class index, when the output is class scores and the target a class."""
         if outputs.dim() != 2 or outputs.shape[1] < 2:
             return None
-        batch = outputs.shape[0]
+        batch, n_classes = outputs.shape
         if target is None:
             return outputs.argmax(dim=1)
+        # a negative index counts from the last class, as Captum's output[:, target] reads
+        # it (select_targets has already refused one out of range; Captum refuses negative
+        # entries of a per-example list or tensor, and so has select_targets)
         if isinstance(target, int):
-            return torch.full((batch,), target, dtype=torch.long, device=outputs.device)
+            return torch.full((batch,), target % n_classes, dtype=torch.long, device=outputs.device)
         if isinstance(target, Tensor) and not target.is_floating_point():
-            return target.reshape(-1).to(outputs.device, torch.long).expand(batch).clone()
+            labels = target.reshape(-1).to(outputs.device, torch.long).expand(batch)
+            return labels.remainder(n_classes)
         if isinstance(target, list) and all(isinstance(t, int) for t in target):
             return torch.tensor(target, dtype=torch.long, device=outputs.device)
         return None
@@ -176,9 +192,15 @@ class FillProblem:
         return tuple(a[rows] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n_rows else a for a in args)
 
     def forward(self, batch: tuple[Tensor, ...], n_masks: int, rows: Tensor | None = None) -> Tensor:
-        """Model outputs for ``n_masks`` stacked copies of the batch (or ``rows`` of them)."""
+        """Model outputs for ``n_masks`` stacked copies of the batch (or ``rows`` of them).
+
+        The model gets copies: one that changes its input in place (``x.sub_(mean)``)
+        changes neither the caller's inputs nor the masked copies the method reuses, and
+        its gradient still reaches ``batch``.
+        """
+        copies = tuple(t.clone() for t in batch)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            outputs = run_forward(self.forward_func, batch, None, self.expanded_args(n_masks, rows))
+            outputs = run_forward(self.forward_func, copies, None, self.expanded_args(n_masks, rows))
         if not isinstance(outputs, Tensor):
             raise TypeError(f"forward_func must return a Tensor, got {type(outputs).__name__}")
         return outputs
@@ -261,8 +283,18 @@ class FillProblem:
             if predicted_labels and self.target is None and self.labels is not None:
                 labels = outputs.detach().argmax(dim=1)
             losses = self.losses(outputs, n_masks, labels, rows)
-            grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
-        grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
+            grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True) if losses.requires_grad else None
+        unused = list(range(len(leaves))) if grads is None else [i for i, g in enumerate(grads) if g is None]
+        if unused:
+            # Captum's gradient methods (Saliency) raise torch's RuntimeError here: the
+            # fill of an input the output does not depend on would be zeros, not an answer
+            names = ", ".join(f"inputs[{i}]" for i in unused)
+            raise RuntimeError(
+                f"the model's output does not depend on {names}: no gradient reaches it (is it detached "
+                "inside forward_func, or not used?), so its fill would be all zeros; Captum's Saliency "
+                "raises for such a model too. Make forward_func use it, or pass it in "
+                "additional_forward_args instead of inputs"
+            )
         return grads, outputs.detach(), losses.detach()
 
     def correct(self, outputs: Tensor, n_masks: int, rows: Tensor | None = None) -> Tensor:
@@ -304,12 +336,54 @@ def check_target(target: Any, batch_size: int) -> None:
         )
 
 
-def warn_if_training(forward_func: Callable) -> None:
+def check_scores(outputs: Tensor) -> None:
+    """The model returns scores the method can differentiate: floating point, not class
+    ids (an integer output has no gradient, and Captum's error would come from autograd)."""
+    if not outputs.is_floating_point():
+        raise TypeError(
+            f"forward_func returned a tensor of dtype {outputs.dtype} (shape {tuple(outputs.shape)}); filling "
+            "in the blanks takes the gradient of the model's scores, so it must return floating-point "
+            "scores such as logits, not class ids (return the logits, not logits.argmax(1))"
+        )
+
+
+def _module_of(forward_func: Callable) -> nn.Module | None:
+    """The module behind ``forward_func``: itself, or the module of a bound method."""
     module = forward_func if isinstance(forward_func, nn.Module) else getattr(forward_func, "__self__", None)
-    if isinstance(module, nn.Module) and module.training:
+    return module if isinstance(module, nn.Module) else None
+
+
+@contextmanager
+def buffers_restored(forward_func: Callable) -> Iterator[None]:
+    """Run the block and put the model's buffers back as they were, whether it succeeds
+    or raises, when any of its modules is in training mode: batch norm then updates its
+    running statistics on the masked copies, which would change the caller's model."""
+    module = _module_of(forward_func)
+    if module is None or not any(m.training for m in module.modules()):
+        yield
+        return
+    saved = [
+        (owner, name, buffer, buffer.detach().clone())
+        for owner in module.modules()
+        for name, buffer in owner._buffers.items()
+        if buffer is not None
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for owner, name, buffer, value in saved:
+                buffer.copy_(value)
+                owner._buffers[name] = buffer  # in case the block replaced it
+
+
+def warn_if_training(forward_func: Callable) -> None:
+    module = _module_of(forward_func)
+    if module is not None and module.training:
         warnings.warn(
             "the model is in training mode: batch norm couples the masked copies of a "
-            "batch and dropout randomizes them; call model.eval() first",
+            "batch and dropout randomizes them; call model.eval() first (the model's buffers, "
+            "such as batch norm's running statistics, are put back after the call)",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )

@@ -22,7 +22,14 @@ from ._checks import broadcasts_to
 from ._problem import caller_stacklevel
 from .masks import patch_grid
 
-__all__ = ["Units", "unit_maps", "default_unit_maps", "feature_unit_maps", "FINE_PATCHES_PER_SIDE"]
+__all__ = [
+    "Units",
+    "unit_maps",
+    "default_unit_maps",
+    "feature_unit_maps",
+    "shared_feature_masks",
+    "FINE_PATCHES_PER_SIDE",
+]
 
 
 class Units(NamedTuple):
@@ -89,6 +96,26 @@ def feature_unit_maps(
 ) -> tuple[tuple[Tensor, ...], tuple[int, ...], tuple[int, ...]]:
     """Units from a Captum ``feature_mask``: each distinct id is one unit, shared across
     the tensors of a tuple (as in ``FeatureAblation``)."""
+    shaped = shared_feature_masks(feature_mask, inputs)
+    ids = torch.cat([m.reshape(-1) for m in shaped])
+    _, inverse = torch.unique(ids, return_inverse=True)
+    maps, start = [], 0
+    for mask in shaped:
+        maps.append(inverse[start : start + mask.numel()].reshape(mask.shape))
+        start += mask.numel()
+    return tuple(maps), (0,) * len(inputs), (int(inverse.max()) + 1,)
+
+
+def shared_feature_masks(feature_mask: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """A Captum ``feature_mask`` checked against ``inputs``: one integer tensor per
+    input, of the input's rank with a leading dimension of 1, on its device.
+
+    Every example of a batch walks the same mask sequence over the same units, so the
+    mask must be the same for every example: a mask with a batch dimension is taken as
+    its first example when all its examples are equal, and refused when they differ
+    (pooling their ids into one set of units would make an example's fill depend on
+    the other examples of its batch).
+    """
     masks = format_tensor_into_tuples(feature_mask)
     if not isinstance(masks, tuple) or len(masks) != len(inputs):
         raise ValueError(
@@ -97,21 +124,33 @@ def feature_unit_maps(
         )
     shaped = []
     for i, (mask, tensor) in enumerate(zip(masks, inputs)):
-        if not isinstance(mask, Tensor) or mask.is_floating_point() or mask.dtype == torch.bool:
-            raise TypeError(f"feature_mask[{i}] must be an integer Tensor of group ids")
+        if not isinstance(mask, Tensor) or mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool:
+            given = f"dtype {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"feature_mask[{i}] must be an integer Tensor of group ids, got {given}")
+        if mask.device.type == "meta":
+            raise ValueError(
+                f"feature_mask[{i}] is on the meta device, which holds shapes but no values; give a mask "
+                "with values (e.g. feature_mask.to('cpu'))"
+            )
         if mask.dim() > tensor.dim():
             raise ValueError(f"feature_mask[{i}] has more dimensions than inputs[{i}]")
-        mask = mask.reshape((1,) * (tensor.dim() - mask.dim()) + tuple(mask.shape))
+        given_shape = tuple(mask.shape)
+        mask = mask.reshape((1,) * (tensor.dim() - mask.dim()) + given_shape)
         if not broadcasts_to(mask.shape, tensor.shape):
             raise ValueError(
-                f"feature_mask[{i}] of shape {tuple(mask.shape)} does not broadcast to "
+                f"feature_mask[{i}] of shape {given_shape} does not broadcast to "
                 f"inputs[{i}] of shape {tuple(tensor.shape)}"
             )
+        if mask.shape[0] > 1:
+            differs = (mask != mask[:1]).reshape(mask.shape[0], -1).any(1).nonzero().flatten().tolist()
+            if differs:
+                raise ValueError(
+                    f"feature_mask[{i}] of shape {given_shape} gives the {mask.shape[0]} examples different "
+                    f"groups (example {differs[0]} differs from example 0), but every example of a batch "
+                    "walks the same mask sequence over the same units; give one mask for all examples, "
+                    f"of shape {(1, *given_shape[1:])} or {given_shape[1:]} (without the batch dimension), "
+                    "or call attribute once per example"
+                )
+            mask = mask[:1]
         shaped.append(mask.to(tensor.device))
-    ids = torch.cat([m.reshape(-1) for m in shaped])
-    _, inverse = torch.unique(ids, return_inverse=True)
-    maps, start = [], 0
-    for mask in shaped:
-        maps.append(inverse[start : start + mask.numel()].reshape(mask.shape))
-        start += mask.numel()
-    return tuple(maps), (0,) * len(inputs), (int(inverse.max()) + 1,)
+    return tuple(shaped)

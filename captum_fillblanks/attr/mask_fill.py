@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
-from ._problem import FillProblem, LossFn
+from ._problem import FillProblem, LossFn, buffers_restored
 from ._units import Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
@@ -207,7 +207,11 @@ class MaskFill(GradientAttribution):
                 does. Default: None.
             feature_mask (Tensor or tuple[Tensor, ...], optional): integer unit ids
                 broadcastable to the input, as in ``FeatureAblation``; each id is one unit
-                (shared across the tensors of a tuple). Replaces patches. Default: None.
+                (shared across the tensors of a tuple). Replaces patches. One mask for all
+                examples (shaped like one example, or with a leading dimension of 1): every
+                example walks the same mask sequence over the same units, so a mask with a
+                batch dimension whose examples differ is refused (call once per example
+                instead). Default: None.
             internal_batch_size (int, optional): masked copies per forward/backward pass
                 (all examples together). ``None`` picks one from the input size (see
                 :func:`default_internal_batch_size`). Memory does not grow with
@@ -216,7 +220,9 @@ class MaskFill(GradientAttribution):
             return_convergence_delta (bool, optional): also return, per example, the
                 Monte-Carlo standard error of the estimate: the largest per-position
                 standard error of the mean over positions covered at least once (``inf``
-                where a covered position was covered only once). Default: False.
+                where a covered position was covered only once; ``NaN`` for an example
+                with no kept draw, where no position was covered: no data is not zero
+                error). Default: False.
             n_samples (int, optional): kept draws per example. The paper uses more than
                 10,000; use the convergence delta to choose. Default: 1000.
             mask_ratio (float, optional): ``eta``, the fraction of units each mask blanks,
@@ -256,7 +262,8 @@ class MaskFill(GradientAttribution):
             **attributions** or (**attributions**, **delta**):
             - **attributions** (Tensor or tuple[Tensor, ...]): the fill, shaped like the
               inputs, on their device; zero where no kept draw blanked a position.
-            - **delta** (Tensor): ``(batch,)`` Monte-Carlo standard error, if asked.
+            - **delta** (Tensor): ``(batch,)`` Monte-Carlo standard error, if asked;
+              ``NaN`` for an example with no kept draw.
 
         Examples::
 
@@ -325,17 +332,18 @@ class MaskFill(GradientAttribution):
     ) -> _Estimate:
         """The estimator over the call's inputs: normalize them into a
         :class:`FillProblem`, then :func:`_fill_sums`. Returns the sums, not the fill."""
-        problem = FillProblem(
-            self.forward_func,
-            inputs,
-            target,
-            additional_forward_args,
-            baselines,
-            options.loss,
-            options.selection,
-            options.amp_dtype,
-        )
-        return _fill_sums(problem, feature_mask, options, update, desc=f"{type(self).__name__} draws")
+        with buffers_restored(self.forward_func):  # a model in training mode is left as it was
+            problem = FillProblem(
+                self.forward_func,
+                inputs,
+                target,
+                additional_forward_args,
+                baselines,
+                options.loss,
+                options.selection,
+                options.amp_dtype,
+            )
+            return _fill_sums(problem, feature_mask, options, update, desc=f"{type(self).__name__} draws")
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
@@ -619,8 +627,10 @@ def _take_rows(tensors: tuple[Tensor, ...], rows: Tensor | None) -> tuple[Tensor
 
 
 def _standard_error(sums, sq_sums, coverage) -> Tensor:
-    """Per example: the largest standard error of the mean over covered positions."""
-    worst = None
+    """Per example: the largest standard error of the mean over covered positions;
+    ``NaN`` for an example with no covered position (no kept draw), where the estimate
+    has no data, not zero error."""
+    worst, covered = None, None
     for s, q, c in zip(sums, sq_sums, coverage):
         count = c.reshape(c.shape[0], -1)
         mean = s.reshape(count.shape) / count.clamp(min=1)
@@ -630,4 +640,5 @@ def _standard_error(sums, sq_sums, coverage) -> Tensor:
         error = torch.where(count == 0, torch.zeros_like(error), error)
         per_example = error.amax(dim=1)
         worst = per_example if worst is None else torch.maximum(worst, per_example)
-    return worst
+        covered = (count > 0).any(1) if covered is None else covered | (count > 0).any(1)
+    return torch.where(covered, worst, torch.full_like(worst, math.nan))

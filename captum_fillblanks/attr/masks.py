@@ -156,13 +156,23 @@ def random_partition_masks(
 
 def resolve_seed(seed: SeedLike) -> int:
     """One integer seed for a call: ``seed`` itself, or a draw from the given generator,
-    or (``None``) a draw from torch's global RNG."""
+    or (``None``) a draw from torch's global RNG.
+
+    An int seed must lie in ``[0, 2**63)``: a ``torch.Generator`` reads a seed modulo
+    ``2**63`` (``2**63`` seeds as ``0``, ``-1`` as ``2**63 - 1``), so a seed outside
+    would silently repeat another seed's masks.
+    """
     if isinstance(seed, torch.Generator):
         return int(torch.randint(0, 2**62, (1,), generator=seed, device=seed.device))
     if seed is None:
         return int(torch.randint(0, 2**62, (1,)))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(
+            f"seed must be an int in [0, 2**63), got {seed}: a torch.Generator wraps other seeds around "
+            "onto seeds in that range, so this one would repeat another seed's masks"
+        )
     return seed
 
 

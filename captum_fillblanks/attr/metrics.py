@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._checks import check_positive_int
 from ._distributed import all_reduce_sum, process_group_active
 from .mask_fill import MaskFill
 from .masks import apply_masks, random_patch_masks
@@ -97,9 +98,15 @@ def row_settings(transform: RowSettings = TransformSetting()) -> dict[str, Trans
 def classification_scores(confusion: Tensor) -> dict[str, float]:
     """Accuracy, macro-average F1 and weighted-average F1, in percent, of a confusion
     matrix (``confusion[true, predicted]``), through scikit-learn's
-    ``classification_report`` — the format of the paper's Table 1."""
+    ``classification_report`` — the format of the paper's Table 1.
+
+    Raises:
+        TypeError: ``confusion`` is not a real Tensor.
+        ValueError: it is not a square 2-D matrix, or holds negative or fractional counts.
+    """
     from sklearn.metrics import classification_report
 
+    _check_confusion(confusion)
     confusion = confusion.detach().cpu().long()
     n = confusion.shape[0]
     true = torch.arange(n).repeat_interleave(n)
@@ -123,6 +130,21 @@ def classification_scores(confusion: Tensor) -> dict[str, float]:
     }
 
 
+def _check_confusion(confusion: Any) -> None:
+    if not isinstance(confusion, Tensor) or confusion.is_complex():
+        given = f"dtype {confusion.dtype}" if isinstance(confusion, Tensor) else type(confusion).__name__
+        raise TypeError(f"confusion must be a real Tensor of counts, got {given}")
+    if confusion.dim() != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:
+        raise ValueError(
+            f"confusion must be a square matrix of counts, confusion[true, predicted] of shape "
+            f"(n_classes, n_classes), got shape {tuple(confusion.shape)}"
+        )
+    if bool((confusion < 0).any()):
+        raise ValueError(f"confusion holds negative counts: {confusion[confusion < 0].tolist()[:8]}; counts are >= 0")
+    if confusion.is_floating_point() and not bool((confusion == confusion.round()).all()):
+        raise ValueError("confusion holds fractional counts (or NaN); it counts images, so it must hold whole numbers")
+
+
 @dataclass
 class ConsistencyCounts:
     """Confusion matrices (``[reference label, label the model gives the rebuilt image]``)
@@ -131,9 +153,34 @@ class ConsistencyCounts:
     n_classes: int
     confusion: dict[str, Tensor] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_positive_int("n_classes", self.n_classes)
+
     def add(self, row: str, reference: Tensor, predicted: Tensor) -> None:
         """Count images of ``row``: each image's reference label (``reference``: ``y_0``
-        or ``y_k``) against the label the model gives the rebuilt one (``predicted``)."""
+        or ``y_k``) against the label the model gives the rebuilt one (``predicted``).
+
+        Raises:
+            TypeError: a label tensor is not a Tensor of integers.
+            ValueError: they differ in length, or hold a label outside ``[0, n_classes)``.
+        """
+        for name, labels in (("reference", reference), ("predicted", predicted)):
+            if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex():
+                given = f"dtype {labels.dtype}" if isinstance(labels, Tensor) else type(labels).__name__
+                raise TypeError(f"{name} must be a Tensor of integer class labels, got {given}")
+            if labels.dim() != 1:
+                raise ValueError(f"{name} must hold one label per image, shape (N,), got {tuple(labels.shape)}")
+            outside = labels[(labels < 0) | (labels >= self.n_classes)]
+            if outside.numel():
+                raise ValueError(
+                    f"{name} holds labels {sorted(set(outside.tolist()))[:8]} outside [0, n_classes={self.n_classes}) "
+                    f"(row {row!r}); give labels of {self.n_classes} classes, or n_classes of the model's output"
+                )
+        if reference.shape != predicted.shape:
+            raise ValueError(
+                f"reference and predicted must hold one label per image each, got {reference.shape[0]} and "
+                f"{predicted.shape[0]} labels (row {row!r})"
+            )
         flat = reference.cpu().long() * self.n_classes + predicted.cpu().long()
         counts = torch.bincount(flat, minlength=self.n_classes**2).reshape(self.n_classes, self.n_classes)
         self.confusion[row] = self.confusion.get(row, torch.zeros_like(counts)) + counts
@@ -142,6 +189,10 @@ class ConsistencyCounts:
     def combine(cls, shards: Iterable[ConsistencyCounts]) -> ConsistencyCounts:
         """Add the confusion matrices of several shards: exactly the counts of one run."""
         shards = list(shards)
+        if not shards:
+            raise ValueError("shards is empty: give at least one ConsistencyCounts")
+        if len({shard.n_classes for shard in shards}) != 1:
+            raise ValueError(f"shards count different numbers of classes: {[shard.n_classes for shard in shards]}")
         total = cls(shards[0].n_classes)
         for shard in shards:
             for row, matrix in shard.confusion.items():
@@ -190,18 +241,43 @@ def consistency_counts(model: Callable, images: Tensor, *, n_classes: int, **reb
         n_classes (int): number of classes.
         **rebuild: the keyword arguments of :func:`rebuild_rows` (``n_samples``,
             ``transform``, ``fill``, ``control_model``, ``seed``, ...).
+
+    Raises:
+        ValueError: ``n_classes`` is not the width of the model's output, checked with
+            one forward pass before any image is rebuilt.
     """
+    check_positive_int("n_classes", n_classes)
+    with torch.no_grad():
+        _check_width(model(images.clone()), n_classes)
     return score_rows(model, rebuild_rows(model, images, **rebuild), n_classes)
+
+
+def _check_width(outputs: Tensor, n_classes: int) -> None:
+    """The model's output is class scores ``(N, n_classes)``."""
+    if not isinstance(outputs, Tensor) or outputs.dim() != 2 or outputs.shape[1] != n_classes:
+        shape = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
+        raise ValueError(
+            f"n_classes={n_classes} does not fit the model, whose output has shape {shape}: the table counts "
+            f"one label of n_classes per image, so give n_classes = the model's number of classes "
+            "(its output's width)"
+        )
 
 
 def score_rows(model: Callable, rebuilt: Mapping[str, tuple[Tensor, Tensor]], n_classes: int) -> ConsistencyCounts:
     """Classify each row's rebuilt images with ``model`` and count them against the
     row's reference labels (``rebuilt``: row -> (images, labels), as
-    :func:`rebuild_rows` gives)."""
+    :func:`rebuild_rows` gives).
+
+    Raises:
+        ValueError: ``n_classes`` is not a positive int or not the width of the model's
+            output.
+    """
     counts = ConsistencyCounts(n_classes)
     with torch.no_grad():
         for row, (batch, label) in rebuilt.items():
-            counts.add(row, label, model(batch).argmax(1))
+            outputs = model(batch.clone())  # a model that works in place leaves the caller's images alone
+            _check_width(outputs, n_classes)
+            counts.add(row, label, outputs.argmax(1))
     return counts
 
 
@@ -267,7 +343,7 @@ def rebuild_rows(
         raise ValueError(f"rows: unknown rows {unknown}; expected some of {list(ROWS)}")
     settings = row_settings(transform)
     with torch.no_grad():
-        reference = model(images).argmax(1)
+        reference = model(images.clone()).argmax(1)  # a model that works in place leaves images alone
     blank = scoring_blank(images, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed)
     masked = apply_masks(images, blank, baselines)
     if fill is None and wanted & {"paper-style", "strict"}:

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
-from ._problem import FillProblem, LossFn, format_inputs, slice_examples
-from ._units import unit_maps
+from ._problem import FillProblem, LossFn, buffers_restored, format_inputs, slice_examples
+from ._units import Units, unit_maps
 from .masks import SeedLike, partition_units, resolve_seed
 from .transforms import InputRange, TransformSetting, resolve_transform, to_input_range
 
@@ -105,7 +105,7 @@ class ProgressiveMaskFill(GradientAttribution):
                 None (the whole batch).
             show_progress (bool, optional): a progress bar over the steps. Default: False.
             n_steps (int, optional): ``k``, the number of disjoint masks, each blanking
-                ``1/k`` of the units. Default: 4.
+                ``1/k`` of the units; at most the number of units. Default: 4.
             patch_size (int, optional): ``p`` for 4-D inputs. Default: 2.
             transform (TransformSetting, optional): the setting of ``T`` applied to each
                 step's update over its group: normalization (``"max_abs"`` or
@@ -152,20 +152,25 @@ class ProgressiveMaskFill(GradientAttribution):
         )
         is_tuple, formatted = format_inputs(inputs)
         batch = formatted[0].shape[0]
+        # the units of the whole batch (a feature mask is one for all examples), so every
+        # part of the batch is split into the same groups
+        units = unit_maps(formatted, feature_mask, patch_size)
+        _check_steps_fit(n_steps, units, feature_mask is not None, patch_size, formatted)
         size = internal_batch_size or batch
         parts = []
-        for start in range(0, batch, size):
-            rows = slice(start, start + size)
-            parts.append(
-                self._fill(
-                    slice_examples(inputs, rows, batch),
-                    slice_examples(target, rows, batch, is_target=True),
-                    slice_examples(additional_forward_args, rows, batch),
-                    _slice_baselines(baselines, formatted, rows),
-                    feature_mask if feature_mask is None else slice_examples(feature_mask, rows, batch),
-                    options,
+        with buffers_restored(self.forward_func):  # a model in training mode is left as it was
+            for start in range(0, batch, size):
+                rows = slice(start, start + size)
+                parts.append(
+                    self._fill(
+                        slice_examples(inputs, rows, batch),
+                        slice_examples(target, rows, batch, is_target=True),
+                        slice_examples(additional_forward_args, rows, batch),
+                        _slice_baselines(baselines, formatted, rows),
+                        units,
+                        options,
+                    )
                 )
-            )
         final = tuple(torch.cat(p) for p in zip(*(p[0] for p in parts)))
         images = tuple(torch.cat(p, dim=1) for p in zip(*(p[1] for p in parts)))
         labels = None if parts[0][2] is None else torch.cat([p[2] for p in parts], dim=1)
@@ -177,16 +182,14 @@ class ProgressiveMaskFill(GradientAttribution):
         )
         return format_output(is_tuple, final)
 
-    def _fill(self, inputs, target, additional_forward_args, baselines, feature_mask, options: _StepOptions):
+    def _fill(self, inputs, target, additional_forward_args, baselines, units: Units, options: _StepOptions):
         """One part of the batch: the final images, the images per step, the step labels
         and the groups."""
         n_steps, transform, step_size = options.n_steps, options.transform, options.step_size
         problem = FillProblem(
             self.forward_func, inputs, target, additional_forward_args, baselines, options.loss, "all"
         )
-        units = unit_maps(problem.inputs, feature_mask, options.patch_size)
         generator = torch.Generator().manual_seed(options.seed)
-        # partition_units checks that every step gets at least one unit
         step_of_unit = [partition_units(n, n_steps, generator) for n in units.n_units]
         step_of_element = tuple(step_of_unit[g].to(m.device)[m] for m, g in zip(units.maps, units.groups))
 
@@ -242,6 +245,24 @@ class _StepOptions:
     step_size: float
     seed: int
     show_progress: bool
+
+
+def _check_steps_fit(
+    n_steps: int, units: Units, from_feature_mask: bool, patch_size: int, inputs: tuple[Tensor, ...]
+) -> None:
+    """Every step blanks at least one unit: ``n_steps`` is at most the units of each group."""
+    for group, n_units in enumerate(units.n_units):
+        if n_steps <= n_units:
+            continue
+        fix = f"use n_steps <= {n_units}"
+        if from_feature_mask:
+            what = f"the {n_units} groups of feature_mask"
+        elif inputs[group].dim() == 4:
+            what = f"the {n_units} patches of patch_size={patch_size} of inputs[{group}] {tuple(inputs[group].shape)}"
+            fix += " or a smaller patch_size"
+        else:
+            what = f"the {n_units} elements of one example of inputs[{group}] {tuple(inputs[group].shape)}"
+        raise ValueError(f"n_steps={n_steps} is more than {what}: each step blanks at least one unit; {fix}")
 
 
 def _slice_baselines(baselines: Any, inputs: tuple[Tensor, ...], rows: slice) -> Any:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -73,6 +74,19 @@ def _check_threshold(threshold: float) -> None:
         raise ValueError(f"threshold must be a number in [0, 1) (tau of T), got {threshold!r}")
 
 
+def _check_batch(values: Any, name: str) -> None:
+    """``values`` is a Tensor with a batch dimension and at least one example, each
+    with at least one value: what ``T`` normalizes, example by example."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(values).__name__}")
+    if values.dim() == 0 or values.shape[0] == 0 or values[0].numel() == 0:
+        raise ValueError(
+            f"{name} of shape {tuple(values.shape)} holds no example to transform: T normalizes each "
+            f"example of a batch (B, ...) over its values, so give at least one, e.g. {name}[None] "
+            "for a single example"
+        )
+
+
 def _blank_like(update: Tensor, blank: Tensor | None) -> Tensor:
     if blank is None:
         return torch.ones_like(update, dtype=torch.bool)
@@ -101,6 +115,7 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
     of the scale, with a warning that counts them, so it cannot blank its example.
     """
     _check_normalization(normalization)
+    _check_batch(update, "update")
     blank = _blank_like(update, blank)
     flat = update.reshape(update.shape[0], -1)
     flat_blank = blank.reshape(update.shape[0], -1)
@@ -134,7 +149,9 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
 
 
 def binarize(values: Tensor, threshold: float = 0.5) -> Tensor:
-    """``1`` where ``values > threshold`` (``tau``), else ``0``, in the dtype of ``values``."""
+    """``1`` where ``values > threshold`` (``tau``, in ``[0, 1)`` as for :func:`fill_transform`),
+    else ``0``, in the dtype of ``values``."""
+    _check_threshold(threshold)
     return (values > threshold).to(values.dtype)
 
 
@@ -374,4 +391,5 @@ def prototype(
     :func:`fill_transform`. No pixel of the input survives.
     """
     setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
+    _check_batch(fill, "fill")
     return to_input_range(fill_transform(fill, None, transform=setting), input_range)

@@ -50,6 +50,7 @@ opposite there. So that a figure of this module is not misread beside one of Cap
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -64,6 +65,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import Tensor
 
+from ._problem import caller_stacklevel
 from .mask_fill import MaskFill
 from .masks import apply_masks, blank_stack
 from .transforms import (
@@ -196,7 +198,26 @@ def _images(value: Any, name: str) -> Tensor:
             "3 (RGB), channels first for tensors. A batch of grayscale images (B, H, W) "
             "needs its channel dimension: images.unsqueeze(1)"
         )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} of shape {shape} holds no image: give at least one")
     return x
+
+
+def _finite_map(values: Tensor, name: str) -> Tensor:
+    """A map for a heat-map panel with its non-finite values (NaN or inf) drawn as 0,
+    as the transforms draw them as background, with a warning that counts them (Captum
+    cannot scale a map that holds them)."""
+    finite = torch.isfinite(values)
+    if bool(finite.all()):
+        return values
+    per_example = (~finite).reshape(values.shape[0], -1).sum(1).tolist()
+    warnings.warn(
+        f"{name} holds {sum(per_example)} non-finite values (NaN or inf) in example(s) "
+        f"{[i for i, c in enumerate(per_example) if c]}; its heat map draws them as 0",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    return torch.where(finite, values, torch.zeros_like(values))
 
 
 def _like(value: Any, name: str, images: Tensor) -> Tensor:
@@ -551,6 +572,7 @@ def visualize_fill(
     colours = _colormap(SIGNED_OVERLAY_CMAP if cmap is None else cmap, "all")
     masked = _masked(images, blank, baselines)
     positive, negative = signed_update(delta, blank)
+    signed = _finite_map(positive - negative, "update")
     filled = filled_image(masked, delta.expand_as(images), blank, input_range=input_range, transform=setting)
     defaults = ["M(x)", "Δx", "M(x) + T(Δx)"]
     if show_inputs:
@@ -568,7 +590,7 @@ def visualize_fill(
         _captum_panel(
             figure,
             panels[1],
-            positive[row] - negative[row],
+            signed[row],
             masked_unit[row],
             method="blended_heat_map",
             sign="all",
@@ -717,6 +739,7 @@ def visualize_expected_fill(
         paper_style = filled_image(masked, fills.expand_as(images), blank, input_range=input_range, transform=setting)
         defaults.append("M(x) + T(fill)")
     titles = _check_titles(titles, defaults)
+    heat = _finite_map(fills, "fill")
 
     figure, axes = _figure(plt_fig_axis, use_pyplot, images.shape[0], len(defaults), fig_size)
     images_unit = to_unit_range(images, input_range)
@@ -726,7 +749,7 @@ def visualize_expected_fill(
         _captum_panel(
             figure,
             axes[row, 1],
-            fills[row],
+            heat[row],
             images_unit[row],
             method="heat_map",
             sign="all",
@@ -1110,7 +1133,10 @@ def visualize_methods(
     inputs = _images(images, "images")
     if not attributions:
         raise ValueError("attributions is empty: give at least one method name -> attributions")
-    maps = {name: _like(a, f"attributions[{name!r}]", inputs) for name, a in attributions.items()}
+    maps = {
+        name: _finite_map(_like(a, f"attributions[{name!r}]", inputs), f"attributions[{name!r}]")
+        for name, a in attributions.items()
+    }
     signs, cmaps = {}, {}
     for name in maps:
         signs[name] = sign.get(name, "absolute_value") if isinstance(sign, Mapping) else sign

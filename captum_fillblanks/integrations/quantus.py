@@ -89,8 +89,12 @@ def explain(
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     device = torch.device(device) if device is not None else _model_device(model)
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, Tensor) else inputs)
-    if x.dim() < 3:
-        raise ValueError(f"inputs must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.dim() != 4:
+        hint = "; for grayscale images (N, H, W) add the channel dimension, inputs[:, None]" if x.dim() == 3 else ""
+        raise ValueError(
+            f"inputs must be a batch of images (N, C, H, W), channels first as the model takes them, got "
+            f"shape {tuple(x.shape)}{hint}"
+        )
     x = x.to(device=device, dtype=torch.float32)
     target = _targets(targets, len(x), device)
     estimator = METHODS[method](model)
