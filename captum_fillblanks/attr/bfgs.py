@@ -508,6 +508,7 @@ class BFGSMaskFill(MaskFill):
         loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
         max_draws: int | None = None,
+        tolerance: float | None = None,
         masks: None | Tensor | tuple[Tensor, ...] = None,
         seed: SeedLike = None,
         select_first: bool | None = True,
@@ -521,7 +522,7 @@ class BFGSMaskFill(MaskFill):
                 in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             n_samples, mask_ratio, patch_size, selection, loss: as in
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
-            max_draws, masks, seed, amp_dtype: as in
+            max_draws, tolerance, masks, seed, amp_dtype: as in
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             step_size (float, optional): ``gamma``; scales the final update
                 ``x_T - x_0``, not the steps of the iteration. Default: 1.0.
@@ -569,13 +570,13 @@ class BFGSMaskFill(MaskFill):
             selection=selection,
             loss=loss,
             max_draws=max_draws,
+            tolerance=tolerance,
             masks=masks,
             seed=seed,
             select_first=select_first,
             amp_dtype=amp_dtype,
             internal_batch_size=internal_batch_size,
             show_progress=show_progress,
-            with_squares=return_convergence_delta,
         )
         update = BFGSStep(n_iter, memory, line_search, step_size)
         estimate = self._attribute(inputs, baselines, target, additional_forward_args, feature_mask, options, update)

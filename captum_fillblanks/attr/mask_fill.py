@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 from captum.attr import GradientAttribution
@@ -19,7 +19,12 @@ from ._problem import FillProblem, LossFn, buffers_restored
 from ._units import Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
-__all__ = ["MaskFill", "FillCounts", "default_internal_batch_size"]
+__all__ = ["MaskFill", "FillCounts", "default_internal_batch_size", "relative_error", "FIRST_TOLERANCE_CHECK"]
+
+#: With ``tolerance``, each example's error is first checked when its own kept draws
+#: reach this count, then at every doubling (64, 128, 256, ...): where it stops depends
+#: only on the example and the seed, never on the batch or the chunking.
+FIRST_TOLERANCE_CHECK = 32
 
 # Acceptance rate under which ``select_first=None`` switches to a forward-only selection
 # pass followed by back-propagation of the kept copies only.
@@ -40,6 +45,12 @@ class FillCounts:
         n_nonfinite (Tensor or None): ``(batch,)`` per example, the values of kept
             updates at blank positions that were NaN or infinite and so left out of the
             estimate (and of ``coverage``); ``None`` when not counted.
+        converged (Tensor or None): with ``tolerance``, ``(batch,)`` bool: which examples
+            stopped because their fill reached it (the others stopped at ``n_samples``
+            kept draws or at ``max_draws``); ``None`` without ``tolerance``.
+        relative_error (Tensor or None): with ``tolerance``, ``(batch,)``: the relative
+            Monte-Carlo error of each example's fill where it stopped
+            (:func:`relative_error`); ``None`` without ``tolerance``.
     """
 
     n_drawn: int
@@ -47,6 +58,8 @@ class FillCounts:
     coverage: tuple[Tensor, ...]
     select_first: bool = False
     n_nonfinite: Tensor | None = None
+    converged: Tensor | None = None
+    relative_error: Tensor | None = None
 
 
 def default_internal_batch_size(inputs: tuple[Tensor, ...]) -> int:
@@ -187,6 +200,7 @@ class MaskFill(GradientAttribution):
         loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
         max_draws: int | None = None,
+        tolerance: float | None = None,
         masks: None | Tensor | tuple[Tensor, ...] = None,
         seed: SeedLike = None,
         select_first: bool | None = None,
@@ -240,6 +254,18 @@ class MaskFill(GradientAttribution):
             max_draws (int, optional): stop after this many draws even if some example
                 has fewer than ``n_samples`` kept (with a warning); a hard limit, at least
                 ``n_samples``. Default: ``10 * n_samples``.
+            tolerance (float, optional): stop each example once its fill is this
+                precise: when the relative Monte-Carlo error of its fill
+                (:func:`relative_error`: the L2 norm of the per-position standard errors
+                over the L2 norm of the fill, over the positions its kept draws covered)
+                is at most ``tolerance``. The error is checked when the example's own kept
+                draws reach 32, 64, 128, ... (doubling), so where it stops, and so its
+                fill, depend only on the example and the seed, not on the batch or
+                ``internal_batch_size``. ``n_samples`` is then the most kept draws and
+                ``max_draws`` the most draws; ``counts.converged`` says which examples
+                reached the tolerance, ``counts.n_kept`` where each stopped, and the
+                convergence delta is this same relative error. ``None``: exactly
+                ``n_samples`` kept draws. Not with ``masks``. Default: None.
             masks (Tensor or tuple[Tensor, ...], optional): the caller's own masks
                 (``1`` kept, ``0`` blank) instead of random draws: one mask, or a stack with
                 a leading mask dimension (images: ``(H, W)`` or ``(n, H, W)``). Every mask
@@ -291,13 +317,13 @@ class MaskFill(GradientAttribution):
             selection=selection,
             loss=loss,
             max_draws=max_draws,
+            tolerance=tolerance,
             masks=masks,
             seed=seed,
             select_first=select_first,
             amp_dtype=amp_dtype,
             internal_batch_size=internal_batch_size,
             show_progress=show_progress,
-            with_squares=return_convergence_delta,
         )
         estimate = self._attribute(
             inputs, baselines, target, additional_forward_args, feature_mask, options, GradientStep(step_size)
@@ -347,14 +373,30 @@ class MaskFill(GradientAttribution):
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
+        stopping = estimate.stopping
+        error = None
+        if stopping is not None:
+            # where an example stopped at the cap or max_draws, its error there
+            error = relative_error(estimate.sums, estimate.sq_sums, estimate.coverage)
         self.counts = FillCounts(
-            estimate.n_drawn, estimate.n_kept, estimate.coverage, estimate.select_first, estimate.n_nonfinite
+            estimate.n_drawn,
+            estimate.n_kept,
+            estimate.coverage,
+            estimate.select_first,
+            estimate.n_nonfinite,
+            converged=None if stopping is None else stopping.converged,
+            relative_error=error,
         )
-        _warn_short(estimate.n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
+        n_kept = estimate.n_kept
+        if stopping is not None:  # an example that reached the tolerance is complete
+            n_kept = torch.where(stopping.converged, torch.full_like(n_kept, estimate.n_samples), n_kept)
+        _warn_short(n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
         _warn_nonfinite(estimate.n_nonfinite)
         fills = format_output(estimate.is_tuple, estimate.fills())
         if not return_convergence_delta:
             return fills
+        if stopping is not None:
+            return fills, error
         return fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)
 
 
@@ -374,13 +416,13 @@ class _FillOptions:
     selection: str
     loss: str | LossFn
     max_draws: int | None
+    tolerance: float | None
     masks: Any
     seed: SeedLike
     select_first: bool | None
     amp_dtype: torch.dtype | None
     internal_batch_size: int | None
     show_progress: bool
-    with_squares: bool  # also sum the squared updates, for the convergence delta
 
 
 UpdateRule = Callable[[FillProblem, tuple[Tensor, ...], int, Tensor | None], tuple[tuple[Tensor, ...], Tensor]]
@@ -419,6 +461,7 @@ class _Estimate:
     dtypes: tuple[torch.dtype, ...]
     n_nonfinite: Tensor
     given_masks: bool
+    stopping: _Stopping | None = None
 
     def fills(self) -> tuple[Tensor, ...]:
         """The mean update per element, zero where no kept draw blanked it."""
@@ -435,10 +478,10 @@ class _DrawPlan:
     draw_budget: int
     chunk_copies: int
     select_first: bool | None
-    with_squares: bool
     show_progress: bool
     given_masks: bool
     desc: str
+    tolerance: float | None = None
 
 
 def _fill_sums(
@@ -452,6 +495,7 @@ def _fill_sums(
     and an :data:`UpdateRule` reuses it as is.
     """
     check_positive_int("internal_batch_size", options.internal_batch_size, allow_none=True)
+    _check_tolerance(options.tolerance, options.masks)
     if options.masks is not None:
         source = _GivenMasks(format_user_masks(options.masks, problem.inputs))
         n_samples = draw_budget = source.blanks[0].shape[0]
@@ -474,10 +518,10 @@ def _fill_sums(
         draw_budget=draw_budget,
         chunk_copies=options.internal_batch_size or default_internal_batch_size(problem.inputs),
         select_first=options.select_first,
-        with_squares=options.with_squares,
         show_progress=options.show_progress,
         given_masks=options.masks is not None,
         desc=desc,
+        tolerance=options.tolerance,
     )
     return _estimate(problem, source, plan, update)
 
@@ -515,7 +559,8 @@ def _estimate(
     batch = problem.batch_size
     device = problem.device
     sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
-    sq_sums = [torch.zeros_like(s) for s in sums] if plan.with_squares else None
+    sq_sums = [torch.zeros_like(s) for s in sums]  # always: adding them costs little
+    stopping = None if plan.tolerance is None else _Stopping(plan.tolerance, n_samples, batch, device)
     coverage = [torch.zeros_like(s) for s in sums]
     n_kept = torch.zeros(batch, dtype=torch.long, device=device)
     n_nonfinite = torch.zeros(batch, dtype=torch.long, device=device)
@@ -547,27 +592,24 @@ def _estimate(
                 # forward-only selection pass costs less than back-propagating the
                 # copies that are thrown away (docs/benchmarks.md)
                 select_first = correct.float().mean().item() < SELECT_FIRST_BELOW
+            chunk = [_chunk_update(problem, i, u, b, n, sums[i].dtype) for i, (u, b) in enumerate(zip(updates, blanks))]
+            if stopping is not None:
+                keep = stopping.use(keep, chunk, n_kept, sums, sq_sums, coverage)
             n_kept += keep.sum(0)
-            for i, (chunk_update, blank) in enumerate(zip(updates, blanks)):
-                view = (n, batch) + (1,) * (blank.dim() - 2)
-                chunk_update = chunk_update.reshape(n, *problem.inputs[i].shape).to(sums[i].dtype)
-                # a non-finite value (NaN or inf from the model or the data) is counted and
-                # left out, never added: it would turn the whole estimate at its position
-                # into NaN; rejected draws are masked out with where, as 0 * NaN is NaN
-                finite = torch.isfinite(chunk_update)
-                used = keep.reshape(view) & blank
-                n_nonfinite += (used & ~finite).reshape(n, batch, -1).sum((0, 2))
-                used = used & finite
-                weighted = torch.where(used, chunk_update, torch.zeros((), dtype=chunk_update.dtype, device=device))
-                sums[i] += weighted.sum(0)
-                coverage[i] += used.sum(0, dtype=sums[i].dtype)
-                if sq_sums is not None:
-                    sq_sums[i] += (weighted * weighted).sum(0)
+            for i, (chunk_update, finite, blank) in enumerate(chunk):
+                parts = _kept_sums(chunk_update, finite, blank, keep)
+                sums[i] += parts.sums
+                coverage[i] += parts.coverage
+                sq_sums[i] += parts.sq_sums
+                n_nonfinite += parts.n_nonfinite
             n_drawn += n
             bar.update(n)
             # no device sync until some example could be complete
-            if n_drawn >= n_samples and n_drawn < draw_budget:
+            could_stop = n_samples if stopping is None else FIRST_TOLERANCE_CHECK
+            if n_drawn >= could_stop and n_drawn < draw_budget:
                 done = n_kept >= n_samples
+                if stopping is not None:
+                    done = done | stopping.converged
                 if bool(done.all()):
                     break
                 active = ~done if bool(done.any()) else None
@@ -575,7 +617,7 @@ def _estimate(
         bar.close()
     return _Estimate(
         tuple(sums),
-        sq_sums and tuple(sq_sums),
+        tuple(sq_sums),
         tuple(coverage),
         n_kept,
         n_drawn,
@@ -585,7 +627,103 @@ def _estimate(
         tuple(t.dtype for t in problem.inputs),
         n_nonfinite,
         plan.given_masks,
+        stopping,
     )
+
+
+def _chunk_update(problem: FillProblem, i: int, update: Tensor, blank: Tensor, n: int, dtype: torch.dtype):
+    """Input ``i``'s updates of a chunk as ``(n, B, ...)`` in the sums' dtype, where they
+    are finite, and its blanks. A non-finite value (NaN or inf from the model or the
+    data) is counted and left out, never added: it would turn the whole estimate at its
+    position into NaN."""
+    update = update.reshape(n, *problem.inputs[i].shape).to(dtype)
+    return update, torch.isfinite(update), blank
+
+
+class _KeptSums(NamedTuple):
+    sums: Tensor
+    sq_sums: Tensor
+    coverage: Tensor
+    n_nonfinite: Tensor
+
+
+def _kept_sums(update: Tensor, finite: Tensor, blank: Tensor, keep: Tensor) -> _KeptSums:
+    """The sums over the draws ``keep`` (``(n, B)``) of one input's chunk, at its blanks;
+    rejected draws are masked out with where, as 0 * NaN is NaN."""
+    n, batch = keep.shape
+    used = keep.reshape((n, batch) + (1,) * (blank.dim() - 2)) & blank
+    n_nonfinite = (used & ~finite).reshape(n, batch, -1).sum((0, 2))
+    used = used & finite
+    weighted = torch.where(used, update, torch.zeros((), dtype=update.dtype, device=update.device))
+    return _KeptSums(weighted.sum(0), (weighted * weighted).sum(0), used.sum(0, dtype=update.dtype), n_nonfinite)
+
+
+def relative_error(sums, sq_sums, coverage) -> Tensor:
+    """Per example, the relative Monte-Carlo error of the fill: the L2 norm of the
+    per-position standard errors of the mean over the L2 norm of the mean, over the
+    positions covered at least once (every input of a tuple together). ``inf`` while a
+    covered position was covered only once; ``NaN`` for an example with no covered
+    position; ``0`` for a fill that is zero with no spread."""
+    error_sq, fill_sq, covered = 0.0, 0.0, 0
+    for s, q, c in zip(sums, sq_sums, coverage):
+        count = c.reshape(c.shape[0], -1)
+        mean = s.reshape(count.shape) / count.clamp(min=1)
+        variance = (q.reshape(count.shape) - count * mean**2).clamp(min=0) / (count - 1).clamp(min=1)
+        per_position = torch.where(count > 0, variance / count.clamp(min=1), torch.zeros_like(variance))
+        per_position = torch.where(count == 1, torch.full_like(per_position, math.inf), per_position)
+        error_sq = error_sq + per_position.sum(1)
+        fill_sq = fill_sq + (mean**2).sum(1)
+        covered = covered + (count > 0).sum(1)
+    ratio = torch.where(fill_sq > 0, error_sq / fill_sq.clamp(min=torch.finfo(fill_sq.dtype).tiny), error_sq * math.inf)
+    ratio = torch.where(error_sq == 0, torch.zeros_like(ratio), ratio)
+    return torch.where(covered > 0, ratio.sqrt(), torch.full_like(ratio, math.nan))
+
+
+class _Stopping:
+    """Stopping by precision: each example's next check is at a count of its own kept
+    draws (:data:`FIRST_TOLERANCE_CHECK`, then doubling, at most ``n_samples``); at a
+    check, an example whose fill is precise enough keeps exactly the draws up to it and
+    stops. A chunk that carries an example past several checks is split at each."""
+
+    def __init__(self, tolerance: float, n_samples: int, batch: int, device: torch.device) -> None:
+        self.tolerance, self.n_samples = tolerance, n_samples
+        self.next_check = torch.full((batch,), min(FIRST_TOLERANCE_CHECK, n_samples), dtype=torch.long, device=device)
+        self.converged = torch.zeros(batch, dtype=torch.bool, device=device)
+
+    def use(self, keep, chunk, n_kept, sums, sq_sums, coverage) -> Tensor:
+        """The draws of this chunk each example uses (``keep``, cut where it stops)."""
+        keep = keep & ~self.converged[None]
+        reached = n_kept[None] + keep.long().cumsum(0)  # each example's kept count after each draw
+        undecided = torch.ones_like(self.converged)
+        while True:
+            checking = undecided & ~self.converged & (reached[-1] >= self.next_check)
+            if not bool(checking.any()):
+                return keep
+            upto = keep & (reached <= self.next_check[None])
+            parts = [_kept_sums(u, f, b, upto) for u, f, b in chunk]
+            error = relative_error(
+                [s + p.sums for s, p in zip(sums, parts)],
+                [q + p.sq_sums for q, p in zip(sq_sums, parts)],
+                [c + p.coverage for c, p in zip(coverage, parts)],
+            )
+            precise = checking & (error <= self.tolerance)
+            keep = torch.where(precise[None], upto, keep)
+            self.converged |= precise
+            last = checking & ~precise & (self.next_check >= self.n_samples)
+            undecided &= ~last  # at n_samples the cap stops it anyway
+            grow = checking & ~precise & ~last
+            self.next_check = torch.where(grow, (2 * self.next_check).clamp(max=self.n_samples), self.next_check)
+
+
+def _check_tolerance(tolerance: Any, masks: Any) -> None:
+    if tolerance is None:
+        return
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise TypeError(f"tolerance must be a positive number or None, got {type(tolerance).__name__}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"tolerance must be a positive finite number (a relative error), got {tolerance!r}")
+    if masks is not None:
+        raise ValueError("tolerance does not apply with masks=: every given mask is used once")
 
 
 def _warn_nonfinite(n_nonfinite: Tensor) -> None:
