@@ -244,12 +244,13 @@ def _train(args: argparse.Namespace) -> int:
         raise SystemExit(f"captum-fillblanks train: --seed must be in [0, 2**63), got {seed}")
     if out.is_dir():
         raise SystemExit(f"captum-fillblanks train: --out {out} is a folder; give the weight file to write")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
 
     test_images, test_labels = load_tensors(args.dataset, args.data_dir, train=False)
     images, labels = load_tensors(args.dataset, args.data_dir, train=True)
+    # only now that the data loaded: a failed start leaves no empty folder behind
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
     train_indices = split_training_set(args.dataset, labels).train
     print(
         f"Training {arch} on {len(train_indices):,} {args.dataset} images "

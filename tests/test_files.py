@@ -115,3 +115,16 @@ def test_a_manifest_that_is_not_an_object_is_named_in_one_line(tmp_path, content
     (folder / "manifest.json").write_text(content)
     with pytest.raises(SystemExit, match="manifest.json is not a fill folder's manifest"):
         main(run_argv(tmp_path))
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+@pytest.mark.parametrize("linked", ["shards", "shards/mnist_simple-cnn"])
+def test_a_linked_folder_in_out_is_refused_and_nothing_is_written_through_it(tmp_path, linked):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "victim.partial").write_text("precious")  # the leftover cleanup would delete it
+    (out / linked).parent.mkdir(parents=True)
+    (out / linked).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(SystemExit, match="is a symbolic link"):
+        main(run_argv(out))
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["victim.partial"]

@@ -51,6 +51,10 @@ def test_every_argument_that_decides_the_results_is_in_the_rank_agreement():
             assert agreement[field.name] == getattr(config, field.name)
     assert agreement["candidates"] == ["max_abs, tau 0.05", "max_abs, tau 0.1"]
     assert agreement["weights"] == "MNIST_5K" and agreement["device type"] == "cpu"
+    # the masks and the control's cap are fixed by RunConfig.create (no argument sets them),
+    # so every rank has the same; every other field is compared
+    fixed_by_create = {"mask_ratio", "patch_size", "n_steps", "control_samples_cap"}
+    assert {field.name for field in dataclasses.fields(RunConfig)} <= set(agreement) | fixed_by_create
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples", "seed"):
         assert agreement[name] != RunConfig.create("mnist", candidates=CANDIDATE_SETTINGS[:2], **{name: 3}).agreement(
             "cpu"

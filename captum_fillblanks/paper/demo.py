@@ -15,7 +15,7 @@ from ..attr.mask_fill import MaskFill
 from ..attr.masks import random_patch_masks
 from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
 from ..attr.progressive import ProgressiveMaskFill
-from ..attr.transforms import prototype
+from ..attr.transforms import TransformSetting, prototype
 from .data import load_samples
 from .files import write_atomically
 from .models import DEFAULT_ARCH, shipped_model
@@ -88,7 +88,8 @@ def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> di
         figure, _ = visualize_expected_fill(images[first[:4]], fill[:4])
         _save(figure, out / f"{dataset}_fig2_expected_fill.png", written)
         plt.close(figure)
-        figure, _ = visualize_prototypes(prototype(fill, binarized=False), [f"class {c}" for c in range(n_classes)])
+        not_binarized = prototype(fill, transform=TransformSetting(binarized=False))
+        figure, _ = visualize_prototypes(not_binarized, [f"class {c}" for c in range(n_classes)])
         _save(figure, out / f"{dataset}_fig2_prototypes.png", written)
         plt.close(figure)
 
@@ -101,7 +102,7 @@ def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> di
         plt.close(figure)
 
         # Table 1 on a few images per class, with a random-initialized control
-        torch.manual_seed(seed)  # under run_demo's fork_rng
+        torch.default_generator.manual_seed(seed)  # the CPU's only, under run_demo's fork_rng
         control = entry.builder().eval()
         results[dataset] = consistency_counts(
             model,

@@ -22,7 +22,22 @@ from ...attr.mask_fill import MaskFill
 from ..files import load_tensors_file, save_tensors_file, write_atomically
 from .config import RunConfig
 
-__all__ = ["FillJob", "FillCache"]
+__all__ = ["FillJob", "FillCache", "refuse_links"]
+
+
+def refuse_links(folder: Path, *, within: Path) -> None:
+    """Refuse ``folder`` if it, or a folder between ``within`` and it, is a symbolic
+    link: the fills, the manifest and the cleanup of leftovers would follow it out of
+    ``within`` (``--out``)."""
+    folder, within = Path(folder), Path(within)
+    for part in [folder, *folder.parents]:
+        if part == within or within not in part.parents:
+            break
+        if part.is_symlink():
+            raise ValueError(
+                f"{part} is a symbolic link; the fills are kept only in real folders under --out {within}: "
+                "remove the link, or give another --out"
+            )
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class FillCache:
             self._check_manifest(config.manifest_key())
 
     def _check_manifest(self, key: dict) -> None:
+        refuse_links(self.folder, within=self.folder.parent.parent)
         self.folder.mkdir(parents=True, exist_ok=True)
         manifest = self.folder / "manifest.json"
         if not manifest.exists():

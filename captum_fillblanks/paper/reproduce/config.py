@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ...attr.transforms import TransformSetting
-from ..models import DEFAULT_ARCH, Weights, shipped_model, shipped_weights
+from ..models import DEFAULT_ARCH, WeightsEnum, shipped_model, shipped_weights
+from .settings import CANDIDATE_SETTINGS
 
 __all__ = ["RunConfig", "MAX_SEED"]
 
@@ -36,7 +38,7 @@ class RunConfig:
 
     dataset: str
     arch: str
-    weights: Weights
+    weights: WeightsEnum
     n_images: int
     n_samples: int
     shard_size: int
@@ -47,7 +49,8 @@ class RunConfig:
     mask_ratio: float = 0.25
     patch_size: int = 2
     n_steps: int = 4
-    max_draws_per_sample: int = 10
+    #: not a field: it is not in the manifest, so another value would reuse other fills
+    max_draws_per_sample: ClassVar[int] = 10
     #: the random-model control is a baseline: at most this many masks per image
     control_samples_cap: int = 1000
 
@@ -64,7 +67,7 @@ class RunConfig:
         n_validation: int = 200,
         figure_samples: int = 2000,
         seed: int = 0,
-        candidates: Sequence[TransformSetting] = (),
+        candidates: Sequence[TransformSetting] = CANDIDATE_SETTINGS,
     ) -> RunConfig:
         """Check the sizes (each an int >= 1, else a ``ValueError`` naming it) and the
         candidates (at least one), and resolve ``arch`` (default: the data set's,
@@ -95,10 +98,6 @@ class RunConfig:
     def masks(self) -> dict[str, float | int]:
         """The mask settings of every fill, as keyword arguments of :class:`MaskFill`."""
         return {"mask_ratio": self.mask_ratio, "patch_size": self.patch_size}
-
-    @property
-    def max_draws(self) -> int:
-        return self.max_draws_per_sample * self.n_samples
 
     @property
     def control_samples(self) -> int:

@@ -142,10 +142,10 @@ def draw_figures(
             "random, binarized": prototype(random_fills, transform=binarized_strict),
             "random, not binarized": prototype(random_fills, transform=plain),
             "progressive, binarized": progressive.attribute(
-                images[few[:3]], seed=seed, transform=binarized_progressive
+                images[few[:3]], n_steps=config.n_steps, seed=seed, transform=binarized_progressive
             ),
             "progressive, not binarized": progressive.attribute(
-                images[few[:3]], seed=seed, transform=progressive_plain
+                images[few[:3]], n_steps=config.n_steps, seed=seed, transform=progressive_plain
             ),
         },
         fig_size=(9.2, 6.6),  # room for the longest column title

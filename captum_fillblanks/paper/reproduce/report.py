@@ -153,6 +153,7 @@ def write_report(run: RunRecord, table: Table, choice: Choice, figures: dict[str
         "",
     ]
     if table.min_max_only is not None:
+        # the wording of the committed reports, kept so that a rescored report is identical
         lines += [
             "## The same images with min–max normalization only (SPEC's earlier reading)",
             "",

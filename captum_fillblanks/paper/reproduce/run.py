@@ -164,7 +164,9 @@ def _run(config: RunConfig, data_dir, out: Path, ranks: Ranks, device, command, 
     say = echo if ranks.world_size == 1 else (lambda text: echo(f"[rank {ranks.rank}/{ranks.world_size}] {text}"))
     entry = shipped_model(config.dataset, config.arch)
     model = entry.build(config.weights).to(device)
-    torch.manual_seed(config.seed)  # under reproduce's fork_rng: the caller's state stays as it was
+    # the CPU generator only (the control model is built on the CPU), under reproduce's
+    # fork_rng: the caller's random state, CUDA's included, stays as it was
+    torch.default_generator.manual_seed(config.seed)
     control = entry.builder(**config.weights.builder_kwargs).eval().to(device)
 
     images, labels, n_classes = _test_images(config, data_dir)
