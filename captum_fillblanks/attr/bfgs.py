@@ -577,6 +577,7 @@ class BFGSMaskFill(MaskFill):
             amp_dtype=amp_dtype,
             internal_batch_size=internal_batch_size,
             show_progress=show_progress,
+            with_squares=return_convergence_delta,
         )
         update = BFGSStep(n_iter, memory, line_search, step_size)
         estimate = self._attribute(inputs, baselines, target, additional_forward_args, feature_mask, options, update)

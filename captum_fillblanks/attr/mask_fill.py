@@ -324,6 +324,7 @@ class MaskFill(GradientAttribution):
             amp_dtype=amp_dtype,
             internal_batch_size=internal_batch_size,
             show_progress=show_progress,
+            with_squares=return_convergence_delta,
         )
         estimate = self._attribute(
             inputs, baselines, target, additional_forward_args, feature_mask, options, GradientStep(step_size)
@@ -423,6 +424,7 @@ class _FillOptions:
     amp_dtype: torch.dtype | None
     internal_batch_size: int | None
     show_progress: bool
+    with_squares: bool  # also sum the squared updates, for the convergence delta
 
 
 UpdateRule = Callable[[FillProblem, tuple[Tensor, ...], int, Tensor | None], tuple[tuple[Tensor, ...], Tensor]]
@@ -482,6 +484,7 @@ class _DrawPlan:
     given_masks: bool
     desc: str
     tolerance: float | None = None
+    with_squares: bool = False  # also sum the squared updates (the delta, tolerance)
 
 
 def _fill_sums(
@@ -522,6 +525,7 @@ def _fill_sums(
         given_masks=options.masks is not None,
         desc=desc,
         tolerance=options.tolerance,
+        with_squares=options.with_squares or options.tolerance is not None,
     )
     return _estimate(problem, source, plan, update)
 
@@ -559,7 +563,7 @@ def _estimate(
     batch = problem.batch_size
     device = problem.device
     sums = [torch.zeros_like(t, dtype=torch.float32 if t.dtype != torch.float64 else t.dtype) for t in problem.inputs]
-    sq_sums = [torch.zeros_like(s) for s in sums]  # always: adding them costs little
+    sq_sums = [torch.zeros_like(s) for s in sums] if plan.with_squares else None
     stopping = None if plan.tolerance is None else _Stopping(plan.tolerance, n_samples, batch, device)
     coverage = [torch.zeros_like(s) for s in sums]
     n_kept = torch.zeros(batch, dtype=torch.long, device=device)
@@ -597,10 +601,11 @@ def _estimate(
                 keep = stopping.use(keep, chunk, n_kept, sums, sq_sums, coverage)
             n_kept += keep.sum(0)
             for i, (chunk_update, finite, blank) in enumerate(chunk):
-                parts = _kept_sums(chunk_update, finite, blank, keep)
+                parts = _kept_sums(chunk_update, finite, blank, keep, squares=sq_sums is not None)
                 sums[i] += parts.sums
                 coverage[i] += parts.coverage
-                sq_sums[i] += parts.sq_sums
+                if sq_sums is not None:
+                    sq_sums[i] += parts.sq_sums
                 n_nonfinite += parts.n_nonfinite
             n_drawn += n
             bar.update(n)
@@ -617,7 +622,7 @@ def _estimate(
         bar.close()
     return _Estimate(
         tuple(sums),
-        tuple(sq_sums),
+        sq_sums and tuple(sq_sums),
         tuple(coverage),
         n_kept,
         n_drawn,
@@ -642,12 +647,12 @@ def _chunk_update(problem: FillProblem, i: int, update: Tensor, blank: Tensor, n
 
 class _KeptSums(NamedTuple):
     sums: Tensor
-    sq_sums: Tensor
+    sq_sums: Tensor | None
     coverage: Tensor
     n_nonfinite: Tensor
 
 
-def _kept_sums(update: Tensor, finite: Tensor, blank: Tensor, keep: Tensor) -> _KeptSums:
+def _kept_sums(update: Tensor, finite: Tensor, blank: Tensor, keep: Tensor, squares: bool = True) -> _KeptSums:
     """The sums over the draws ``keep`` (``(n, B)``) of one input's chunk, at its blanks;
     rejected draws are masked out with where, as 0 * NaN is NaN."""
     n, batch = keep.shape
@@ -655,7 +660,20 @@ def _kept_sums(update: Tensor, finite: Tensor, blank: Tensor, keep: Tensor) -> _
     n_nonfinite = (used & ~finite).reshape(n, batch, -1).sum((0, 2))
     used = used & finite
     weighted = torch.where(used, update, torch.zeros((), dtype=update.dtype, device=update.device))
-    return _KeptSums(weighted.sum(0), (weighted * weighted).sum(0), used.sum(0, dtype=update.dtype), n_nonfinite)
+    sq_sums = (weighted * weighted).sum(0) if squares else None
+    return _KeptSums(weighted.sum(0), sq_sums, used.sum(0, dtype=update.dtype), n_nonfinite)
+
+
+def _position_errors(sums, sq_sums, coverage):
+    """Per input, flattened per example: each position's kept-draw count, the mean of its
+    updates and the squared standard error of that mean (``inf`` where it was covered
+    once, ``0`` where never)."""
+    for s, q, c in zip(sums, sq_sums, coverage):
+        count = c.reshape(c.shape[0], -1)
+        mean = s.reshape(count.shape) / count.clamp(min=1)
+        variance = (q.reshape(count.shape) - count * mean**2).clamp(min=0) / (count - 1).clamp(min=1)
+        error_sq = torch.where(count > 0, variance / count.clamp(min=1), torch.zeros_like(variance))
+        yield count, mean, torch.where(count == 1, torch.full_like(error_sq, math.inf), error_sq)
 
 
 def relative_error(sums, sq_sums, coverage) -> Tensor:
@@ -665,12 +683,7 @@ def relative_error(sums, sq_sums, coverage) -> Tensor:
     covered position was covered only once; ``NaN`` for an example with no covered
     position; ``0`` for a fill that is zero with no spread."""
     error_sq, fill_sq, covered = 0.0, 0.0, 0
-    for s, q, c in zip(sums, sq_sums, coverage):
-        count = c.reshape(c.shape[0], -1)
-        mean = s.reshape(count.shape) / count.clamp(min=1)
-        variance = (q.reshape(count.shape) - count * mean**2).clamp(min=0) / (count - 1).clamp(min=1)
-        per_position = torch.where(count > 0, variance / count.clamp(min=1), torch.zeros_like(variance))
-        per_position = torch.where(count == 1, torch.full_like(per_position, math.inf), per_position)
+    for count, mean, per_position in _position_errors(sums, sq_sums, coverage):
         error_sq = error_sq + per_position.sum(1)
         fill_sq = fill_sq + (mean**2).sum(1)
         covered = covered + (count > 0).sum(1)
@@ -769,14 +782,8 @@ def _standard_error(sums, sq_sums, coverage) -> Tensor:
     ``NaN`` for an example with no covered position (no kept draw), where the estimate
     has no data, not zero error."""
     worst, covered = None, None
-    for s, q, c in zip(sums, sq_sums, coverage):
-        count = c.reshape(c.shape[0], -1)
-        mean = s.reshape(count.shape) / count.clamp(min=1)
-        variance = (q.reshape(count.shape) - count * mean**2).clamp(min=0) / (count - 1).clamp(min=1)
-        error = torch.sqrt(variance / count.clamp(min=1))
-        error = torch.where(count == 1, torch.full_like(error, math.inf), error)
-        error = torch.where(count == 0, torch.zeros_like(error), error)
-        per_example = error.amax(dim=1)
+    for count, _, error_sq in _position_errors(sums, sq_sums, coverage):
+        per_example = error_sq.sqrt().amax(dim=1)
         worst = per_example if worst is None else torch.maximum(worst, per_example)
         covered = (count > 0).any(1) if covered is None else covered | (count > 0).any(1)
     return torch.where(covered, worst, torch.full_like(worst, math.nan))

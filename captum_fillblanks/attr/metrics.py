@@ -243,13 +243,11 @@ def consistency_counts(model: Callable, images: Tensor, *, n_classes: int, **reb
             ``transform``, ``fill``, ``control_model``, ``seed``, ...).
 
     Raises:
-        ValueError: ``n_classes`` is not the width of the model's output, checked with
-            one forward pass before any image is rebuilt.
+        ValueError: ``n_classes`` is not the width of the model's output, checked on
+            :func:`rebuild_rows`' first forward pass, before any image is rebuilt.
     """
     check_positive_int("n_classes", n_classes)
-    with torch.no_grad():
-        _check_width(model(images.clone()), n_classes)
-    return score_rows(model, rebuild_rows(model, images, **rebuild), n_classes)
+    return score_rows(model, rebuild_rows(model, images, n_classes=n_classes, **rebuild), n_classes)
 
 
 def _check_width(outputs: Tensor, n_classes: int) -> None:
@@ -316,6 +314,7 @@ def rebuild_rows(
     fill: Tensor | None = None,
     control_fill: Tensor | None = None,
     rows: Collection[str] | None = None,
+    n_classes: int | None = None,
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """The images of each row of :data:`ROWS`, rebuilt, with the labels they are scored
     against: row -> ``(rebuilt images, reference labels)``.
@@ -334,8 +333,9 @@ def rebuild_rows(
     :meth:`MaskFill.attribute`. ``max_draws`` bounds the draws of the trained
     model's fill (MaskFill's default: ``10 * n_samples``). ``rows`` rebuilds only those
     rows (default: all; the random-model control needs ``control_model`` or
-    ``control_fill``). Everything goes through the public API (:class:`MaskFill`,
-    :class:`ProgressiveMaskFill`, the transforms).
+    ``control_fill``). ``n_classes``, when given, is checked against the width of the
+    model's output on the first forward pass, before any fill. Everything goes through
+    the public API (:class:`MaskFill`, :class:`ProgressiveMaskFill`, the transforms).
     """
     wanted = set(ROWS) if rows is None else set(rows)
     unknown = sorted(wanted - set(ROWS))
@@ -343,7 +343,10 @@ def rebuild_rows(
         raise ValueError(f"rows: unknown rows {unknown}; expected some of {list(ROWS)}")
     settings = row_settings(transform)
     with torch.no_grad():
-        reference = model(images.clone()).argmax(1)  # a model that works in place leaves images alone
+        outputs = model(images.clone())  # a model that works in place leaves images alone
+    if n_classes is not None:
+        _check_width(outputs, n_classes)
+    reference = outputs.argmax(1)
     blank = scoring_blank(images, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed)
     masked = apply_masks(images, blank, baselines)
     if fill is None and wanted & {"paper-style", "strict"}:

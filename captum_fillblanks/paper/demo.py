@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..attr.mask_fill import MaskFill
-from ..attr.masks import random_patch_masks
+from ..attr.masks import random_patch_masks, resolve_seed
 from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
 from ..attr.progressive import ProgressiveMaskFill
 from ..attr.transforms import TransformSetting, prototype
@@ -45,8 +45,7 @@ def run_demo(
     for name, value in (("n_samples", n_samples), ("images_per_class", images_per_class)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
+    resolve_seed(seed)  # the check MaskFill makes, before the first mask is drawn
     with torch.random.fork_rng(devices=[]):
         return _run_demo(Path(out), n_samples, images_per_class, seed, show_progress, echo)
 
