@@ -11,7 +11,7 @@ Two models, for two kinds of stored number:
   rounding: measured against one ulp up or down on the inputs, one thread instead of
   two, and PyTorch's native convolution kernels instead of oneDNN's
   (``torch.backends.mkldnn.flags(enabled=False)``), the largest change relative to the
-  result's scale was 1.1e-5 (the convergence delta), 3e-7 for the fills and progressive
+  result's scale was 1.1e-5 (the convergence delta), 4e-7 for the fills and progressive
   images, and 1.4e-4 for BFGS (whose line search and Hessian update amplify rounding).
 - ``simple_cnn``: the shipped SimpleCNN (ReLU and max pooling). Where two entries of a
   max-pool window tie exactly (blanked regions make ties common), the gradient goes to
