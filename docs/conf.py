@@ -112,6 +112,8 @@ PUBLIC_MODULES = [
     "captum_fillblanks.attr.masks",
     "captum_fillblanks.attr.transforms",
     "captum_fillblanks.attr.mask_fill",
+    "captum_fillblanks.attr.layer_mask_fill",
+    "captum_fillblanks.attr.tokens",
     "captum_fillblanks.attr.progressive",
     "captum_fillblanks.attr.bfgs",
     "captum_fillblanks.attr.metrics",

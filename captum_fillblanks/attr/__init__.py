@@ -2,6 +2,8 @@
 
 - :class:`MaskFill` (random masks, section 4.1), :class:`ProgressiveMaskFill`
   (section 4.2) and :class:`BFGSMaskFill` (section 4.5), Captum attribution methods;
+- :class:`LayerMaskFill`, the random-mask fill at a layer (a text model's embedding),
+  and :mod:`~captum_fillblanks.attr.tokens`, its token view;
 - :mod:`~captum_fillblanks.attr.masks`: the reproducible mask sequences;
 - :mod:`~captum_fillblanks.attr.transforms`: the visual transform ``T``;
 - :mod:`~captum_fillblanks.attr.visualization`: the paper's figures;
@@ -12,6 +14,7 @@ demo) is in :mod:`captum_fillblanks.paper`, on top of this.
 """
 
 from .bfgs import BFGSMaskFill, bfgs_minimize, fill_cosine_similarity
+from .layer_mask_fill import LayerMaskFill, token_layer_mask
 from .mask_fill import FillCounts, MaskFill
 from .masks import (
     MaskSequence,
@@ -23,6 +26,7 @@ from .masks import (
     sample_unit_masks,
 )
 from .progressive import ProgressiveMaskFill, ProgressiveSteps
+from .tokens import ProgressiveText, TokenScores, filled_tokens, progressive_tokens, text_prototype, token_scores
 from .transforms import (
     DEFAULT_THRESHOLD,
     NORMALIZATIONS,
@@ -43,6 +47,14 @@ __all__ = [
     "ProgressiveMaskFill",
     "ProgressiveSteps",
     "BFGSMaskFill",
+    "LayerMaskFill",
+    "token_layer_mask",
+    "TokenScores",
+    "token_scores",
+    "filled_tokens",
+    "text_prototype",
+    "ProgressiveText",
+    "progressive_tokens",
     "bfgs_minimize",
     "fill_cosine_similarity",
     "MaskSequence",

@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import torch
 from captum.attr import GradientAttribution
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_output, progress
 from ._checks import check_positive_int, check_step_size
-from ._problem import FillProblem, LossFn, buffers_restored
+from ._problem import FillProblem, LossFn, buffers_restored, caller_stacklevel
 from ._units import Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
@@ -106,6 +106,14 @@ class _RandomMasks:
             per_unit = units[group].to(unit_map.device, non_blocking=True)
             blanks.append(per_unit[:, unit_map])
         return tuple(blanks)
+
+
+class MaskSource(Protocol):
+    """Where the estimator's masks come from: ``take(start, stop)`` gives masks ``start ..
+    stop - 1`` as element blank indicators, one ``(n, 1 or B, ...)`` bool stack per
+    input; mask ``j`` depends only on ``j`` (and the call's seed), never on the chunking."""
+
+    def take(self, start: int, stop: int) -> tuple[Tensor, ...]: ...
 
 
 class _GivenMasks:
@@ -374,31 +382,38 @@ class MaskFill(GradientAttribution):
 
     def _finish(self, estimate: _Estimate, return_convergence_delta: bool) -> Any:
         """The fill (and its standard error) from the sums; sets :attr:`counts`."""
-        stopping = estimate.stopping
-        error = None
-        if stopping is not None:
-            # where an example stopped at the cap or max_draws, its error there
-            error = relative_error(estimate.sums, estimate.sq_sums, estimate.coverage)
-        self.counts = FillCounts(
-            estimate.n_drawn,
-            estimate.n_kept,
-            estimate.coverage,
-            estimate.select_first,
-            estimate.n_nonfinite,
-            converged=None if stopping is None else stopping.converged,
-            relative_error=error,
-        )
-        n_kept = estimate.n_kept
-        if stopping is not None:  # an example that reached the tolerance is complete
-            n_kept = torch.where(stopping.converged, torch.full_like(n_kept, estimate.n_samples), n_kept)
-        _warn_short(n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
-        _warn_nonfinite(estimate.n_nonfinite)
-        fills = format_output(estimate.is_tuple, estimate.fills())
-        if not return_convergence_delta:
-            return fills
-        if stopping is not None:
-            return fills, error
-        return fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)
+        result, self.counts = finish_estimate(estimate, return_convergence_delta)
+        return result
+
+
+def finish_estimate(estimate: _Estimate, return_convergence_delta: bool) -> tuple[Any, FillCounts]:
+    """The fill (and its error, if asked) from the estimator's sums, in the form of the
+    inputs, and the call's :class:`FillCounts`; warns about short or non-finite draws."""
+    stopping = estimate.stopping
+    error = None
+    if stopping is not None:
+        # where an example stopped at the cap or max_draws, its error there
+        error = relative_error(estimate.sums, estimate.sq_sums, estimate.coverage)
+    counts = FillCounts(
+        estimate.n_drawn,
+        estimate.n_kept,
+        estimate.coverage,
+        estimate.select_first,
+        estimate.n_nonfinite,
+        converged=None if stopping is None else stopping.converged,
+        relative_error=error,
+    )
+    n_kept = estimate.n_kept
+    if stopping is not None:  # an example that reached the tolerance is complete
+        n_kept = torch.where(stopping.converged, torch.full_like(n_kept, estimate.n_samples), n_kept)
+    _warn_short(n_kept, estimate.n_samples, estimate.n_drawn, estimate.given_masks)
+    _warn_nonfinite(estimate.n_nonfinite)
+    fills = format_output(estimate.is_tuple, estimate.fills())
+    if not return_convergence_delta:
+        return fills, counts
+    if stopping is not None:
+        return (fills, error), counts
+    return (fills, _standard_error(estimate.sums, estimate.sq_sums, estimate.coverage)), counts
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: it may hold the caller's mask tensors
@@ -488,14 +503,21 @@ class _DrawPlan:
 
 
 def _fill_sums(
-    problem: FillProblem, feature_mask: Any, options: _FillOptions, update: UpdateRule, desc: str
+    problem: FillProblem,
+    feature_mask: Any,
+    options: _FillOptions,
+    update: UpdateRule,
+    desc: str,
+    random_masks: Callable[[int], MaskSource] | None = None,
 ) -> _Estimate:
     """The estimator shared by the fill methods: draw the masks ``options`` ask for over
     ``problem``'s inputs (units from ``feature_mask``, else patches), compute each masked
     copy's update with ``update``, and add up the kept ones. Returns the sums, not the fill.
 
     Anything that can state its call as a :class:`FillProblem`, an :class:`_FillOptions`
-    and an :data:`UpdateRule` reuses it as is.
+    and an :data:`UpdateRule` reuses it as is. ``random_masks(seed)``, when given, makes
+    the random mask source instead of the units of ``feature_mask`` (the layer method's
+    per-example units).
     """
     check_positive_int("internal_batch_size", options.internal_batch_size, allow_none=True)
     _check_tolerance(options.tolerance, options.masks)
@@ -507,9 +529,12 @@ def _fill_sums(
         check_positive_int("n_samples", n_samples)
         check_positive_int("max_draws", max_draws, allow_none=True)
         check_positive_int("patch_size", options.patch_size)
-        units = unit_maps(problem.inputs, feature_mask, options.patch_size)
-        n_blank = tuple(n_blank_units(n, options.mask_ratio) for n in units.n_units)
-        source = _RandomMasks(units, n_blank, seed=resolve_seed(options.seed))
+        if random_masks is None:
+            units = unit_maps(problem.inputs, feature_mask, options.patch_size)
+            n_blank = tuple(n_blank_units(n, options.mask_ratio) for n in units.n_units)
+            source = _RandomMasks(units, n_blank, seed=resolve_seed(options.seed))
+        else:
+            source = random_masks(resolve_seed(options.seed))
         if max_draws is not None and max_draws < n_samples:
             raise ValueError(
                 f"max_draws={max_draws} is below n_samples={n_samples}: at most max_draws masks are "
@@ -554,9 +579,7 @@ def _kept_updates(problem, masked, n, update, cutoff, select_first, active):
     return updates, correct, keep
 
 
-def _estimate(
-    problem: FillProblem, source: _RandomMasks | _GivenMasks, plan: _DrawPlan, update: UpdateRule
-) -> _Estimate:
+def _estimate(problem: FillProblem, source: MaskSource, plan: _DrawPlan, update: UpdateRule) -> _Estimate:
     """Walk the masks of ``source`` as ``plan`` says, adding up the kept updates."""
     n_samples, draw_budget, chunk_copies = plan.n_samples, plan.draw_budget, plan.chunk_copies
     select_first = plan.select_first
@@ -748,7 +771,7 @@ def _warn_nonfinite(n_nonfinite: Tensor) -> None:
             f"(per example: {counts}; counts.n_nonfinite). Check those inputs and the model's "
             "outputs for NaN or inf",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -762,14 +785,14 @@ def _warn_short(n_kept: Tensor, n_samples: int, n_drawn: int, given: bool) -> No
             f"after {n_drawn} draws (the model never predicted the target on a masked copy); "
             "their fill is zero. Try selection='all', a lower mask_ratio or a larger max_draws",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
     if not given and any(0 < k < n_samples for k in kept):
         warnings.warn(
             f"only {min(k for k in kept)} of n_samples={n_samples} draws were kept for some "
             f"example(s) after max_draws={n_drawn} draws (kept per example: {kept})",
             UserWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
 
 
