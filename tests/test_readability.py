@@ -4,11 +4,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import SoftmaxRegression
 
-from captum_fillblanks.attr.mask_fill import MaskFill
-from captum_fillblanks.attr.masks import apply_masks
-from captum_fillblanks.attr.metrics import scoring_blank
 from captum_fillblanks.attr.readability import (
     ink,
     inpainting_agreement,
@@ -18,7 +14,7 @@ from captum_fillblanks.attr.readability import (
     wrong_target_control,
     wrong_targets,
 )
-from captum_fillblanks.attr.transforms import TransformSetting, filled_image
+from captum_fillblanks.attr.transforms import TransformSetting
 from captum_fillblanks.paper.data import load_samples
 
 
@@ -105,15 +101,21 @@ def test_wrong_targets_are_never_the_label_and_are_seeded():
         wrong_targets(torch.tensor([10]), 10)
 
 
-def test_wrong_target_control_scores_the_paper_style_image_against_the_wrong_target():
-    model = SoftmaxRegression(n_inputs=36, n_classes=4).eval()
-    images = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    rate, targets = wrong_target_control(model, images, n_classes=4, n_samples=20, seed=5)
-    # the same, spelled out with the public API
-    labels = model(images).argmax(1)
-    assert torch.equal(targets, wrong_targets(labels, 4, seed=5)) and not bool((targets == labels).any())
-    fill = MaskFill(model).attribute(images, target=targets, selection="all", n_samples=20, seed=5)
-    blank = scoring_blank(images, seed=5)
-    pushed = filled_image(apply_masks(images, blank, 0.0), fill, blank)
-    expected = 100.0 * float((model(pushed).argmax(1) == targets).double().mean())
+class MeanThreshold(torch.nn.Module):
+    """Two classes: 0 when the image's mean is above 0.5, else 1. The fill toward class
+    1 lowers every blank, so ``T(fill)`` writes ink 0 into the blanks."""
+
+    def forward(self, x):
+        s = 40.0 * (x.flatten(1).mean(1) - 0.5)
+        return torch.stack([s, -s], 1)
+
+
+@pytest.mark.parametrize("value, expected", [(0.55, 100.0), (0.9, 0.0)])
+def test_wrong_target_control_scores_the_push_toward_the_wrong_class(value, expected):
+    # uniform images of class 0, blanks holding the image's own value (M(x) = x): writing
+    # 0 into a quarter of the pixels takes the mean to 0.41 (< 0.5, the wrong class 1)
+    # for 0.55, and to 0.675 (still class 0) for 0.9
+    images = torch.full((6, 1, 8, 8), value)
+    rate, targets = wrong_target_control(MeanThreshold(), images, n_classes=2, n_samples=10, seed=0, baselines=value)
+    assert targets.tolist() == [1] * 6
     assert rate == expected
