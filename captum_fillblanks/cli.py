@@ -18,7 +18,7 @@ import torch
 from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
 from .paper.files import save_tensors_file
-from .paper.models import DEFAULT_ARCH, list_shipped_models, shipped_model, shipped_weights
+from .paper.models import DEFAULT_ARCH, WeightsEnum, list_shipped_models, shipped_model, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
 from .paper.training import evaluate_accuracy, train_model
 
@@ -112,8 +112,15 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
             "the report: torchrun --nproc-per-node N -m captum_fillblanks reproduce ..."
         ),
     )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=(*DATASETS, "tweets"),
+        help="tweets: the text Table 1 of the tweet sentiment model (LayerMaskFill at its embedding)",
+    )
+    parser.add_argument(
+        "--data-dir", required=True, help="folder of IDX files (plain or .gz); for tweets, the one with tweets.csv.gz"
+    )
     parser.add_argument(
         "--arch",
         choices=_ARCHS,
@@ -125,8 +132,12 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
         help="another shipped weights member of the model, trained on the data set "
         "(e.g. MNIST_5K_FLATTEN for resnet5 on mnist); default: the model's own",
     )
-    parser.add_argument("--n-images", type=int, default=500, help="test images scored (default: 500)")
-    parser.add_argument("--n-samples", type=int, default=10_000, help="kept masks per image (default: 10000)")
+    parser.add_argument(
+        "--n-images", type=int, default=None, help="test images (tweets) scored (default: 500; tweets: all 3,698)"
+    )
+    parser.add_argument(
+        "--n-samples", type=int, default=None, help="kept masks per image (tweet) (default: 10000; tweets: 500)"
+    )
     parser.add_argument(
         "--device",
         default=None,
@@ -158,9 +169,17 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .paper.reproduce import reproduce
 
     _draw_off_screen()
+    text = args.dataset == "tweets"
+    if args.n_images is None and not text:  # tweets: the whole test split
+        args.n_images = 500
+    if args.n_samples is None:
+        args.n_samples = 500 if text else 10_000
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
+    command = "captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
+    if text:
+        return _reproduce_tweets(args, command)
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
@@ -182,9 +201,22 @@ def _reproduce(args: argparse.Namespace) -> int:
         candidates=[c for c in CANDIDATE_SETTINGS if args.normalization in (None, c.normalization)],
         figure_samples=args.figure_samples,
         seed=args.seed,
-        command="captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "",
+        command=command,
         show_progress=not args.no_progress,
     )
+    return 0
+
+
+def _reproduce_tweets(args: argparse.Namespace, command: str) -> int:
+    from .paper.text_report import TextRun, reproduce_tweets
+
+    if args.device not in (None, "cpu"):
+        raise SystemExit("captum-fillblanks reproduce: --dataset tweets runs on the CPU only (a small model)")
+    run = TextRun(n_texts=args.n_images, n_samples=args.n_samples, n_validation=args.n_validation, seed=args.seed)
+    report = reproduce_tweets(
+        args.data_dir, args.out or Path("reproduce-tweets"), run, command=command, show_progress=not args.no_progress
+    )
+    print(f"wrote {report}")
     return 0
 
 
@@ -195,10 +227,13 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
         description=(
             "Rebuild one of the weight files shipped in captum_fillblanks/paper/weights, with "
             "the recipe recorded in its meta (seeded), and print its accuracy on the "
-            "data set's t10k test split."
+            "data set's t10k test split. --dataset tweets trains the tweet sentiment "
+            "TweetTransformer and its vocabulary, prints its validation and test accuracy and "
+            "macro F1, and fits a TF-IDF + logistic-regression baseline on the same train "
+            "split for comparison."
         ),
     )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=(*DATASETS, "tweets"))
     parser.add_argument(
         "--arch",
         choices=_ARCHS,
@@ -213,15 +248,23 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
         "--data-dir",
         required=True,
         type=Path,
-        help="folder with the data set's IDX files, plain or .gz (train-* and t10k-*)",
+        help="folder with the data set's IDX files, plain or .gz (train-* and t10k-*); for tweets, the folder "
+        "with tweets.csv.gz",
     )
-    parser.add_argument("--out", type=Path, help="weight file to write; default: the shipped file's name, here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="weight file to write (tweets: and its vocabulary beside it, NAME.vocab.txt); default: the shipped "
+        "file's name, here",
+    )
     parser.add_argument("--epochs", type=int, help="default: the shipped weights' recipe")
     parser.add_argument("--seed", type=int, help="default: the shipped weights' recipe")
     parser.set_defaults(run=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.dataset == "tweets":
+        return _train_tweets(args)
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():
         shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in list_shipped_models())
@@ -234,23 +277,11 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"captum-fillblanks train: {error}") from None
     recipe = weights.meta["recipe"]
-    epochs = recipe["epochs"] if args.epochs is None else args.epochs
-    seed = recipe["seed"] if args.seed is None else args.seed
-    out = args.out or Path(weights.file_name)
-    # what would fail only after training, when the trained weights would be lost
-    if epochs < 1:
-        raise SystemExit(f"captum-fillblanks train: --epochs must be >= 1, got {epochs}")
-    if not 0 <= seed < 2**63:
-        raise SystemExit(f"captum-fillblanks train: --seed must be in [0, 2**63), got {seed}")
-    if out.is_dir():
-        raise SystemExit(f"captum-fillblanks train: --out {out} is a folder; give the weight file to write")
+    epochs, seed, out = _training_settings(args, weights)
 
     test_images, test_labels = load_tensors(args.dataset, args.data_dir, train=False)
     images, labels = load_tensors(args.dataset, args.data_dir, train=True)
-    # only now that the data loaded: a failed start leaves no empty folder behind
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
+    _make_out_folder(out)
     train_indices = split_training_set(args.dataset, labels).train
     print(
         f"Training {arch} on {len(train_indices):,} {args.dataset} images "
@@ -278,6 +309,87 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"t10k test accuracy: {accuracy:.2%} on {len(test_labels):,} images "
         f"(shipped {weights!r}: {weights.meta['t10k_accuracy']:.2%})"
+    )
+    return 0
+
+
+def _training_settings(args: argparse.Namespace, weights: WeightsEnum) -> tuple[int, int, Path]:
+    """Epochs, seed and weight file of a train run, checked: what would fail only after
+    training, when the trained weights would be lost."""
+    recipe = weights.meta["recipe"]
+    epochs = recipe["epochs"] if args.epochs is None else args.epochs
+    seed = recipe["seed"] if args.seed is None else args.seed
+    out = args.out or Path(weights.file_name)
+    if epochs < 1:
+        raise SystemExit(f"captum-fillblanks train: --epochs must be >= 1, got {epochs}")
+    if not 0 <= seed < 2**63:
+        raise SystemExit(f"captum-fillblanks train: --seed must be in [0, 2**63), got {seed}")
+    if out.is_dir():
+        raise SystemExit(f"captum-fillblanks train: --out {out} is a folder; give the weight file to write")
+    return epochs, seed, out
+
+
+def _make_out_folder(out: Path) -> None:
+    """Called once the data loaded: a failed start leaves no empty folder behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
+
+
+def _train_tweets(args: argparse.Namespace) -> int:
+    from .paper.text_models import TweetTransformer_Weights
+    from .paper.text_training import score_predictions, score_tweets, tfidf_logistic_regression, train_tweet_transformer
+    from .paper.tweets import load_tweet_splits
+
+    if args.arch is not None:
+        raise SystemExit(
+            f"captum-fillblanks train: --arch {args.arch} is an image model; --dataset tweets trains the "
+            "TweetTransformer, leave --arch out"
+        )
+    weights = TweetTransformer_Weights.verify(args.weights or "DEFAULT", "tweet_transformer")
+    recipe = weights.meta["recipe"]
+    epochs, seed, out = _training_settings(args, weights)
+    vocabulary_out = out.with_suffix(".vocab.txt")
+    if vocabulary_out.is_dir():
+        raise SystemExit(f"captum-fillblanks train: {vocabulary_out} (the vocabulary of --out {out}) is a folder")
+
+    splits = load_tweet_splits(args.data_dir)
+    _make_out_folder(out)
+    print(
+        f"Training the TweetTransformer on the {len(splits.train.texts):,} train-split tweets "
+        f"({len(splits.validation.texts):,} validation and {len(splits.test.texts):,} test tweets held out), "
+        f"{epochs} epochs, seed {seed}."
+    )
+    started = time.perf_counter()
+    model, tokenizer = train_tweet_transformer(
+        splits.train,
+        epochs=epochs,
+        batch_size=recipe["batch_size"],
+        lr=recipe["lr"],
+        seed=seed,
+        mask_augment=recipe["mask_augment"],
+        max_length=recipe["max_length"],
+        vocabulary=recipe["vocabulary"],
+        dropout=recipe["dropout"],
+    )
+    seconds = time.perf_counter() - started
+    save_tensors_file(model.state_dict(), out)
+    tokenizer.save(vocabulary_out)
+    print(f"Trained in {seconds:.0f} s; wrote {out} and {vocabulary_out} ({len(tokenizer):,} tokens)")
+    meta = weights.meta
+    for split in ("validation", "test"):
+        scores = score_tweets(model, tokenizer, getattr(splits, split), recipe["max_length"])
+        print(
+            f"{split}: {scores} on {len(getattr(splits, split).texts):,} tweets (shipped {weights!r}: "
+            f"accuracy {meta[f'{split}_accuracy']:.2%}, macro F1 {meta[f'{split}_macro_f1']:.2%})"
+        )
+
+    started = time.perf_counter()
+    baseline = tfidf_logistic_regression(splits.train)
+    scores = score_predictions(torch.as_tensor(baseline.predict(splits.test.texts)), splits.test.labels)
+    print(
+        f"baseline, TF-IDF + logistic regression on the same train split (fit in "
+        f"{time.perf_counter() - started:.0f} s): test {scores}"
     )
     return 0
 

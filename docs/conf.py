@@ -121,6 +121,9 @@ PUBLIC_MODULES = [
     "captum_fillblanks.paper.data",
     "captum_fillblanks.attr.visualization",
     "captum_fillblanks.paper.training",
+    "captum_fillblanks.paper.text_table",
+    "captum_fillblanks.paper.text_figures",
+    "captum_fillblanks.paper.text_report",
 ]
 
 logger = logging.getLogger(__name__)

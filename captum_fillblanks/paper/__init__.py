@@ -4,6 +4,9 @@
 - :mod:`~captum_fillblanks.paper.data`: MNIST and Fashion-MNIST from IDX folders, and
   the bundled samples;
 - :mod:`~captum_fillblanks.paper.training`: seeded training of the shipped weights;
+- :mod:`~captum_fillblanks.paper.tweets`, :mod:`~captum_fillblanks.paper.text_models`,
+  :mod:`~captum_fillblanks.paper.text_training`: the tweet sentiment corpus, its
+  tokenizer, the reference text classifier with shipped weights, and its training;
 - :mod:`~captum_fillblanks.paper.reproduce`: Figs. 2-6 and Table 1 into a report;
 - :mod:`~captum_fillblanks.paper.demo`: the offline demo.
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..attr.masks import random_patch_masks
 
-__all__ = ["train_model", "evaluate_accuracy", "random_shift", "random_blanks"]
+__all__ = ["train_model", "evaluate_accuracy", "random_shift", "random_blanks", "random_token_blanks"]
 
 
 def _batches(
@@ -52,6 +52,30 @@ def random_blanks(images: Tensor, probability: float, generator: torch.Generator
     return images * masks[:, None]
 
 
+def random_token_blanks(
+    token_ids: Tensor,
+    probability: float,
+    mask_token_id: int,
+    generator: torch.Generator,
+    blank_ratio: tuple[float, float] = (0.15, 0.25),
+) -> Tensor:
+    """Replaces some real tokens by ``mask_token_id``, in each text with the given probability.
+
+    A chosen text with ``n`` real (non-zero) ids gets ``round(r * n)`` of them, picked at
+    random, replaced; ``r`` is drawn per text, uniformly in ``blank_ratio``. Padding (id 0)
+    stays.
+    """
+    chosen = torch.rand(len(token_ids), generator=generator) < probability
+    low, high = blank_ratio
+    ratios = low + (high - low) * torch.rand(len(token_ids), generator=generator)
+    real = token_ids != 0
+    n_blanks = (ratios * real.sum(1)).round() * chosen
+    # the real tokens in a random order, first; the first n_blanks of them are blanked
+    scores = torch.rand(token_ids.shape, generator=generator).masked_fill(~real, 2.0)
+    rank = scores.argsort(1).argsort(1)
+    return token_ids.masked_fill(rank < n_blanks[:, None], mask_token_id)
+
+
 def _check_data(data: Dataset | tuple[Tensor, Tensor]) -> Dataset | tuple[Tensor, Tensor]:
     if isinstance(data, Dataset):
         return data
@@ -78,6 +102,7 @@ def train_model(
     seed: int = 0,
     max_shift: int = 0,
     mask_augment: float = 0.0,
+    mask_token_id: int | None = None,
     show_progress: bool = True,
 ) -> nn.Module:
     """Trains a classifier with cross-entropy, Adam and a cosine learning-rate decay.
@@ -93,7 +118,7 @@ def train_model(
         train_data (Dataset or (Tensor, Tensor)): Training images and int labels: a
             ``Dataset`` of ``(image tensor, label)`` items, or the tensors
             ``(images, labels)`` as :func:`captum_fillblanks.paper.data.load_tensors` gives
-            them (faster).
+            them (faster); with ``mask_token_id``, the tensors ``(token_ids, labels)``.
         epochs (int): Passes over the training data.
         batch_size (int, optional): Images per step. Default: 64.
         lr (float, optional): Peak learning rate. Default: 3e-3.
@@ -108,6 +133,11 @@ def train_model(
             masked copy, which the fill's ``selection="correct"`` and the paper's
             consistency test (Table 1) lean on. Default: 0 (no masks; the random draws
             are then exactly those of a run without this option).
+        mask_token_id (int, optional): Says that the inputs are token ids, padded with
+            0 on the right, rather than images: ``mask_augment`` then replaces a random
+            15-25 % of a text's real tokens by this id (:func:`random_token_blanks`)
+            instead of blanking patches, and each batch is cut after its longest text
+            (the model must not depend on the padding after a text). Default: None.
         show_progress (bool, optional): Show a tqdm progress bar. Default: True.
 
     Returns:
@@ -140,12 +170,16 @@ def train_model(
         torch.manual_seed(seed)
         with tqdm(total=total_steps, desc="training", disable=not show_progress) as progress:
             for epoch in range(epochs):
-                for images, labels in _batches(train_data, batch_size, generator):
+                for inputs, labels in _batches(train_data, batch_size, generator):
                     if max_shift > 0:
-                        images = random_shift(images, max_shift, generator)
-                    if mask_augment > 0:
-                        images = random_blanks(images, mask_augment, generator)
-                    loss = F.cross_entropy(model(images.to(device)), labels.to(device))
+                        inputs = random_shift(inputs, max_shift, generator)
+                    if mask_token_id is not None:
+                        inputs = inputs[:, : max(1, int((inputs != 0).sum(1).max()))]
+                        if mask_augment > 0:
+                            inputs = random_token_blanks(inputs, mask_augment, mask_token_id, generator)
+                    elif mask_augment > 0:
+                        inputs = random_blanks(inputs, mask_augment, generator)
+                    loss = F.cross_entropy(model(inputs.to(device)), labels.to(device))
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()

@@ -1,0 +1,204 @@
+"""Text Table 1: the paper's consistency rows for a sentiment classifier, at its token
+embedding, with the text analogue of inpainting agreement (blank recovery).
+
+Per text ``x`` with the model's label ``y_hat`` (on the whole text) and one scoring mask
+(a quarter of its real tokens, drawn from a generator seeded by the run's seed and the
+text's index, so every text has its own mask and the same one in every row):
+
+- **control** ``M(x)``: the blanks hold the blank token;
+- **paper-style**: the blanks hold the best token of the expected fill
+  (:func:`~captum_fillblanks.attr.tokens.filled_tokens`);
+- **strict**: every real position holds the best token (the text prototype);
+- **progressive**: the text rebuilt in ``n_steps`` groups, each filled given the words
+  written before (:func:`~captum_fillblanks.attr.tokens.progressive_tokens`);
+- **random-init model**: the blanks hold the best tokens of a random-init model's fill;
+- **random tokens**: the blanks hold tokens drawn uniformly from the vocabulary.
+
+Each row is scored by the trained model against ``y_hat``: accuracy (with a bootstrap
+standard error over texts) and macro F1. Blank recovery: how often the blanked word is
+the model's top-1 / among its top-5 words for that blank, against a random-init model's
+fill and against the most frequent words of the train split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..attr import LayerMaskFill, filled_tokens, progressive_tokens, text_prototype, token_layer_mask, token_scores
+from ..attr.masks import n_blank_units
+from .text_training import score_predictions
+from .tweets import TweetTokenizer
+
+__all__ = [
+    "TEXT_ROWS",
+    "TextFills",
+    "scoring_blanks",
+    "text_fills",
+    "predict_texts",
+    "text_rows",
+    "blank_recovery",
+    "frequent_tokens",
+    "bootstrap_error",
+    "score_rows",
+]
+
+TEXT_ROWS = ("control", "paper-style", "strict", "progressive", "random-init model", "random tokens")
+
+
+def scoring_blanks(attention: Tensor, indices: Sequence[int], seed: int, mask_ratio: float = 0.25) -> Tensor:
+    """One scoring mask per text: ``(B, L)`` bool, ``n_blank_units(n_real, mask_ratio)``
+    of each text's real tokens, chosen by a generator seeded by ``seed`` and the text's
+    index in its split (``indices``), so a text's mask does not depend on its batch."""
+    blanks = torch.zeros(attention.shape, dtype=torch.bool)
+    for row, index in enumerate(indices):
+        real = attention[row].bool().nonzero().squeeze(1).cpu()
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + int(index))
+        chosen = real[torch.randperm(len(real), generator=generator)[: n_blank_units(len(real), mask_ratio)]]
+        blanks[row, chosen] = True
+    return blanks.to(attention.device)
+
+
+@dataclass
+class TextFills:
+    """Expected fills of a batch of texts at a model's embedding, ``(B, L, D)``, and the
+    blank ``b`` they were taken with."""
+
+    fills: Tensor
+    blank: Tensor
+    n_kept: Tensor
+    delta: Tensor  # (B,) the Monte-Carlo standard error of each fill
+
+
+def text_fills(
+    model: nn.Module,
+    token_ids: Tensor,
+    attention: Tensor,
+    blank_id: int,
+    *,
+    n_samples: int,
+    seed: int,
+    mask_ratio: float = 0.25,
+    selection: str = "correct",
+    show_progress: bool = False,
+) -> TextFills:
+    """:class:`~captum_fillblanks.LayerMaskFill` at ``model.embedding``, toward the model's
+    own label of each text, padding never blanked, with ``<blank_id>``'s embedding as
+    ``b``. ``target=None``: the prediction on the whole text."""
+    method = LayerMaskFill(model, model.embedding)
+    blank = model.embedding.weight[blank_id].detach()
+    fills, delta = method.attribute(
+        token_ids,
+        layer_baselines=blank,
+        additional_forward_args=(attention,),
+        layer_mask=token_layer_mask(attention),
+        n_samples=n_samples,
+        mask_ratio=mask_ratio,
+        selection=selection,
+        seed=seed,
+        show_progress=show_progress,
+        return_convergence_delta=True,
+    )
+    return TextFills(fills, blank, method.counts.n_kept, delta)
+
+
+@torch.no_grad()
+def predict_texts(model: nn.Module, token_ids: Tensor, attention: Tensor) -> Tensor:
+    return model(token_ids, attention).argmax(1)
+
+
+def _random_tokens(shape: torch.Size, first_id: int, vocab_size: int, seed: int) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(first_id, vocab_size, tuple(shape), generator=generator)
+
+
+def text_rows(
+    model: nn.Module,
+    token_ids: Tensor,
+    attention: Tensor,
+    fills: TextFills,
+    random_fills: TextFills,
+    random_model: nn.Module,
+    blanks: Tensor,
+    *,
+    blank_id: int,
+    exclude: Sequence[int],
+    n_steps: int,
+    seed: int,
+    indices: Sequence[int],
+) -> dict[str, Tensor]:
+    """The token ids of every row of :data:`TEXT_ROWS` for one batch of texts."""
+    weight = model.embedding.weight.detach()
+    prototype = text_prototype(token_ids, fills.fills, weight, fills.blank, attention_mask=attention, exclude=exclude)
+    rows = {
+        "control": torch.where(blanks, torch.full_like(token_ids, blank_id), token_ids),
+        "paper-style": filled_tokens(token_ids, fills.fills, weight, fills.blank, blanks=blanks, exclude=exclude),
+        "strict": prototype,
+    }
+    method = LayerMaskFill(model, model.embedding)
+    progressive = token_ids.clone()
+    for row, index in enumerate(indices):
+        length = int(attention[row].sum())
+        course = progressive_tokens(
+            method, token_ids[row, :length], blank_id, n_steps=min(n_steps, length), exclude=exclude,
+            attention_mask=attention[row, :length], seed=seed * 1_000_003 + int(index),
+        )  # fmt: skip
+        progressive[row, :length] = course.token_ids[-1]
+    rows["progressive"] = progressive
+    rows["random-init model"] = filled_tokens(
+        token_ids, random_fills.fills, random_model.embedding.weight.detach(), random_fills.blank,
+        blanks=blanks, exclude=exclude,
+    )  # fmt: skip
+    first_real = max(exclude) + 1
+    noise = _random_tokens(token_ids.shape, first_real, weight.shape[0], seed + int(indices[0]))
+    rows["random tokens"] = torch.where(blanks, noise.to(token_ids.device), token_ids)
+    return rows
+
+
+def frequent_tokens(tokenizer: TweetTokenizer, texts: Sequence[str], k: int = 5) -> list[int]:
+    """The ``k`` most frequent token ids in ``texts`` (the train split), special tokens
+    and ``<unk>`` left out: the word-frequency baseline of blank recovery."""
+    specials = set(tokenizer.special_ids.values())
+    counts = Counter(i for text in texts for i in tokenizer.encode(text) if i not in specials)
+    return [i for i, _ in counts.most_common(k)]
+
+
+def blank_recovery(
+    token_ids: Tensor,
+    blanks: Tensor,
+    fills: TextFills,
+    embedding: Tensor,
+    *,
+    exclude: Sequence[int],
+    unk_id: int,
+) -> tuple[int, int, int]:
+    """``(top1_hits, top5_hits, n_blanks)`` over the blanks whose word is in the
+    vocabulary (an ``<unk>`` can never be written back, so it is not counted)."""
+    top = token_scores(fills.fills, embedding, fills.blank, k=5, exclude=exclude).ids
+    counted = blanks & (token_ids != unk_id)
+    truth = token_ids[counted]
+    chosen = top[counted]
+    return int((chosen[:, 0] == truth).sum()), int((chosen == truth[:, None]).any(1).sum()), int(counted.sum())
+
+
+def bootstrap_error(hits: Tensor, n_resamples: int = 1000, seed: int = 0) -> float:
+    """Standard error of a rate over texts, by resampling the texts (each text has its own
+    scoring mask, so texts are the independent units)."""
+    hits = hits.float().cpu()
+    generator = torch.Generator().manual_seed(seed)
+    resampled = hits[torch.randint(0, len(hits), (n_resamples, len(hits)), generator=generator)].mean(1)
+    return float(resampled.std())
+
+
+def score_rows(predicted: dict[str, Tensor], reference: Tensor) -> dict[str, tuple[float, float, float]]:
+    """Per row: accuracy against ``reference`` (the model's labels), its bootstrap
+    standard error and the macro F1."""
+    scores = {}
+    for name, labels in predicted.items():
+        result = score_predictions(labels.cpu(), reference.cpu())
+        scores[name] = (result.accuracy, bootstrap_error(labels.cpu() == reference.cpu()), result.macro_f1)
+    return scores
