@@ -267,6 +267,14 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
         amp_dtype: torch.dtype | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""
+        The estimator's keyword options (``n_samples``, ``mask_ratio``, ``patch_size``,
+        ``selection``, ``loss``, ``step_size``, ``max_draws``, ``tolerance``, ``masks``,
+        ``seed``, ``select_first``, ``amp_dtype``) are :meth:`MaskFill.attribute
+        <captum_fillblanks.attr.MaskFill.attribute>`'s: ``mask_ratio`` is the fraction of
+        each example's own units blanked, ``patch_size`` applies to 4-D layer outputs, and
+        ``masks`` (``1`` kept, ``0`` blank) are shaped like one example of ``h`` (or a
+        stack of them).
+
         Args:
             inputs (Tensor or tuple[Tensor, ...]): the model's inputs, batch first, of
                 any dtype (token ids too): ``forward_func(*inputs,
@@ -286,14 +294,6 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
                 per example, as :class:`MaskFill` does. Default: False.
             attribute_to_layer_input (bool, optional): fill the layer's input instead of
                 its output (the layer must take one Tensor). Default: False.
-            n_samples, mask_ratio, patch_size, selection, loss, step_size, max_draws,
-                tolerance, masks, seed, select_first, amp_dtype: the estimator's options,
-                as in :meth:`MaskFill.attribute
-                <captum_fillblanks.attr.MaskFill.attribute>`; ``mask_ratio`` is the
-                fraction of each example's own units blanked, ``patch_size`` applies to
-                4-D layer outputs, ``masks`` (``1`` kept, ``0`` blank) are shaped like
-                one example of ``h`` (or a stack of them).
-
         Returns:
             **attributions** or (**attributions**, **delta**): the fill, shaped like the
             layer's output (input), zero where no kept draw blanked a unit (padding);

@@ -47,6 +47,7 @@ __all__ = [
     "score_rows",
 ]
 
+#: The rows of the text Table 1, in the report's order.
 TEXT_ROWS = ("control", "paper-style", "strict", "progressive", "random-init model", "random tokens")
 
 
@@ -108,6 +109,7 @@ def text_fills(
 
 @torch.no_grad()
 def predict_texts(model: nn.Module, token_ids: Tensor, attention: Tensor) -> Tensor:
+    """The model's label of each text, ``(B,)``."""
     return model(token_ids, attention).argmax(1)
 
 
