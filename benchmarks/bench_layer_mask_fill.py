@@ -48,6 +48,7 @@ def floor_pass(model, ids, attention, masked, labels, chunk):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and masks")
+    parser.add_argument("--n-texts", type=int, default=4, help="bundled tweets in the batch (default: 4)")
     args = parser.parse_args()
     repeats, n = (3, 200) if args.quick else (5, 1000)
     chunk = 256
@@ -55,16 +56,18 @@ def main() -> None:
     weights = TweetTransformer_Weights.DEFAULT
     model, tokenizer = tweet_transformer(weights=weights), weights.get_tokenizer()
     samples = load_tweet_samples()
-    texts = [t for t in samples.texts if len(tokenizer.encode(t)) >= 12][:1]
+    texts = [t for t in samples.texts if len(tokenizer.encode(t)) >= 12][: args.n_texts]
     ids, attention = tokenizer.batch_encode(texts)
     blank = model.embedding.weight[tokenizer.mask_id].detach()
     with torch.no_grad():
         label = model(ids, attention).argmax(1)
         h = model.embedding(ids)
     length = ids.shape[1]
+    # the same number of masked copies, mask-major as LayerMaskFill lays them out (which
+    # positions are blank does not change the cost of a pass)
     units = MaskSequence((length,), (n_blank_units(length, 0.25),), seed=0).take(0, n)[0]
-    masked = torch.where(units[:, :, None], blank, h)  # (n, L, D)
-    rep_ids, rep_attention, rep_labels = ids.expand(n, -1), attention.expand(n, -1), label.expand(n)
+    masked = torch.where(units[:, None, :, None], blank, h[None]).reshape(n * len(texts), length, -1)
+    rep_ids, rep_attention, rep_labels = ids.repeat(n, 1), attention.repeat(n, 1), label.repeat(n)
 
     method = LayerMaskFill(model, model.embedding)
     options = dict(
@@ -88,7 +91,8 @@ def main() -> None:
     print(
         f"# LayerMaskFill benchmark\n\nmachine: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; model: TweetTransformer "
-        f"({weights!r}); one bundled tweet of {length} tokens; n = {n:,} masks, {chunk} copies per pass; "
+        f"({weights!r}); {len(texts)} bundled tweets of at least 12 tokens, padded to {length}; n = {n:,} masks "
+        f"per tweet, {chunk} copies per pass; "
         f"{repeats} interleaved repeats\n"
     )
     print("| run | median time (s) | ratio to the floor (median of paired ratios) |")

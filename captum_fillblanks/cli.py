@@ -158,6 +158,13 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
         "--figure-samples", type=int, default=2000, help="kept masks per image in Figs. 4-6 (default: 2000)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="stop each image's fill once its relative Monte-Carlo error is at most this (MaskFill's tolerance); "
+        "--n-samples is then the cap (default: off, exactly --n-samples)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=_reproduce)
 
@@ -179,6 +186,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
     command = "captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     if text:
+        if args.tolerance is not None:
+            raise SystemExit("captum-fillblanks reproduce: --tolerance is for the image data sets")
         return _reproduce_tweets(args, command)
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():
@@ -201,6 +210,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         candidates=[c for c in CANDIDATE_SETTINGS if args.normalization in (None, c.normalization)],
         figure_samples=args.figure_samples,
         seed=args.seed,
+        tolerance=args.tolerance,
         command=command,
         show_progress=not args.no_progress,
     )

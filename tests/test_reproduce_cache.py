@@ -85,3 +85,25 @@ def test_compute_leaves_no_temporary_file(tmp_path):
     cache = FillCache(tmp_path, model, model, config(control_samples_cap=4))
     cache.compute(FillJob("shard.pt", torch.ones(1, 1, 28, 28), 4, 0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "shard.pt"]
+
+
+def test_with_a_tolerance_each_image_stops_where_mask_fill_stops_it_and_the_files_are_named_for_it(tmp_path):
+    from captum_fillblanks.paper.reproduce.stages import shard_jobs
+
+    images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = Brightness().eval()
+    run = config(n_samples=512, tolerance=0.5)
+    (job,) = shard_jobs(images, run)
+    assert job.name == "shard_000000-000002_512_0_tol0.5.pt" and job.tolerance == 0.5
+    (fixed,) = shard_jobs(images, config(n_samples=512))
+    assert fixed.name == "shard_000000-000002_512_0.pt" and fixed.tolerance is None  # as before
+    cache = FillCache(tmp_path, model, model, run)
+    cache.compute(job)
+    saved = cache.load(job)
+    method = MaskFill(model)
+    fill = method.attribute(images, n_samples=512, max_draws=5120, tolerance=0.5, seed=0, mask_ratio=0.25, patch_size=2)
+    assert torch.equal(saved["fill"], fill) and torch.equal(saved["n_kept"], method.counts.n_kept)
+    assert bool(saved["converged"].all()) and int(saved["n_kept"].max()) < 512
+    summary = kept_summary([saved["n_kept"]], 512, tolerance=0.5)
+    assert summary.startswith("stopping each at relative error 0.5: the 2 images kept median")
+    assert summary.endswith("0 ran to the cap of 512")

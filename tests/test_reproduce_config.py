@@ -61,6 +61,20 @@ def test_every_argument_that_decides_the_results_is_in_the_rank_agreement():
         ).get(name)
 
 
+@pytest.mark.parametrize("tolerance", [0, -0.1, float("inf"), True, "0.1"])
+def test_a_tolerance_that_is_not_a_positive_number_is_refused(tolerance):
+    with pytest.raises(ValueError, match="tolerance must be a positive finite number or None"):
+        RunConfig.create("mnist", candidates=CANDIDATE_SETTINGS, tolerance=tolerance)
+
+
+def test_the_tolerance_is_agreed_by_every_rank_and_leaves_the_manifest_alone():
+    fixed = RunConfig.create("mnist", candidates=CANDIDATE_SETTINGS)
+    stopped = RunConfig.create("mnist", candidates=CANDIDATE_SETTINGS, tolerance=0.05)
+    assert stopped.agreement("cpu")["tolerance"] == 0.05 and fixed.agreement("cpu")["tolerance"] is None
+    assert stopped.manifest_key() == fixed.manifest_key()  # the file names hold it
+    assert (fixed.fill_suffix, stopped.fill_suffix) == ("", "_tol0.05")
+
+
 @pytest.mark.parametrize(("name", "value"), [("n_images", 0), ("figure_samples", True), ("shard_size", 2.5)])
 def test_a_size_that_is_not_a_positive_int_is_refused_by_name(name, value):
     with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got {value!r}"):

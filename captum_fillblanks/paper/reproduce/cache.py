@@ -42,12 +42,14 @@ def refuse_links(folder: Path, *, within: Path) -> None:
 
 @dataclass(frozen=True)
 class FillJob:
-    """One file of fills: ``images`` with masks from ``seed``, ``n_samples`` kept each."""
+    """One file of fills: ``images`` with masks from ``seed``, ``n_samples`` kept each
+    (with ``tolerance``: at most, each image stopping once its fill is that precise)."""
 
     name: str
     images: Tensor
     n_samples: int
     seed: int
+    tolerance: float | None = None
 
 
 class FillCache:
@@ -133,6 +135,7 @@ class FillCache:
             images,
             n_samples=job.n_samples,
             max_draws=config.max_draws_per_sample * job.n_samples,
+            tolerance=job.tolerance,
             seed=job.seed,
             show_progress=show_progress,
             **config.masks,
@@ -153,4 +156,6 @@ class FillCache:
             "control_fill": control_fill.cpu(),
             "predicted": predicted.cpu(),
         }
+        if job.tolerance is not None:
+            saved["converged"] = fill_method.counts.converged.cpu()
         save_tensors_file(saved, self.folder / job.name)

@@ -9,6 +9,7 @@ apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ class RunConfig:
     max_draws_per_sample: ClassVar[int] = 10
     #: the random-model control is a baseline: at most this many masks per image
     control_samples_cap: int = 1000
+    #: stop each image's fill once its relative error is at most this (MaskFill's
+    #: ``tolerance``); ``n_samples`` is then the cap. ``None``: exactly ``n_samples``
+    tolerance: float | None = None
 
     @classmethod
     def create(
@@ -68,6 +72,7 @@ class RunConfig:
         figure_samples: int = 2000,
         seed: int = 0,
         candidates: Sequence[TransformSetting] = CANDIDATE_SETTINGS,
+        tolerance: float | None = None,
     ) -> RunConfig:
         """Check the sizes (each an int >= 1, else a ``ValueError`` naming it) and the
         candidates (at least one), and resolve ``arch`` (default: the data set's,
@@ -87,17 +92,27 @@ class RunConfig:
         # seed + 10**6: all of them must be seeds a torch.Generator takes as they are
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise ValueError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
+        if tolerance is not None and (
+            isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < math.inf
+        ):
+            raise ValueError(f"tolerance must be a positive finite number or None, got {tolerance!r}")
         candidates = tuple(candidates)
         if not candidates:
             raise ValueError("candidates must hold at least one TransformSetting")
         arch = arch or DEFAULT_ARCH.get(dataset)
         resolved = shipped_weights(dataset, arch, weights)
-        return cls(dataset, arch, resolved, seed=seed, candidates=candidates, **sizes)
+        return cls(dataset, arch, resolved, seed=seed, candidates=candidates, tolerance=tolerance, **sizes)
 
     @property
     def masks(self) -> dict[str, float | int]:
         """The mask settings of every fill, as keyword arguments of :class:`MaskFill`."""
         return {"mask_ratio": self.mask_ratio, "patch_size": self.patch_size}
+
+    @property
+    def fill_suffix(self) -> str:
+        """What a fill file's name adds for the tolerance (nothing without one, so the
+        files of a fixed-count run keep their names)."""
+        return "" if self.tolerance is None else f"_tol{self.tolerance:g}"
 
     @property
     def control_samples(self) -> int:
@@ -143,6 +158,7 @@ class RunConfig:
             "n_validation": self.n_validation,
             "figure_samples": self.figure_samples,
             "seed": self.seed,
+            "tolerance": self.tolerance,
             "candidates": [str(c) for c in self.candidates],
             "device type": device_type,
         }

@@ -34,7 +34,9 @@ class RunRecord:
     world_size: int = 1  # processes (torchrun)
 
 
-def kept_summary(n_kept: Sequence[Tensor | None], n_samples: int, max_draws_per_sample: int = 10) -> str:
+def kept_summary(
+    n_kept: Sequence[Tensor | None], n_samples: int, max_draws_per_sample: int = 10, tolerance: float | None = None
+) -> str:
     """How many draws the fills kept, in words.
 
     MaskFill keeps a draw only if the model still gives the masked image its own label,
@@ -42,7 +44,9 @@ def kept_summary(n_kept: Sequence[Tensor | None], n_samples: int, max_draws_per_
     model seldom recognises under a mask keeps fewer than ``n_samples``. ``n_kept``
     holds one tensor per fill file, or ``None`` for a file written before the counts
     were saved: such files have the same manifest, so a rerun over an old folder still
-    meets them, and the report says so rather than guess.
+    meets them, and the report says so rather than guess. With ``tolerance`` an image
+    stops as soon as its fill is that precise, so the summary gives the spread of the
+    kept counts and how many images ran to the cap.
     """
     recorded = [kept for kept in n_kept if kept is not None]
     if not recorded:
@@ -50,7 +54,13 @@ def kept_summary(n_kept: Sequence[Tensor | None], n_samples: int, max_draws_per_
     kept = torch.cat(recorded)
     images = f"{len(kept)} images" + ("" if len(recorded) == len(n_kept) else " whose counts were saved")
     short = int((kept < n_samples).sum())
-    if short:
+    if tolerance is not None:
+        at_cap = int((kept >= n_samples).sum())
+        text = (
+            f"stopping each at relative error {tolerance:g}: the {images} kept median {int(kept.median()):,}, "
+            f"fewest {int(kept.min()):,}, most {int(kept.max()):,}; {at_cap} ran to the cap of {n_samples:,}"
+        )
+    elif short:
         draws, fewest = max_draws_per_sample * n_samples, int(kept.min())
         text = f"{short} of the {images} kept fewer than {n_samples:,} within {draws:,} draws, fewest {fewest:,}"
     else:
@@ -90,14 +100,15 @@ def _header(run: RunRecord, table: Table) -> list[str]:
         )
     else:
         run_time = f"run time {elapsed / 60:.1f} min"
-    kept = kept_summary(table.n_kept, config.n_samples, config.max_draws_per_sample)
+    kept = kept_summary(table.n_kept, config.n_samples, config.max_draws_per_sample, config.tolerance)
+    asked = "kept masks asked" if config.tolerance is None else "kept masks at most"
     return [
         f"# Fill in the blanks: reproduction on {config.dataset}",
         "",
         f"- command: `{run.command}`" if run.command else "- command: (called from Python)",
         f"- model: {config.model_name} with the shipped weights; {table.chosen.n_images} test images "
-        f"(t10k; for Fashion-MNIST the bundled samples are left out); {config.n_samples:,} kept masks "
-        f"asked per image ({kept}), mask ratio {config.mask_ratio}, "
+        f"(t10k; for Fashion-MNIST the bundled samples are left out); {config.n_samples:,} {asked} "
+        f"per image ({kept}), mask ratio {config.mask_ratio}, "
         f"patch size {config.patch_size}; progressive: k = {config.n_steps} steps",
         f"- machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, device `{run.device}`, "
         f"torch {torch.__version__}; "
@@ -107,9 +118,9 @@ def _header(run: RunRecord, table: Table) -> list[str]:
     ]
 
 
-def _settings_lines(choice: Choice, max_draws_per_sample: int) -> list[str]:
+def _settings_lines(choice: Choice, max_draws_per_sample: int, tolerance: float | None = None) -> list[str]:
     rows = list(choice.scores)
-    kept = kept_summary([choice.n_kept], choice.n_samples, max_draws_per_sample)
+    kept = kept_summary([choice.n_kept], choice.n_samples, max_draws_per_sample, tolerance)
     lines = [
         f"## The settings of T, chosen on {choice.n_images} validation images",
         "",
@@ -163,7 +174,7 @@ def write_report(run: RunRecord, table: Table, choice: Choice, figures: dict[str
             *table_lines(table.min_max_only, choice.min_max_only, "T (min–max, chosen on validation)"),
             "",
         ]
-    lines += _settings_lines(choice, run.config.max_draws_per_sample)
+    lines += _settings_lines(choice, run.config.max_draws_per_sample, run.config.tolerance)
     lines += ["", "## Figures", ""]
     for name, caption in figures.items():
         lines += [f"![{caption}]({name})", "", caption, ""]

@@ -47,6 +47,7 @@ def reproduce(
     candidates: Sequence[TransformSetting] = CANDIDATE_SETTINGS,
     figure_samples: int = 2000,
     seed: int = 0,
+    tolerance: float | None = None,
     command: str = "",
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
@@ -73,7 +74,10 @@ def reproduce(
     ``None`` for fills saved before the counts were. MaskFill keeps a draw only if the
     model still gives the masked image its own label, and stops after ``10 * n_samples``
     draws (its ``max_draws``), so an image the model seldom recognises under a mask
-    keeps fewer than ``n_samples``; the report says how many did.
+    keeps fewer than ``n_samples``; the report says how many did. With ``tolerance``
+    each image's fill stops once its relative Monte-Carlo error (MaskFill's
+    ``tolerance``) is at most that, ``n_samples`` being the cap; its fill files are named
+    for it, so a run with another tolerance computes its own.
 
     Under ``torchrun`` (:mod:`captum_fillblanks.paper.distributed`) every process runs
     this function: each fills and scores its share of the shards on its own device
@@ -101,6 +105,7 @@ def reproduce(
         figure_samples=figure_samples,
         seed=seed,
         candidates=candidates,
+        tolerance=tolerance,
     )
     joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     ranks, resolved = launch(device)

@@ -84,8 +84,8 @@ def validation_job(config: RunConfig, data_dir: str, device: torch.device) -> Fi
     held_out = split_training_set(config.dataset, train_labels).validation
     validation = class_balanced(held_out, train_labels, config.n_validation)
     n_samples, seed = min(config.n_samples, config.figure_samples), config.validation_seed
-    name = f"validation_{len(validation)}_{n_samples}_{seed}.pt"
-    return FillJob(name, train_images[validation].to(device), n_samples, seed)
+    name = f"validation_{len(validation)}_{n_samples}_{seed}{config.fill_suffix}.pt"
+    return FillJob(name, train_images[validation].to(device), n_samples, seed, config.tolerance)
 
 
 def shard_jobs(images: Tensor, config: RunConfig) -> list[FillJob]:
@@ -94,10 +94,11 @@ def shard_jobs(images: Tensor, config: RunConfig) -> list[FillJob]:
     n_samples, size, seed = config.n_samples, config.shard_size, config.seed
     return [
         FillJob(
-            f"shard_{start:06d}-{min(start + size, len(images)):06d}_{n_samples}_{seed}.pt",
+            f"shard_{start:06d}-{min(start + size, len(images)):06d}_{n_samples}_{seed}{config.fill_suffix}.pt",
             images[start : start + size],
             n_samples,
             seed + start,
+            config.tolerance,
         )
         for start in range(0, len(images), size)
     ]
