@@ -135,6 +135,8 @@ def blank_records_html(examples: list[FigureExample]) -> str:
     attribution class."""
     from captum.attr import visualization
 
+    if not getattr(visualization, "HAS_IPYTHON", True):
+        raise ImportError("Captum's visualize_text needs IPython, which is not installed")
     records = []
     for example in examples:
         scores = torch.zeros(len(example.tokens))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +131,13 @@ def _evaluate(model, random_model, tokenizer, tweets: TweetTable, chosen, run: T
 
 
 def reproduce_tweets(
-    data_dir: str | Path, out: str | Path, run: TextRun = TextRun(), *, command: str = "", show_progress: bool = False
+    data_dir: str | Path,
+    out: str | Path,
+    run: TextRun = TextRun(),
+    *,
+    command: str = "",
+    show_progress: bool = False,
+    echo: Callable[[str], None] = print,
 ) -> Path:
     """Run the text Table 1 on the corpus in ``data_dir`` with the shipped model and
     write ``out/report.md``, ``out/top_words.png`` and ``out/blanks.html``."""
@@ -169,8 +176,12 @@ def reproduce_tweets(
     write_atomically(
         out / "top_words.png", lambda handle: figure.savefig(handle, dpi=110, bbox_inches="tight", format="png")
     )
-    html = blank_records_html(examples)
-    write_atomically(out / "blanks.html", lambda handle: handle.write(html.encode("utf-8")))
+    try:
+        html = blank_records_html(examples)
+    except ImportError as error:  # Captum's visualize_text needs IPython
+        echo(f"blanks.html not written ({error}); pip install 'captum-fillblanks[text]' adds IPython")
+    else:
+        write_atomically(out / "blanks.html", lambda handle: handle.write(html.encode("utf-8")))
     report = _report(
         run, weights, tokenizer, blank, choices, scores, result, labels, (len(test), len(splits.test.texts)),
         train_counts, command, time.perf_counter() - started,
