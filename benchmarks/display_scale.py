@@ -11,7 +11,8 @@ changes:
 - ``max_abs`` (the default ``T``): divide by the largest ``|fill|``, keep the positive
   part, binarize at ``tau = 0.2`` (or not);
 - ``percentile p``: divide by the ``p``-th percentile of ``|fill|`` instead and clip to
-  ``[-1, 1]``, so one hot pixel no longer dims the rest;
+  ``[-1, 1]`` (``TransformSetting(scale_percentile=p)``), so one hot pixel no longer dims
+  the rest;
 - ``patch mean``: average the fill over each 2 x 2 patch (the mask's unit) first.
 
 Read by the judge (LeNet-5, trained separately) against each model's own label, by the
@@ -24,7 +25,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from captum_fillblanks import MaskFill, prototype
+from captum_fillblanks import MaskFill, TransformSetting, prototype
 from captum_fillblanks.attr.readability import ink, intersection_over_union, judge_accuracy
 from captum_fillblanks.paper.data import load_samples
 from captum_fillblanks.paper.models import JUDGE_ARCH, list_shipped_models, shipped_model
@@ -33,10 +34,7 @@ TAU = 0.2
 
 
 def percentile_display(fill: torch.Tensor, percentile: float, binarized: bool) -> torch.Tensor:
-    flat = fill.flatten(1)
-    scale = flat.abs().quantile(percentile / 100, dim=1).clamp(min=torch.finfo(fill.dtype).tiny)
-    shown = (fill / scale.reshape(-1, 1, 1, 1)).clamp(-1, 1).clamp(min=0)
-    return (shown > TAU).to(fill.dtype) if binarized else shown
+    return prototype(fill, transform=TransformSetting(threshold=TAU, binarized=binarized, scale_percentile=percentile))
 
 
 def patch_mean(fill: torch.Tensor) -> torch.Tensor:

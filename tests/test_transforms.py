@@ -252,3 +252,45 @@ def test_a_fill_with_no_example_to_transform_gets_a_clear_error(fill):
         prototype(fill)
     with pytest.raises(ValueError, match=r"update of shape .* holds no example to transform"):
         fill_transform(fill)
+
+
+def test_a_percentile_scale_divides_by_that_percentile_and_clips():
+    from captum_fillblanks.attr.transforms import normalize_over_blanks
+
+    update = torch.tensor([[[[0.1, 0.2, 0.3, 10.0]]]])
+    # |delta|'s 75th percentile, interpolated: 0.3 + 0.25 * (10 - 0.3) = 2.725
+    scaled = normalize_over_blanks(update, None, "max_abs", 75.0)
+    torch.testing.assert_close(scaled, torch.tensor([[[[0.1, 0.2, 0.3, 2.725]]]]) / 2.725)
+    # the median 0.25 lets 0.2 and everything above reach tau 0.5; the hot pixel clips at 1
+    shown = prototype(update, transform=TransformSetting(threshold=0.5, scale_percentile=50))
+    assert shown.flatten().tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert str(TransformSetting(scale_percentile=95)) == "max_abs, tau 0.2, scale p95"
+
+
+def test_the_percentile_is_taken_over_the_blanks_only_and_100_is_the_largest_value():
+    from captum_fillblanks.attr.transforms import normalize_over_blanks
+
+    update = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(normalize_over_blanks(update, None, "max_abs", 100.0), normalize_over_blanks(update))
+    assert str(TransformSetting(scale_percentile=100)) == str(TransformSetting())
+    blank = torch.zeros(3, 1, 6, 6, dtype=torch.bool)
+    blank[..., :3] = True
+    outside = update.clone()
+    outside[..., 3:] = 1e6  # a huge value outside the blanks changes nothing
+    torch.testing.assert_close(
+        normalize_over_blanks(outside, blank, "max_abs", 90.0), normalize_over_blanks(update, blank, "max_abs", 90.0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"scale_percentile": 0}, ValueError),
+        ({"scale_percentile": 101}, ValueError),
+        ({"scale_percentile": True}, TypeError),
+        ({"scale_percentile": 95, "normalization": "min_max"}, ValueError),
+    ],
+)
+def test_a_bad_scale_percentile_is_refused_by_name(kwargs, error):
+    with pytest.raises(error, match="scale_percentile"):
+        TransformSetting(**kwargs)

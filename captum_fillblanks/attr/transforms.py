@@ -67,6 +67,17 @@ def _check_normalization(normalization: str) -> None:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
+def _check_percentile(percentile: Any, normalization: str) -> None:
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)):
+        raise TypeError(f"scale_percentile must be a number in (0, 100], got {type(percentile).__name__}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"scale_percentile must be in (0, 100], got {percentile!r}")
+    if percentile != 100 and normalization != "max_abs":
+        raise ValueError(
+            f"scale_percentile={percentile!r} applies to normalization='max_abs' only, got {normalization!r}"
+        )
+
+
 def _check_threshold(threshold: float) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(f"threshold must be a number in [0, 1), got {type(threshold).__name__}")
@@ -99,7 +110,9 @@ def _blank_like(update: Tensor, blank: Tensor | None) -> Tensor:
         ) from None
 
 
-def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normalization: str = "max_abs") -> Tensor:
+def normalize_over_blanks(
+    update: Tensor, blank: Tensor | None = None, normalization: str = "max_abs", scale_percentile: float = 100.0
+) -> Tensor:
     """Normalize ``update`` over its blank positions, per example.
 
     Args:
@@ -108,6 +121,10 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
         normalization (str, optional): ``"max_abs"`` divides by the largest ``|delta|``
             over the blanks (result in ``[-1, 1]``, zero stays zero); ``"min_max"``
             maps ``[min, max]`` over the blanks to ``[0, 1]``. Default: "max_abs".
+        scale_percentile (float, optional): with ``"max_abs"``, divide by this
+            percentile of ``|delta|`` over the blanks (linear interpolation, as
+            ``torch.quantile``) and clip to ``[-1, 1]``; 100 is the largest value.
+            Default: 100.
 
     Positions that are not blank are set to ``0``. An example with no blanks, an update
     that is zero over its blanks (``"max_abs"``) or constant over them (``"min_max"``)
@@ -115,6 +132,7 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
     of the scale, with a warning that counts them, so it cannot blank its example.
     """
     _check_normalization(normalization)
+    _check_percentile(scale_percentile, normalization)
     _check_batch(update, "update")
     blank = _blank_like(update, blank)
     flat = update.reshape(update.shape[0], -1)
@@ -137,6 +155,17 @@ def normalize_over_blanks(update: Tensor, blank: Tensor | None = None, normaliza
     if normalization == "max_abs":
         low = torch.zeros_like(flat[:, :1])
         spread = torch.where(flat_blank, flat.abs(), zero).amax(dim=1, keepdim=True)
+        if scale_percentile < 100:
+            # per example: torch.quantile takes at most 2**24 values at a time
+            at = torch.stack(
+                [
+                    row[used].abs().quantile(scale_percentile / 100) if bool(used.any()) else row.new_zeros(())
+                    for row, used in zip(flat, flat_blank)
+                ]
+            )[:, None]
+            # an example whose percentile is 0 (mostly zeros) keeps the largest value as scale
+            spread = torch.where(at > 0, at, spread)
+            flat = flat.clamp(-spread, spread)
     else:
         inf = torch.tensor(float("inf"), dtype=flat.dtype, device=flat.device)
         low = torch.where(flat_blank, flat, inf).amin(dim=1, keepdim=True)
@@ -183,7 +212,7 @@ def fill_transform(
         Tensor in ``[0, 1]`` (``{0, 1}`` when binarized), zero outside the blanks.
     """
     setting = resolve_transform(transform, threshold=threshold, binarized=binarized, normalization=normalization)
-    normalized = normalize_over_blanks(update, blank, setting.normalization)
+    normalized = normalize_over_blanks(update, blank, setting.normalization, setting.scale_percentile)
     if not setting.binarized:
         return normalized.clamp(min=0.0)
     return binarize(normalized, setting.threshold)
@@ -204,17 +233,25 @@ class TransformSetting:
         threshold (float): ``tau``, in ``[0, 1)``; unused when not binarized.
             Default: 0.2 (:data:`DEFAULT_THRESHOLD`).
         binarized (bool): threshold the normalized update. Default: True.
+        scale_percentile (float): with ``"max_abs"``, divide by this percentile of
+            ``|delta|`` over the blanks instead of its largest value, and clip to
+            ``[-1, 1]``: one hot pixel then no longer dims the rest of the picture (on
+            held-out MNIST samples, 95 lifts an independent judge's reading of the
+            prototypes from 45 to 84 %, ``docs/benchmarks.md``). In ``(0, 100]``; 100 is
+            the largest value. Default: 100.
     """
 
     normalization: str = "max_abs"
     threshold: float = DEFAULT_THRESHOLD
     binarized: bool = True
+    scale_percentile: float = 100.0
 
     def __post_init__(self) -> None:
         _check_normalization(self.normalization)
         _check_threshold(self.threshold)
         if not isinstance(self.binarized, bool):
             raise TypeError(f"binarized must be a bool, got {type(self.binarized).__name__}")
+        _check_percentile(self.scale_percentile, self.normalization)
 
     def kwargs(self) -> dict:
         """``normalization``, ``threshold`` and ``binarized`` as keyword arguments.
@@ -235,7 +272,8 @@ class TransformSetting:
         return fill_transform(update, blank, transform=self)
 
     def __str__(self) -> str:
-        return f"{self.normalization}, " + (f"tau {self.threshold:g}" if self.binarized else "not binarized")
+        text = f"{self.normalization}, " + (f"tau {self.threshold:g}" if self.binarized else "not binarized")
+        return text if self.scale_percentile == 100 else f"{text}, scale p{self.scale_percentile:g}"
 
 
 def resolve_transform(
@@ -271,7 +309,7 @@ def resolve_transform(
     Examples::
 
         >>> resolve_transform(threshold=0.5)
-        TransformSetting(normalization='max_abs', threshold=0.5, binarized=True)
+        TransformSetting(normalization='max_abs', threshold=0.5, binarized=True, scale_percentile=100.0)
         >>> resolve_transform(TransformSetting("min_max")) == TransformSetting("min_max")
         True
     """
