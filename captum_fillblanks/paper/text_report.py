@@ -29,6 +29,7 @@ from .text_table import (
     scoring_blanks,
     text_fills,
     text_rows,
+    token_counts,
 )
 from .tweets import TWEET_CLASSES, TweetTable, load_tweet_splits
 
@@ -91,25 +92,33 @@ def evenly_spaced(n_wanted: int | None, n_total: int) -> list[int]:
 
 def _evaluate(model, random_model, tokenizer, tweets: TweetTable, chosen, run: TextRun, blank, frequent, progress):
     """Every row's predictions for the tweets ``chosen`` (indices into ``tweets``, which
-    also seed their scoring masks), the model's labels, and the recovery counts."""
+    also seed their scoring masks), the model's labels, and the recovery counts. With
+    ``random_model=None`` (choosing the blank token) only the control and paper-style
+    rows, and no recovery."""
     blank_id = tokenizer.vocab.index(blank)
     exclude = sorted(tokenizer.special_ids.values())
     frequent = torch.tensor(frequent)
+    complete = random_model is not None
     result = _Accumulator()
     for start in range(0, len(chosen), run.batch_size):
         indices = chosen[start : start + run.batch_size]
         ids, attention = tokenizer.batch_encode([tweets.texts[i] for i in indices], run.max_length)
         fills = text_fills(model, ids, attention, blank_id, n_samples=run.n_samples, seed=run.seed,
                            mask_ratio=run.mask_ratio, show_progress=progress)  # fmt: skip
-        random_fills = text_fills(random_model, ids, attention, blank_id, n_samples=run.n_samples, seed=run.seed,
-                                  mask_ratio=run.mask_ratio, selection="all")  # fmt: skip
+        random_fills = None
+        if complete:
+            random_fills = text_fills(random_model, ids, attention, blank_id, n_samples=run.n_samples,
+                                      seed=run.seed, mask_ratio=run.mask_ratio, selection="all")  # fmt: skip
         blanks = scoring_blanks(attention, indices, run.seed, run.mask_ratio)
         rows = text_rows(model, ids, attention, fills, random_fills, random_model, blanks, blank_id=blank_id,
-                         exclude=exclude, n_steps=run.n_steps, seed=run.seed, indices=indices)  # fmt: skip
+                         exclude=exclude, n_steps=run.n_steps, seed=run.seed, indices=indices,
+                         rows=TEXT_ROWS if complete else ("control", "paper-style"))  # fmt: skip
         labels = predict_texts(model, ids, attention)
         result.labels.append(labels)
         for name, row_ids in rows.items():
             result.rows[name].append(predict_texts(model, row_ids, attention))
+        if not complete:
+            continue
         for label, word in zip(labels[:, None].expand_as(ids)[blanks].tolist(), rows["paper-style"][blanks].tolist()):
             result.written[label][word] += 1
         result.blanked.update(ids[blanks].tolist())
@@ -126,7 +135,7 @@ def _evaluate(model, random_model, tokenizer, tweets: TweetTable, chosen, run: T
         frequency = [int((truth == frequent[0]).sum()), int(torch.isin(truth, frequent).sum()), int(counted.sum())]
         result.recovery["word frequency"] = [a + b for a, b in zip(result.recovery["word frequency"], frequency)]
     labels = torch.cat(result.labels)
-    predicted = {name: torch.cat(parts) for name, parts in result.rows.items()}
+    predicted = {name: torch.cat(parts) for name, parts in result.rows.items() if parts}
     return labels, predicted, result
 
 
@@ -152,18 +161,17 @@ def reproduce_tweets(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.seed)
         random_model = tweet_transformer(**weights.builder_kwargs).eval()
-    frequent = frequent_tokens(tokenizer, splits.train.texts)
-    train_counts = Counter(i for text in splits.train.texts for i in tokenizer.encode(text))
+    train_counts = token_counts(tokenizer, splits.train.texts)
+    frequent = frequent_tokens(tokenizer, splits.train.texts, counts=train_counts)
     out.mkdir(parents=True, exist_ok=True)
 
     validation = evenly_spaced(run.n_validation, len(splits.validation.texts))
     choices = {}
     for blank in BLANK_CANDIDATES:
         labels, predicted, _ = _evaluate(
-            model, random_model, tokenizer, splits.validation, validation, run, blank, frequent, False
+            model, None, tokenizer, splits.validation, validation, run, blank, frequent, False
         )
-        scores = score_rows({k: predicted[k] for k in ("control", "paper-style")}, labels)
-        choices[blank] = scores
+        choices[blank] = score_rows(predicted, labels)
     blank = max(BLANK_CANDIDATES, key=lambda b: choices[b]["paper-style"][0])
 
     test = evenly_spaced(run.n_texts, len(splits.test.texts))
@@ -184,7 +192,7 @@ def reproduce_tweets(
         write_atomically(out / "blanks.html", lambda handle: handle.write(html.encode("utf-8")))
     report = _report(
         run, weights, tokenizer, blank, choices, scores, result, labels, (len(test), len(splits.test.texts)),
-        train_counts, command, time.perf_counter() - started,
+        train_counts, model.embedding.weight, command, time.perf_counter() - started,
     )  # fmt: skip
     write_atomically(out / "report.md", lambda handle: handle.write(report.encode("utf-8")))
     return out / "report.md"
@@ -198,9 +206,9 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def _mean_norm(weights, train_counts: Counter, low: int, high: int | None) -> str:
+def _mean_norm(embedding: Tensor, train_counts: Counter, low: int, high: int | None) -> str:
     """Mean embedding length of the words seen ``low`` to ``high`` times in train."""
-    norms = tweet_transformer(weights=weights).embedding.weight.detach().norm(dim=1)
+    norms = embedding.detach().norm(dim=1)
     chosen = [i for i in range(6, len(norms)) if train_counts[i] >= low and (high is None or train_counts[i] < high)]
     return f"{float(norms[chosen].mean()):.2f}" if chosen else "—"
 
@@ -211,7 +219,8 @@ def _median_count(words: Counter, train_counts: Counter) -> int:
     return counts[len(counts) // 2] if counts else 0
 
 
-def _report(run, weights, tokenizer, blank, choices, scores, result, labels, sizes, train_counts, command, seconds):
+def _report(run, weights, tokenizer, blank, choices, scores, result, labels, sizes, train_counts, embedding, command,
+            seconds):  # fmt: skip
     kept = torch.cat(result.n_kept)
     per_class = ", ".join(f"{n} {c}" for c, n in zip(TWEET_CLASSES, labels.bincount(minlength=3).tolist()))
     lines = [
@@ -279,8 +288,8 @@ def _report(run, weights, tokenizer, blank, choices, scores, result, labels, siz
         "",
         f"The median train-split count of a written word is {_median_count(written, train_counts):,}; of a "
         f"blanked word, {_median_count(result.blanked, train_counts):,}. The score `(E_w - b) . fill_i` does not "
-        f"favour long embeddings: they are all about as long (mean norm {_mean_norm(weights, train_counts, 0, 5)} "
-        f"for words seen under 5 times in train, {_mean_norm(weights, train_counts, 1000, None)} for words seen "
+        f"favour long embeddings: they are all about as long (mean norm {_mean_norm(embedding, train_counts, 0, 5)} "
+        f"for words seen under 5 times in train, {_mean_norm(embedding, train_counts, 1000, None)} for words seen "
         "over 1,000 times). It ranks by direction, and a likely reason for the rare words is that among "
         "thousands of embeddings that training barely moved from their random start some point along the fill "
         "by chance, more than a frequent word's learned embedding does (not measured here).",

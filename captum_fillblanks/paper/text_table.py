@@ -42,6 +42,7 @@ __all__ = [
     "predict_texts",
     "text_rows",
     "blank_recovery",
+    "token_counts",
     "frequent_tokens",
     "bootstrap_error",
     "score_rows",
@@ -123,8 +124,8 @@ def text_rows(
     token_ids: Tensor,
     attention: Tensor,
     fills: TextFills,
-    random_fills: TextFills,
-    random_model: nn.Module,
+    random_fills: TextFills | None,
+    random_model: nn.Module | None,
     blanks: Tensor,
     *,
     blank_id: int,
@@ -132,41 +133,58 @@ def text_rows(
     n_steps: int,
     seed: int,
     indices: Sequence[int],
+    rows: Sequence[str] = TEXT_ROWS,
 ) -> dict[str, Tensor]:
-    """The token ids of every row of :data:`TEXT_ROWS` for one batch of texts."""
+    """The token ids of the ``rows`` of :data:`TEXT_ROWS` (default: all) for one batch of
+    texts; ``random_fills`` and ``random_model`` are needed only for the random-init row."""
     weight = model.embedding.weight.detach()
-    prototype = text_prototype(token_ids, fills.fills, weight, fills.blank, attention_mask=attention, exclude=exclude)
-    rows = {
-        "control": torch.where(blanks, torch.full_like(token_ids, blank_id), token_ids),
-        "paper-style": filled_tokens(token_ids, fills.fills, weight, fills.blank, blanks=blanks, exclude=exclude),
-        "strict": prototype,
-    }
-    method = LayerMaskFill(model, model.embedding)
-    progressive = token_ids.clone()
-    for row, index in enumerate(indices):
-        length = int(attention[row].sum())
-        course = progressive_tokens(
-            method, token_ids[row, :length], blank_id, n_steps=min(n_steps, length), exclude=exclude,
-            attention_mask=attention[row, :length], seed=seed * 1_000_003 + int(index),
+    written: dict[str, Tensor] = {}
+    if "control" in rows:
+        written["control"] = torch.where(blanks, torch.full_like(token_ids, blank_id), token_ids)
+    if "paper-style" in rows:
+        written["paper-style"] = filled_tokens(
+            token_ids, fills.fills, weight, fills.blank, blanks=blanks, exclude=exclude
+        )
+    if "strict" in rows:
+        written["strict"] = text_prototype(
+            token_ids, fills.fills, weight, fills.blank, attention_mask=attention, exclude=exclude
+        )
+    if "progressive" in rows:
+        method = LayerMaskFill(model, model.embedding)
+        progressive = token_ids.clone()
+        for row, index in enumerate(indices):
+            length = int(attention[row].sum())
+            course = progressive_tokens(
+                method, token_ids[row, :length], blank_id, n_steps=min(n_steps, length), exclude=exclude,
+                attention_mask=attention[row, :length], seed=seed * 1_000_003 + int(index),
+            )  # fmt: skip
+            progressive[row, :length] = course.token_ids[-1]
+        written["progressive"] = progressive
+    if "random-init model" in rows:
+        written["random-init model"] = filled_tokens(
+            token_ids, random_fills.fills, random_model.embedding.weight.detach(), random_fills.blank,
+            blanks=blanks, exclude=exclude,
         )  # fmt: skip
-        progressive[row, :length] = course.token_ids[-1]
-    rows["progressive"] = progressive
-    rows["random-init model"] = filled_tokens(
-        token_ids, random_fills.fills, random_model.embedding.weight.detach(), random_fills.blank,
-        blanks=blanks, exclude=exclude,
-    )  # fmt: skip
-    first_real = max(exclude) + 1
-    noise = _random_tokens(token_ids.shape, first_real, weight.shape[0], seed + int(indices[0]))
-    rows["random tokens"] = torch.where(blanks, noise.to(token_ids.device), token_ids)
-    return rows
+    if "random tokens" in rows:
+        noise = _random_tokens(token_ids.shape, max(exclude) + 1, weight.shape[0], seed + int(indices[0]))
+        written["random tokens"] = torch.where(blanks, noise.to(token_ids.device), token_ids)
+    return written
 
 
-def frequent_tokens(tokenizer: TweetTokenizer, texts: Sequence[str], k: int = 5) -> list[int]:
+def token_counts(tokenizer: TweetTokenizer, texts: Sequence[str]) -> Counter:
+    """How often each token id occurs in ``texts``."""
+    return Counter(i for text in texts for i in tokenizer.encode(text))
+
+
+def frequent_tokens(
+    tokenizer: TweetTokenizer, texts: Sequence[str], k: int = 5, *, counts: Counter | None = None
+) -> list[int]:
     """The ``k`` most frequent token ids in ``texts`` (the train split), special tokens
-    and ``<unk>`` left out: the word-frequency baseline of blank recovery."""
+    and ``<unk>`` left out: the word-frequency baseline of blank recovery. ``counts``:
+    :func:`token_counts` of ``texts``, when the caller has them already."""
     specials = set(tokenizer.special_ids.values())
-    counts = Counter(i for text in texts for i in tokenizer.encode(text) if i not in specials)
-    return [i for i, _ in counts.most_common(k)]
+    counts = token_counts(tokenizer, texts) if counts is None else counts
+    return [i for i, _ in Counter({i: n for i, n in counts.items() if i not in specials}).most_common(k)]
 
 
 def blank_recovery(
