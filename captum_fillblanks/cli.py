@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(subcommands)
     _add_reproduce(subcommands)
+    _add_mask_study(subcommands)
     _add_train(subcommands)
     return parser
 
@@ -214,6 +215,59 @@ def _reproduce(args: argparse.Namespace) -> int:
         command=command,
         show_progress=not args.no_progress,
     )
+    return 0
+
+
+def _add_mask_study(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser(
+        "mask-study",
+        help="how many masks the results need: Table 1's fill rows and the readability checks against the "
+        "kept masks, and under tolerance, into OUT/masks.md",
+        description=(
+            "Fill the first --n-images test images of a reproduction once with up to --n-samples kept masks, "
+            "recording each image's fill at every count, and score the paper-style and strict rows and the "
+            "readability checks at 100, 300, 1,000, 3,000 and 10,000 kept masks and at tolerances 0.2, 0.1 "
+            "and 0.05, with bootstrap errors. The fills are kept in OUT and reused by a rerun."
+        ),
+    )
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
+    parser.add_argument("--arch", choices=_ARCHS, help="shipped model (default: the data set's, as reproduce)")
+    parser.add_argument("--weights", help="another shipped weights member of the model (as reproduce)")
+    parser.add_argument("--n-images", type=int, default=100, help="test images (default: 100)")
+    parser.add_argument("--n-samples", type=int, default=10_000, help="the most kept masks per image (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="torch device for the fills (default: cuda where present)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(run=_mask_study)
+
+
+def _mask_study(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from .paper.reproduce.study_run import mask_study
+
+    _draw_off_screen()
+    for name in ("n_images", "n_samples"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"captum-fillblanks mask-study: --{name.replace('_', '-')} must be >= 1")
+    command = "captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["mask-study"] else ""
+    report = mask_study(
+        args.dataset,
+        args.data_dir,
+        args.out,
+        arch=args.arch,
+        weights=args.weights,
+        n_images=args.n_images,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        device=args.device,
+        command=command,
+        show_progress=not args.no_progress,
+    )
+    print(f"wrote {report}")
     return 0
 
 

@@ -127,6 +127,9 @@ PUBLIC_MODULES = [
     "captum_fillblanks.paper.text_table",
     "captum_fillblanks.paper.text_figures",
     "captum_fillblanks.paper.text_report",
+    "captum_fillblanks.paper.reproduce.study",
+    "captum_fillblanks.paper.reproduce.study_report",
+    "captum_fillblanks.paper.reproduce.study_run",
 ]
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, overload
 
@@ -19,7 +19,14 @@ from ._problem import FillProblem, LossFn, buffers_restored, caller_stacklevel
 from ._units import Units, unit_maps
 from .masks import MaskSequence, SeedLike, blank_stack, n_blank_units, resolve_seed
 
-__all__ = ["MaskFill", "FillCounts", "default_internal_batch_size", "relative_error", "FIRST_TOLERANCE_CHECK"]
+__all__ = [
+    "MaskFill",
+    "FillCounts",
+    "RecordedFill",
+    "default_internal_batch_size",
+    "relative_error",
+    "FIRST_TOLERANCE_CHECK",
+]
 
 #: With ``tolerance``, each example's error is first checked when its own kept draws
 #: reach this count, then at every doubling (64, 128, 256, ...): where it stops depends
@@ -29,6 +36,24 @@ FIRST_TOLERANCE_CHECK = 32
 # Acceptance rate under which ``select_first=None`` switches to a forward-only selection
 # pass followed by back-propagation of the kept copies only.
 SELECT_FIRST_BELOW = 0.5
+
+
+class RecordedFill(NamedTuple):
+    """Each example's fill as it was when its own kept draws reached one count of
+    ``record_at`` (or where it stopped, for an example that never reached it).
+
+    Attributes:
+        fill (Tensor or tuple[Tensor, ...]): shaped like the inputs, as ``attribute``
+            returns the fill: exactly the fill of a call with ``n_samples`` equal to the
+            count (the same masks, kept the same way; up to float summation order).
+        n_kept (Tensor): ``(batch,)`` the kept draws in it: the count, or fewer where the
+            example stopped before it (``tolerance``, ``max_draws``).
+        relative_error (Tensor): ``(batch,)`` :func:`relative_error` of that fill.
+    """
+
+    fill: Any
+    n_kept: Tensor
+    relative_error: Tensor
 
 
 @dataclass
@@ -51,6 +76,8 @@ class FillCounts:
         relative_error (Tensor or None): with ``tolerance``, ``(batch,)``: the relative
             Monte-Carlo error of each example's fill where it stopped
             (:func:`relative_error`); ``None`` without ``tolerance``.
+        recorded (dict or None): with ``record_at``, per count a :class:`RecordedFill`:
+            the fill each example had at that many kept draws; ``None`` without it.
     """
 
     n_drawn: int
@@ -60,6 +87,7 @@ class FillCounts:
     n_nonfinite: Tensor | None = None
     converged: Tensor | None = None
     relative_error: Tensor | None = None
+    recorded: dict[int, RecordedFill] | None = None
 
 
 def default_internal_batch_size(inputs: tuple[Tensor, ...]) -> int:
@@ -213,6 +241,7 @@ class MaskFill(GradientAttribution):
         seed: SeedLike = None,
         select_first: bool | None = None,
         amp_dtype: torch.dtype | None = None,
+        record_at: Sequence[int] | None = None,
     ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
@@ -291,6 +320,12 @@ class MaskFill(GradientAttribution):
                 with this dtype (e.g. ``torch.bfloat16``) for speed; the inputs, the
                 gradient and the running sums stay in the input's precision. Compare
                 with a float32 run before trusting it. Default: None (no autocast).
+            record_at (sequence of int, optional): also keep each example's fill as it
+                was when its own kept draws reached each of these counts (each at most
+                ``n_samples``), in ``counts.recorded``. The first ``n`` kept draws of a
+                call are the kept draws of a call with ``n_samples=n`` (same seed), so one
+                call gives the fill at every count: a study of how many masks a result
+                needs costs one run at the largest. Default: None.
 
         Returns:
             **attributions** or (**attributions**, **delta**):
@@ -333,6 +368,7 @@ class MaskFill(GradientAttribution):
             internal_batch_size=internal_batch_size,
             show_progress=show_progress,
             with_squares=return_convergence_delta,
+            record_at=record_at,
         )
         estimate = self._attribute(
             inputs, baselines, target, additional_forward_args, feature_mask, options, GradientStep(step_size)
@@ -402,6 +438,7 @@ def finish_estimate(estimate: _Estimate, return_convergence_delta: bool) -> tupl
         estimate.n_nonfinite,
         converged=None if stopping is None else stopping.converged,
         relative_error=error,
+        recorded=None if estimate.recorder is None else estimate.recorder.results(estimate),
     )
     n_kept = estimate.n_kept
     if stopping is not None:  # an example that reached the tolerance is complete
@@ -440,6 +477,7 @@ class _FillOptions:
     internal_batch_size: int | None
     show_progress: bool
     with_squares: bool  # also sum the squared updates, for the convergence delta
+    record_at: Sequence[int] | None = None  # MaskFill only: keep the fills at these kept counts
 
 
 UpdateRule = Callable[[FillProblem, tuple[Tensor, ...], int, Tensor | None], tuple[tuple[Tensor, ...], Tensor]]
@@ -479,6 +517,7 @@ class _Estimate:
     n_nonfinite: Tensor
     given_masks: bool
     stopping: _Stopping | None = None
+    recorder: _Recorder | None = None
 
     def fills(self) -> tuple[Tensor, ...]:
         """The mean update per element, zero where no kept draw blanked it."""
@@ -500,6 +539,7 @@ class _DrawPlan:
     desc: str
     tolerance: float | None = None
     with_squares: bool = False  # also sum the squared updates (the delta, tolerance)
+    record_at: tuple[int, ...] = ()
 
 
 def _fill_sums(
@@ -521,6 +561,7 @@ def _fill_sums(
     """
     check_positive_int("internal_batch_size", options.internal_batch_size, allow_none=True)
     _check_tolerance(options.tolerance, options.masks)
+    record_at = _check_record_at(options.record_at)
     if options.masks is not None:
         source = _GivenMasks(format_user_masks(options.masks, problem.inputs))
         n_samples = draw_budget = source.blanks[0].shape[0]
@@ -550,8 +591,13 @@ def _fill_sums(
         given_masks=options.masks is not None,
         desc=desc,
         tolerance=options.tolerance,
-        with_squares=options.with_squares or options.tolerance is not None,
+        with_squares=options.with_squares or options.tolerance is not None or bool(record_at),
+        record_at=record_at,
     )
+    if record_at and record_at[-1] > n_samples:
+        raise ValueError(
+            f"record_at counts must be at most n_samples={n_samples} (the most kept draws), got {list(record_at)}"
+        )
     return _estimate(problem, source, plan, update)
 
 
@@ -589,6 +635,7 @@ def _estimate(problem: FillProblem, source: MaskSource, plan: _DrawPlan, update:
     sq_sums = [torch.zeros_like(s) for s in sums] if plan.with_squares else None
     stopping = None if plan.tolerance is None else _Stopping(plan.tolerance, n_samples, batch, device)
     coverage = [torch.zeros_like(s) for s in sums]
+    recorder = _Recorder(plan.record_at, sums) if plan.record_at else None
     n_kept = torch.zeros(batch, dtype=torch.long, device=device)
     n_nonfinite = torch.zeros(batch, dtype=torch.long, device=device)
     if problem.selection == "all":
@@ -622,6 +669,8 @@ def _estimate(problem: FillProblem, source: MaskSource, plan: _DrawPlan, update:
             chunk = [_chunk_update(problem, i, u, b, n, sums[i].dtype) for i, (u, b) in enumerate(zip(updates, blanks))]
             if stopping is not None:
                 keep = stopping.use(keep, chunk, n_kept, sums, sq_sums, coverage)
+            if recorder is not None:
+                recorder.use(keep, chunk, n_kept, sums, sq_sums, coverage)
             n_kept += keep.sum(0)
             for i, (chunk_update, finite, blank) in enumerate(chunk):
                 parts = _kept_sums(chunk_update, finite, blank, keep, squares=sq_sums is not None)
@@ -656,6 +705,7 @@ def _estimate(problem: FillProblem, source: MaskSource, plan: _DrawPlan, update:
         n_nonfinite,
         plan.given_masks,
         stopping,
+        recorder,
     )
 
 
@@ -749,6 +799,66 @@ class _Stopping:
             undecided &= ~last  # at n_samples the cap stops it anyway
             grow = checking & ~precise & ~last
             self.next_check = torch.where(grow, (2 * self.next_check).clamp(max=self.n_samples), self.next_check)
+
+
+class _Recorder:
+    """``record_at``: each example's sums, squares and coverage as they were when its own
+    kept draws reached each count; a chunk that carries it past a count is cut there, as
+    :class:`_Stopping` cuts it."""
+
+    def __init__(self, counts: tuple[int, ...], sums: list[Tensor]) -> None:
+        self.counts = counts
+        batch = sums[0].shape[0]
+        self.taken = {c: torch.zeros(batch, dtype=torch.bool, device=sums[0].device) for c in counts}
+        self.state = {c: [[torch.zeros_like(s) for s in sums] for _ in range(3)] for c in counts}
+        self.n_kept = {c: torch.zeros(batch, dtype=torch.long, device=sums[0].device) for c in counts}
+
+    def use(self, keep, chunk, n_kept, sums, sq_sums, coverage) -> None:
+        reached = n_kept[None] + keep.long().cumsum(0)
+        for count in self.counts:
+            new = ~self.taken[count] & (reached[-1] >= count)
+            if not bool(new.any()):
+                continue
+            parts = [_kept_sums(u, f, b, keep & (reached <= count)) for u, f, b in chunk]
+            for kind, (totals, stored) in enumerate(zip((sums, sq_sums, coverage), self.state[count])):
+                for i, part in enumerate(parts):
+                    value = totals[i] + (part.sums, part.sq_sums, part.coverage)[kind]
+                    stored[i][new] = value[new]
+            self.n_kept[count][new] = count
+            self.taken[count] |= new
+
+    def results(self, estimate: _Estimate) -> dict[int, RecordedFill]:
+        """Per count, the fills; an example that never reached a count (it stopped
+        first) has its final fill there."""
+        final = (estimate.sums, estimate.sq_sums, estimate.coverage)
+        recorded = {}
+        for count in self.counts:
+            taken = self.taken[count]
+            sums, sq_sums, coverage = (
+                [torch.where(_expand(taken, s), s, f) for s, f in zip(stored, totals)]
+                for stored, totals in zip(self.state[count], final)
+            )
+            fills = tuple((s / c.clamp(min=1)).to(d) for s, c, d in zip(sums, coverage, estimate.dtypes))
+            recorded[count] = RecordedFill(
+                format_output(estimate.is_tuple, fills),
+                torch.where(taken, self.n_kept[count], estimate.n_kept),
+                relative_error(sums, sq_sums, coverage),
+            )
+        return recorded
+
+
+def _expand(per_example: Tensor, like: Tensor) -> Tensor:
+    return per_example.reshape((-1,) + (1,) * (like.dim() - 1))
+
+
+def _check_record_at(record_at: Any) -> tuple[int, ...]:
+    if record_at is None:
+        return ()
+    if isinstance(record_at, (str, bytes)) or not isinstance(record_at, Sequence):
+        raise TypeError(f"record_at must be a sequence of ints or None, got {type(record_at).__name__}")
+    for count in record_at:
+        check_positive_int("record_at", count)
+    return tuple(sorted(set(record_at)))
 
 
 def _check_tolerance(tolerance: Any, masks: Any) -> None:

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -33,6 +34,7 @@ from torchvision.datasets.utils import extract_archive
 
 __all__ = [
     "DATASETS",
+    "CLASS_NAMES",
     "MNIST",
     "FashionMNIST",
     "TrainingSplit",
@@ -46,6 +48,12 @@ __all__ = [
 ]
 
 DATASETS = ("mnist", "fashion-mnist")
+
+#: The names of each data set's classes, by label (Fashion-MNIST's as torchvision
+#: names them), for captions and figure titles.
+CLASS_NAMES = MappingProxyType(
+    {"mnist": tuple(str(digit) for digit in range(10)), "fashion-mnist": tuple(datasets.FashionMNIST.classes)}
+)
 
 _IMAGE_SIZE = (28, 28)
 _CORRUPT_FILE_ERRORS = (AssertionError, TypeError, ValueError, RuntimeError, EOFError)

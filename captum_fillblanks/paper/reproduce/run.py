@@ -29,7 +29,7 @@ from .stages import (
     validation_job,
 )
 
-__all__ = ["reproduce"]
+__all__ = ["reproduce", "load_test_images"]
 
 
 def reproduce(
@@ -123,7 +123,7 @@ def reproduce(
 FIRST_TEST_LABELS = {"mnist": (7, 2, 1, 0, 4, 1, 4, 9, 5, 9), "fashion-mnist": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)}
 
 
-def _test_images(config: RunConfig, data_dir: str):
+def load_test_images(config: RunConfig, data_dir: str):
     """The first ``n_images`` t10k images (for Fashion-MNIST, without the bundled
     samples, which come from this split), their labels and the number of classes."""
     test_images, test_labels = load_tensors(config.dataset, data_dir, train=False)
@@ -174,7 +174,7 @@ def _run(config: RunConfig, data_dir, out: Path, ranks: Ranks, device, command, 
     torch.default_generator.manual_seed(config.seed)
     control = entry.builder(**config.weights.builder_kwargs).eval().to(device)
 
-    images, labels, n_classes = _test_images(config, data_dir)
+    images, labels, n_classes = load_test_images(config, data_dir)
     images = images.to(device)
     # only now that the data loaded: a failed start leaves no empty folder behind
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,200 @@
+"""The mask study, all of it (``captum-fillblanks mask-study``): fill, score, draw and
+write ``masks.md``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ...attr.masks import apply_masks
+from ..data import CLASS_NAMES
+from ..files import load_tensors_file, save_tensors_file, write_atomically
+from ..models import JUDGE_ARCH, shipped_model
+from .config import RunConfig
+from .run import load_test_images
+from .study import STUDY_COUNTS, STUDY_TOLERANCES, study_fills
+from .study_figures import draw_study_curves, draw_study_prototypes
+from .study_report import (
+    DEFAULT_T,
+    PERCENTILE_T,
+    SCORING_SEED_OFFSET,
+    STUDY_COLUMNS,
+    Summary,
+    per_image_blanks,
+    study_rows,
+    study_table,
+    summarize,
+)
+
+__all__ = ["mask_study"]
+
+#: The tolerance and cap of the prototypes figure's tolerance row.
+SHOWN_STOP = STUDY_TOLERANCES[1]
+
+
+def _outside(summary: dict[str, dict[str, Summary]], label: str, largest: str) -> list[str]:
+    """The columns of row ``label`` whose value lies outside the largest count's error
+    bar (more than its standard error away); the last column, the agreement with the
+    largest count itself (1 there by construction), is not one of them."""
+    columns = list(STUDY_COLUMNS)[:-1]
+    return [key for key in columns if abs(summary[label][key].change) > summary[largest][key].se + 1e-12]
+
+
+def _load_study(path: Path, images: torch.Tensor) -> dict:
+    """A study's saved fills, checked to be what :func:`~.study.study_fills` saves for
+    ``images``."""
+    try:
+        study = load_tensors_file(path)
+        keys = {"counts", "fill", "n_kept", "relative_error", "predicted", "seconds"}
+        if not isinstance(study, dict) or not keys <= set(study):
+            raise ValueError(f"it holds {type(study).__name__}, not the study's {sorted(keys)}")
+        if tuple(study["fill"].shape[1:]) != tuple(images.shape) or len(study["counts"]) != len(study["fill"]):
+            raise ValueError(f"fills of shape {tuple(study['fill'].shape)} for {len(images)} images")
+    except Exception as error:  # truncated, foreign or planted: say what broke
+        raise ValueError(
+            f"{path} is not a complete mask study ({type(error).__name__}: {error}); delete it and rerun "
+            "the same command: it will be recomputed"
+        ) from error
+    return study
+
+
+def mask_study(
+    dataset: str,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    arch: str | None = None,
+    weights: str | None = None,
+    n_images: int = 100,
+    n_samples: int = 10_000,
+    seed: int = 0,
+    shard_size: int = 50,
+    device: str | torch.device | None = None,
+    command: str = "",
+    show_progress: bool = True,
+) -> Path:
+    """How many masks a reproduction's results need: write ``out/masks.md`` with its two
+    figures.
+
+    The first ``n_images`` test images of a reproduction (its shards and seeds), filled
+    once with ``n_samples`` kept masks while recording every count
+    (:func:`~.study.study_fills`; kept in ``out`` and reused by a rerun), and scored at
+    each count of :data:`~.study.STUDY_COUNTS` and at each tolerance of
+    :data:`~.study.STUDY_TOLERANCES`: the paper-style and strict rows of Table 1 and the
+    readability checks, all with the package's default ``T`` (and the judge and IoU also
+    with the 95th-percentile display scale), each image under its own scoring mask, with
+    bootstrap standard errors over the images.
+
+    Returns:
+        Path: the report.
+    """
+
+    started = time.perf_counter()
+    config = RunConfig.create(
+        dataset, arch=arch, weights=weights, n_images=n_images, n_samples=n_samples, shard_size=shard_size, seed=seed
+    )
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels, _ = load_test_images(config, str(data_dir))
+    model = shipped_model(dataset, config.arch).build(config.weights).to(device)
+    judge_entry = shipped_model(dataset, JUDGE_ARCH[dataset])
+    judge = judge_entry.build()
+    name = f"study_{dataset}_{config.arch}_{config.weights.name}_{n_images}_{n_samples}_{seed}.pt"
+    cached = out / name
+    if cached.exists():
+        study = _load_study(cached, images)
+        fill_note = f"the fills were loaded from {name}, computed earlier in {float(study['seconds']) / 60:.1f} min"
+    else:
+        computing = time.perf_counter()
+        study = study_fills(model, images.to(device), config, show_progress=show_progress)
+        study["seconds"] = torch.tensor(time.perf_counter() - computing)
+        save_tensors_file(study, cached)
+        fill_note = f"the fills took {float(study['seconds']) / 60:.1f} min"
+    model = model.cpu()
+    rows = study_rows(model, judge, images, study, config)
+    summary = summarize(rows)
+    largest = [row.label for row in rows if row.converged is None][-1]
+    with torch.no_grad():
+        blanks = per_image_blanks(images, config)
+        control = 100.0 * float((model(apply_masks(images, blanks)).argmax(1) == study["predicted"]).double().mean())
+    title = f"{config.model_name}, {len(images)} {dataset} test images"
+    draw_study_curves(rows, summary, STUDY_COLUMNS, out / "masks.png", title)
+    shown_counts = [c for c in STUDY_COUNTS if c in study["counts"].tolist()][::2]
+    chosen = draw_study_prototypes(
+        images,
+        labels,
+        study,
+        CLASS_NAMES[dataset],
+        out / "masks_prototypes.png",
+        counts=shown_counts,
+        stop=SHOWN_STOP if SHOWN_STOP[1] in study["counts"].tolist() else (SHOWN_STOP[0], None),
+        transforms={"default T": DEFAULT_T, "95th percentile": PERCENTILE_T},
+        title=title,
+    )
+    lines = [
+        f"# How many masks: {config.model_name} on {dataset}",
+        "",
+        f"- command: `{command}`" if command else "- command: `mask_study(...)` from Python",
+        f"- model: {config.model_name}; judge: {judge_entry.name} ({type(judge_entry.weights).__name__}."
+        f"{judge_entry.weights.name}), trained separately",
+        f"- images: the first {len(images)} test images of the reproduction, its shards of {shard_size} and its "
+        f"mask seeds (seed {seed} + the shard's first image); mask ratio {config.mask_ratio}, patch size "
+        f'{config.patch_size}; `selection="correct"`, at most {config.max_draws_per_sample} x {n_samples:,} draws',
+        f"- run time {(time.perf_counter() - started) / 60:.1f} min ({fill_note}); torch {torch.__version__}, "
+        f"device `{device}`",
+        "",
+        "One run fills every image with up to "
+        f"{n_samples:,} kept masks, recording each image's fill as its own kept masks pass each count. The first "
+        "n kept masks of a run are the kept masks of a run with `n_samples=n` (the same seed gives the same masks, "
+        "kept the same way), so each row below is what that run would give; a tolerance row is what "
+        "`tolerance=` would give, read off the same records at its checks (32, 64, 128, ... kept masks, then the "
+        "cap). Every column uses the package's default T (max_abs, tau 0.2, binarized); the columns marked p95 "
+        "scale T by the 95th percentile of |fill| over the blanks instead of the largest value "
+        "(`TransformSetting(scale_percentile=95)`, `docs/benchmarks.md`).",
+        "",
+        f"Each image is scored under its own mask (the first of seed {seed} + {SCORING_SEED_OFFSET:,} + its index). "
+        "Errors are one standard error, a bootstrap over the images (1,000 resamples); a `*` marks a value that "
+        f"differs from the {largest}-mask value by more than twice the standard error of that difference (the "
+        "same resamples for both). Paper-style and strict are Table 1's fill rows against `y_0`, the model's own "
+        "label of the image (the judge is scored against it too); the inpainting AUC and IoU compare the fill "
+        "with the image's ink (`x > 0.5`). The control row M(x) alone, with the same masks and no fill, scores "
+        f"{control:.1f} %. The last column is the median IoU of each row's prototype with the largest count's "
+        "(1 there by construction): how much of the picture is still changing.",
+        "",
+        *study_table(rows, summary),
+        "",
+    ]
+    largest_kept = float(next(r for r in rows if r.label == largest).n_kept.double().sum())
+    for row in rows:
+        if row.converged is None:
+            continue
+        outside = _outside(summary, row.label, largest)
+        share = 100 * float(row.n_kept.double().sum()) / largest_kept
+        verdict = "every column lies" if not outside else f"all but {', '.join(outside)} lie"
+        lines.append(
+            f"- **{row.label}**: {share:.0f} % of the {largest}-mask draws; {verdict} within the {largest}-mask "
+            "error bar (one standard error; the last column aside)."
+        )
+    names = ", ".join(f"{CLASS_NAMES[dataset][int(labels[i])]} #{i}" for i in chosen)
+    lines += [
+        "",
+        "![each column against the kept masks](masks.png)",
+        "",
+        "*Each column against the mean kept masks per image (log scale): fixed counts (blue) and tolerances "
+        "(orange), one standard error as bars.*",
+        "",
+        "![prototypes at several counts](masks_prototypes.png)",
+        "",
+        f"*The first test image of each class (by its true label; {names}): the image, `T(fill)` with the default T "
+        f"at {', '.join(f'{c:,}' for c in shown_counts)} kept masks and at tolerance {SHOWN_STOP[0]:g} (cap "
+        f"{SHOWN_STOP[1] or n_samples:,}), and "
+        f"at {largest} kept masks with the 95th-percentile scale. White is ink; every panel is binarized.*",
+        "",
+    ]
+    text = "\n".join(lines)
+    report = out / "masks.md"
+    write_atomically(report, lambda handle: handle.write(text.encode()))
+    return report
