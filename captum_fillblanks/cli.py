@@ -17,6 +17,7 @@ import torch
 
 from .attr.transforms import NORMALIZATIONS
 from .paper.data import DATASETS, load_tensors, split_training_set
+from .paper.demo import DEMO_TOLERANCE
 from .paper.files import save_tensors_file
 from .paper.models import DEFAULT_ARCH, WeightsEnum, list_shipped_models, shipped_model, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
@@ -81,10 +82,30 @@ def _add_demo(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("fillblanks-demo"), help="output folder (default: ./fillblanks-demo)"
     )
-    parser.add_argument("--n-samples", type=int, default=300, help="kept masks per image (default: 300)")
+    parser.add_argument("--n-samples", type=int, default=1000, help="the most kept masks per image (default: 1000)")
+    parser.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=DEMO_TOLERANCE,
+        help=f"stop each image's fill once its relative error is at most this; 'none': exactly --n-samples "
+        f"(default: {DEMO_TOLERANCE})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=_demo)
+
+
+def _tolerance(text: str) -> float | None:
+    """``--tolerance``: a positive number, or ``none``."""
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -94,7 +115,9 @@ def _demo(args: argparse.Namespace) -> int:
     if args.n_samples < 1:
         raise SystemExit("captum-fillblanks demo: --n-samples must be >= 1")
     start = time.perf_counter()
-    run_demo(args.out, n_samples=args.n_samples, seed=args.seed, show_progress=not args.no_progress)
+    run_demo(
+        args.out, n_samples=args.n_samples, tolerance=args.tolerance, seed=args.seed, show_progress=not args.no_progress
+    )
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -29,6 +29,38 @@ def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
     for row in ROWS:  # every row of Table 1, for both data sets
         assert out.count(f"| {row}: ") == 2
     assert str(tmp_path) in out
+    # the readability checks beside it, one row per data set, and the draws each fill kept
+    assert "| mnist | SimpleCNN | 20 | 0." in out and "| fashion-mnist | ResNet5 | 20 | 0." in out
+    assert out.count(" kept masks per image (tolerance 0.3, at most 5)") == 2
+
+
+def test_the_demo_stops_by_precision_and_reports_its_readability(tmp_path):
+    from captum_fillblanks.paper.demo import run_demo
+
+    said, summaries = [], {}
+    run_demo(
+        tmp_path,
+        n_samples=64,
+        tolerance=0.6,
+        images_per_class=1,
+        show_progress=False,
+        echo=said.append,
+        readability=summaries,
+    )
+    stops = [line for line in said if line.startswith("  fills:")]
+    assert len(stops) == 2 and all("(tolerance 0.6, at most 64)" in line for line in stops)
+    assert any(not line.startswith("  fills: 64 to 64") for line in stops)  # some image stopped before the cap
+    assert set(summaries) == {"mnist", "fashion-mnist"}
+    for summary in summaries.values():
+        assert 0 <= summary.auc <= 1 and 0 <= summary.iou <= 1 and 0 <= summary.judge <= 100
+        assert summary.wrong_target is not None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "lots"])
+def test_a_bad_demo_tolerance_is_refused_by_the_parser(value, capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--tolerance", value])
+    assert "--tolerance: expected a positive number or 'none'" in capsys.readouterr().err
 
 
 def test_format_table_reports_scores_of_each_row():

@@ -119,3 +119,25 @@ def test_wrong_target_control_scores_the_push_toward_the_wrong_class(value, expe
     rate, targets = wrong_target_control(MeanThreshold(), images, n_classes=2, n_samples=10, seed=0, baselines=value)
     assert targets.tolist() == [1] * 6
     assert rate == expected
+
+
+def test_the_summary_is_the_median_of_each_check_and_the_rates_of_the_others():
+    from captum_fillblanks import MaskFill, prototype
+    from captum_fillblanks.attr.readability import readability_summary
+    from captum_fillblanks.paper.models import lenet5, simple_cnn
+
+    images = load_samples("mnist")[0][::10][:5]
+    model, judge = simple_cnn(weights="DEFAULT"), lenet5(weights="DEFAULT")
+    fill = MaskFill(model).attribute(images, n_samples=64, seed=0)
+    setting = TransformSetting(threshold=0.3)
+    summary = readability_summary(
+        model, judge, images, fill, n_classes=10, transform=setting, wrong_target_samples=16, seed=2
+    )
+    agreement = inpainting_agreement(fill, images, transform=setting)
+    assert summary.auc == float(agreement.auc.median()) and summary.iou == float(agreement.iou.median())
+    labels = model(images).argmax(1)
+    assert summary.judge == judge_accuracy(judge, prototype(fill, transform=setting), labels)
+    wrong, _ = wrong_target_control(model, images, n_classes=10, n_samples=16, transform=setting, seed=2)
+    assert summary.wrong_target == wrong
+    skipped = readability_summary(model, judge, images, fill, n_classes=10, wrong_target_samples=None)
+    assert skipped.wrong_target is None

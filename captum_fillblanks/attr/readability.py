@@ -41,6 +41,8 @@ __all__ = [
     "judge_accuracy",
     "wrong_targets",
     "wrong_target_control",
+    "ReadabilitySummary",
+    "readability_summary",
 ]
 
 
@@ -240,3 +242,60 @@ def wrong_target_control(
     with torch.no_grad():
         hits = model(pushed).argmax(1) == targets
     return 100.0 * float(hits.double().mean()), targets
+
+
+class ReadabilitySummary(NamedTuple):
+    """The readability checks of a set of fills, summarized over its images:
+    ``auc`` and ``iou``, the medians of :func:`inpainting_agreement`; ``judge``, the
+    percentage of prototypes the judge gives the model's label; ``wrong_target``, the
+    percentage of :func:`wrong_target_control` (``None`` where not run)."""
+
+    auc: float
+    iou: float
+    judge: float
+    wrong_target: float | None
+
+
+def readability_summary(
+    model: Callable,
+    judge: Callable,
+    images: Tensor,
+    fill: Tensor,
+    *,
+    n_classes: int,
+    transform: TransformSetting = TransformSetting(),
+    wrong_target_samples: int | None = 300,
+    mask_ratio: float = 0.25,
+    patch_size: int = 2,
+    ink_threshold: float = 0.5,
+    input_range: InputRange = (0.0, 1.0),
+    seed: int = 0,
+) -> ReadabilitySummary:
+    """Every readability check of ``fill`` (``images``' fills by ``model``, as
+    :class:`MaskFill` returns them), summarized: the median inpainting AUC and IoU, the
+    judge's reading of the prototypes ``T(fill)`` (``transform``) against ``model``'s
+    label of each image, and the wrong-target control with ``wrong_target_samples``
+    masks per image (``None``: not run; it fills every image again).
+
+    A random-init model's summary beside a trained one's is the scale to read it on.
+    """
+    agreement = inpainting_agreement(
+        fill, images, transform=transform, ink_threshold=ink_threshold, input_range=input_range
+    )
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    judged = judge_accuracy(judge, prototype(fill, transform=transform, input_range=input_range), labels)
+    wrong = None
+    if wrong_target_samples is not None:
+        wrong, _ = wrong_target_control(
+            model,
+            images,
+            n_classes=n_classes,
+            n_samples=wrong_target_samples,
+            mask_ratio=mask_ratio,
+            patch_size=patch_size,
+            transform=transform,
+            input_range=input_range,
+            seed=seed,
+        )
+    return ReadabilitySummary(float(agreement.auc.nanmedian()), float(agreement.iou.nanmedian()), judged, wrong)

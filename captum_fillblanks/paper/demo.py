@@ -1,7 +1,10 @@
-"""The offline demo: the paper's Figs. 1-3 on the bundled samples and a small Table 1.
+"""The offline demo: the paper's Figs. 1-3 on the bundled samples, a small Table 1 and
+the readability checks beside it.
 
 Runs on the shipped weights and sample images only (no network, no data folder), in
-about a minute on a 2-core CPU. Everything goes through the public API.
+about a minute on a 2-core CPU. Everything goes through the public API. Each image's
+fill stops by precision (``tolerance``, with ``n_samples`` as the cap), as the mask
+study of the reproduction measured it to be enough (``docs/reproduction/*/masks.md``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,21 @@ import torch
 
 from ..attr.mask_fill import MaskFill
 from ..attr.masks import random_patch_masks, resolve_seed
-from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts
+from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts, scoring_blank
 from ..attr.progressive import ProgressiveMaskFill
+from ..attr.readability import ReadabilitySummary, readability_summary
 from ..attr.transforms import TransformSetting, prototype
-from .data import load_samples
+from .data import CLASS_NAMES, load_samples
 from .files import write_atomically
-from .models import DEFAULT_ARCH, shipped_model
+from .models import DEFAULT_ARCH, JUDGE_ARCH, shipped_model
+
+#: The demo's fills stop once their relative Monte-Carlo error is at most this
+#: (``MaskFill``'s ``tolerance``), at most ``n_samples`` kept masks.
+DEMO_TOLERANCE = 0.3
+
+#: Masks per image of the demo's wrong-target control (a fixed count: every draw is
+#: kept; at most ``n_samples``).
+WRONG_TARGET_SAMPLES = 300
 
 
 def _save(figure, path: Path, written: list[Path]) -> None:
@@ -29,13 +41,22 @@ def _save(figure, path: Path, written: list[Path]) -> None:
 def run_demo(
     out: Path,
     *,
-    n_samples: int = 300,
+    n_samples: int = 1000,
+    tolerance: float | None = DEMO_TOLERANCE,
     images_per_class: int = 2,
     seed: int = 0,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
+    readability: dict[str, ReadabilitySummary] | None = None,
 ) -> dict[str, ConsistencyCounts]:
     """Write the demo figures into ``out`` and return the consistency counts per data set.
+
+    Each image's fill keeps masks until its relative error is at most ``tolerance``
+    (``None``: exactly ``n_samples``), at most ``n_samples``. The readability checks of
+    the same fills (:func:`~captum_fillblanks.attr.readability.readability_summary`,
+    the data set's judge, the wrong-target control with
+    :data:`WRONG_TARGET_SAMPLES` masks, at most ``n_samples``) are printed beside Table 1, and stored per data
+    set in ``readability`` if a dict is given.
 
     The caller's process state is left as it was: torch's global random state (the demo
     runs under :func:`torch.random.fork_rng`: building a model draws its initial weights
@@ -47,10 +68,12 @@ def run_demo(
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     resolve_seed(seed)  # the check MaskFill makes, before the first mask is drawn
     with torch.random.fork_rng(devices=[]):
-        return _run_demo(Path(out), n_samples, images_per_class, seed, show_progress, echo)
+        return _run_demo(Path(out), n_samples, tolerance, images_per_class, seed, show_progress, echo, readability)
 
 
-def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> dict[str, ConsistencyCounts]:
+def _run_demo(
+    out, n_samples, tolerance, images_per_class, seed, show_progress, echo, readability
+) -> dict[str, ConsistencyCounts]:
     from matplotlib import pyplot as plt
 
     from ..attr.visualization import (
@@ -63,13 +86,14 @@ def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> di
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     results: dict[str, ConsistencyCounts] = {}
+    summaries: dict[str, ReadabilitySummary] = {}
     for dataset in DEFAULT_ARCH:
         entry = shipped_model(dataset)
         model, name = entry.build(), entry.name
         images, labels = load_samples(dataset)
         n_classes = int(labels.max()) + 1
         first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(n_classes)])
-        echo(f"{dataset}: {name} on {len(first)} bundled images, {n_samples} kept masks each")
+        echo(f"{dataset}: {name} on the bundled images")
 
         # Fig. 1: one mask, three examples
         mask = random_patch_masks(1, 28, 28, patch_size=4, generator=torch.Generator().manual_seed(seed))[0]
@@ -80,15 +104,31 @@ def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> di
         # one fill of the Table 1 images serves Fig. 2 too: they start with the first
         # images_per_class of each class
         chosen = torch.cat([(labels == c).nonzero()[:images_per_class, 0] for c in range(n_classes)])
-        fills = MaskFill(model).attribute(images[chosen], n_samples=n_samples, seed=seed, show_progress=show_progress)
-        fill = fills[torch.arange(n_classes) * images_per_class]  # one image per class
+        method = MaskFill(model)
+        fills = method.attribute(
+            images[chosen], n_samples=n_samples, tolerance=tolerance, seed=seed, show_progress=show_progress
+        )
+        kept = method.counts.n_kept
+        per_class = torch.arange(n_classes) * images_per_class  # the first image of each class
+        fill, names = fills[per_class], CLASS_NAMES[dataset]
+        stop = f"tolerance {tolerance:g}, at most {n_samples:,}" if tolerance is not None else "fixed"
+        how = f"{float(kept.double().mean()):,.0f} kept masks per image on average ({stop}); T: {TransformSetting()}"
+        echo(f"  fills: {kept.min().item():,} to {kept.max().item():,} kept masks per image ({stop})")
 
-        # Fig. 2: the expected fill of one image per class, and the prototypes
-        figure, _ = visualize_expected_fill(images[first[:4]], fill[:4])
+        # Fig. 2: the expected fill of the first image of each class, its prototype and
+        # the paper-style image M(x) + T(fill) under the image's own scoring mask
+        blanks = torch.cat([scoring_blank(images[i : i + 1], seed=seed + int(i)) for i in first])
+        figure, axes = visualize_expected_fill(
+            images[first], fill, mask=(~blanks[:, 0]).float(), fig_size=(7.5, 1.9 * n_classes)
+        )
+        for row, c in enumerate(range(n_classes)):
+            axes[row, 0].set_ylabel(f"{names[c]}\n(#{int(first[c])})", fontsize=8)
+        figure.suptitle(f"{dataset}, {name}: the first bundled sample of each class\n{how}", fontsize=9)
         _save(figure, out / f"{dataset}_fig2_expected_fill.png", written)
         plt.close(figure)
         not_binarized = prototype(fill, transform=TransformSetting(binarized=False))
-        figure, _ = visualize_prototypes(not_binarized, [f"class {c}" for c in range(n_classes)])
+        figure, _ = visualize_prototypes(not_binarized, list(names))
+        figure.suptitle(f"{dataset}, {name}: T(fill) not binarized; {how.split('; T')[0]}", fontsize=9)
         _save(figure, out / f"{dataset}_fig2_prototypes.png", written)
         plt.close(figure)
 
@@ -113,9 +153,23 @@ def _run_demo(out, n_samples, images_per_class, seed, show_progress, echo) -> di
             show_progress=show_progress,
             fill=fills,
         )
+        judge = shipped_model(dataset, JUDGE_ARCH[dataset]).build()
+        summaries[dataset] = readability_summary(
+            model,
+            judge,
+            images[chosen],
+            fills,
+            n_classes=n_classes,
+            wrong_target_samples=min(WRONG_TARGET_SAMPLES, n_samples),
+            seed=seed,
+        )
     echo("")
     echo(format_table(results))
     echo("")
+    echo(format_readability(summaries, {dataset: counts.n_images for dataset, counts in results.items()}))
+    echo("")
+    if readability is not None:
+        readability.update(summaries)
     echo(f"wrote {len(written)} figures to {out}:")
     for path in written:
         echo(f"  {path}")
@@ -135,4 +189,25 @@ def format_table(results: dict[str, ConsistencyCounts], models: dict[str, str] |
                 f"| {dataset} | {models.get(dataset, '?')} | {counts.n_images} | {row}: {ROWS[row]} | "
                 f"{scores['accuracy']:.1f} | {scores['macro_f1']:.1f} | {scores['weighted_f1']:.1f} |"
             )
+    return "\n".join(lines)
+
+
+def format_readability(summaries: dict[str, ReadabilitySummary], n_images: dict[str, int]) -> str:
+    """The readability checks as Markdown: one row per data set."""
+    lines = [
+        "| data set | model | images | median inpainting AUC | median IoU of T(fill) with the ink "
+        "| judge reads T(fill) | wrong-target control |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset, summary in summaries.items():
+        wrong = "—" if summary.wrong_target is None else f"{summary.wrong_target:.1f} %"
+        lines.append(
+            f"| {dataset} | {shipped_model(dataset).name} | {n_images[dataset]} | {summary.auc:.2f} | "
+            f"{summary.iou:.2f} | {summary.judge:.1f} % | {wrong} |"
+        )
+    lines.append(
+        "(checks that do not ask the model about its own fill: AUC 0.5 = the fill knows nothing of the image's "
+        "ink, x > 0.5; the judge is LeNet-5, trained separately, against the model's label; the wrong-target "
+        "control fills toward a wrong class and should stay low)"
+    )
     return "\n".join(lines)
