@@ -26,12 +26,25 @@ __all__ = [
     "default_internal_batch_size",
     "relative_error",
     "FIRST_TOLERANCE_CHECK",
+    "RECOMMENDED_TOLERANCE",
+    "RECOMMENDED_CAP",
 ]
 
 #: With ``tolerance``, each example's error is first checked when its own kept draws
 #: reach this count, then at every doubling (64, 128, 256, ...): where it stops depends
 #: only on the example and the seed, never on the batch or the chunking.
 FIRST_TOLERANCE_CHECK = 32
+
+#: The tolerance to stop by, with :data:`RECOMMENDED_CAP` as ``n_samples``: in the mask
+#: study of the reproduction (``docs/reproduction/*/masks.md``) it kept Table 1's fill
+#: rows and the readability checks of the shipped MNIST models within one standard error
+#: of their 10,000-mask values, drawing 10--17 % of the draws (``docs/choosing.rst``).
+#: ``tolerance`` is off unless given: ``tolerance=RECOMMENDED_TOLERANCE``.
+RECOMMENDED_TOLERANCE = 0.15
+
+#: The cap (``n_samples``) that goes with :data:`RECOMMENDED_TOLERANCE`: the images whose
+#: fill never gets that precise stop here instead of at 10,000.
+RECOMMENDED_CAP = 3000
 
 # Acceptance rate under which ``select_first=None`` switches to a forward-only selection
 # pass followed by back-propagation of the kept copies only.
@@ -302,7 +315,9 @@ class MaskFill(GradientAttribution):
                 ``max_draws`` the most draws; ``counts.converged`` says which examples
                 reached the tolerance, ``counts.n_kept`` where each stopped, and the
                 convergence delta is this same relative error. ``None``: exactly
-                ``n_samples`` kept draws. Not with ``masks``. Default: None.
+                ``n_samples`` kept draws. Not with ``masks``. Measured to be enough for
+                the paper's results: :data:`RECOMMENDED_TOLERANCE` (0.15) with
+                ``n_samples=RECOMMENDED_CAP`` (3000). Default: None.
             masks (Tensor or tuple[Tensor, ...], optional): the caller's own masks
                 (``1`` kept, ``0`` blank) instead of random draws: one mask, or a stack with
                 a leading mask dimension (images: ``(H, W)`` or ``(n, H, W)``). Every mask

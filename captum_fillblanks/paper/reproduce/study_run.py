@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
+from ...attr.mask_fill import RECOMMENDED_CAP, RECOMMENDED_TOLERANCE
 from ...attr.masks import apply_masks
 from ..data import CLASS_NAMES
 from ..files import load_tensors_file, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
 from .config import RunConfig
 from .run import load_test_images
-from .study import STUDY_COUNTS, STUDY_TOLERANCES, study_fills
+from .study import STUDY_COUNTS, study_fills
 from .study_figures import draw_study_curves, draw_study_prototypes
 from .study_report import (
     DEFAULT_T,
@@ -30,8 +31,8 @@ from .study_report import (
 
 __all__ = ["mask_study"]
 
-#: The tolerance and cap of the prototypes figure's tolerance row.
-SHOWN_STOP = STUDY_TOLERANCES[1]
+#: The tolerance and cap of the prototypes figure's tolerance row: the recommended ones.
+SHOWN_STOP = (RECOMMENDED_TOLERANCE, RECOMMENDED_CAP)
 
 
 def _outside(summary: dict[str, dict[str, Summary]], label: str, largest: str) -> list[str]:
@@ -122,6 +123,7 @@ def mask_study(
         control = 100.0 * float((model(apply_masks(images, blanks)).argmax(1) == study["predicted"]).double().mean())
     title = f"{config.model_name}, {len(images)} {dataset} test images"
     draw_study_curves(rows, summary, STUDY_COLUMNS, out / "masks.png", title)
+    shown_stop = SHOWN_STOP if SHOWN_STOP[1] in study["counts"].tolist()[:-1] else (SHOWN_STOP[0], None)
     shown_counts = [c for c in STUDY_COUNTS if c in study["counts"].tolist()][::2]
     chosen = draw_study_prototypes(
         images,
@@ -130,7 +132,7 @@ def mask_study(
         CLASS_NAMES[dataset],
         out / "masks_prototypes.png",
         counts=shown_counts,
-        stop=SHOWN_STOP if SHOWN_STOP[1] in study["counts"].tolist() else (SHOWN_STOP[0], None),
+        stop=shown_stop,
         transforms={"default T": DEFAULT_T, "95th percentile": PERCENTILE_T},
         title=title,
     )
@@ -189,8 +191,8 @@ def mask_study(
         "![prototypes at several counts](masks_prototypes.png)",
         "",
         f"*The first test image of each class (by its true label; {names}): the image, `T(fill)` with the default T "
-        f"at {', '.join(f'{c:,}' for c in shown_counts)} kept masks and at tolerance {SHOWN_STOP[0]:g} (cap "
-        f"{SHOWN_STOP[1] or n_samples:,}), and "
+        f"at {', '.join(f'{c:,}' for c in shown_counts)} kept masks and at tolerance {shown_stop[0]:g} (cap "
+        f"{shown_stop[1] or n_samples:,}), and "
         f"at {largest} kept masks with the 95th-percentile scale. White is ink; every panel is binarized.*",
         "",
     ]
