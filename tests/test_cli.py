@@ -103,6 +103,7 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
     for row in ROWS:
         assert f"| **{row}**:" in report
     assert "12 test images" in report and "8 kept masks" in report
+    assert "8 kept masks asked per panel, at most 160 drawn; a panel that kept fewer says how many" in report
     assert not (tmp_path / "report.md.partial").exists()
     for name in (
         "fig2_class_prototypes.png",

@@ -38,6 +38,7 @@ from ._checks import broadcasts_to
 __all__ = [
     "NORMALIZATIONS",
     "DEFAULT_THRESHOLD",
+    "DEFAULT_SCALE_PERCENTILE",
     "TransformSetting",
     "resolve_transform",
     "normalize_over_blanks",
@@ -60,6 +61,11 @@ NORMALIZATIONS = ("max_abs", "min_max")
 #: that scored best summed over the paper-style, strict and progressive rows on the
 #: validation images of the shipped MNIST models (the scores: ``docs/choosing.rst``).
 DEFAULT_THRESHOLD = 0.2
+
+
+#: The scale of ``T`` under ``"max_abs"`` when a setting names none: divide by this
+#: percentile of ``|delta|`` over the blanks and clip (100: the largest value).
+DEFAULT_SCALE_PERCENTILE = 100.0
 
 
 def _check_normalization(normalization: str) -> None:
@@ -238,16 +244,21 @@ class TransformSetting:
             ``[-1, 1]``: one hot pixel then no longer dims the rest of the picture (on
             held-out MNIST samples, 95 lifts an independent judge's reading of the
             prototypes from 45 to 84 %, ``docs/benchmarks.md``). In ``(0, 100]``; 100 is
-            the largest value. Default: 100.
+            the largest value. Default: None, read as :data:`DEFAULT_SCALE_PERCENTILE`
+            under ``"max_abs"`` and 100 under ``"min_max"`` (the field then holds that
+            number).
     """
 
     normalization: str = "max_abs"
     threshold: float = DEFAULT_THRESHOLD
     binarized: bool = True
-    scale_percentile: float = 100.0
+    scale_percentile: float | None = None
 
     def __post_init__(self) -> None:
         _check_normalization(self.normalization)
+        if self.scale_percentile is None:
+            default = DEFAULT_SCALE_PERCENTILE if self.normalization == "max_abs" else 100.0
+            object.__setattr__(self, "scale_percentile", default)
         _check_threshold(self.threshold)
         if not isinstance(self.binarized, bool):
             raise TypeError(f"binarized must be a bool, got {type(self.binarized).__name__}")
@@ -273,7 +284,9 @@ class TransformSetting:
 
     def __str__(self) -> str:
         text = f"{self.normalization}, " + (f"tau {self.threshold:g}" if self.binarized else "not binarized")
-        return text if self.scale_percentile == 100 else f"{text}, scale p{self.scale_percentile:g}"
+        if self.normalization != "max_abs" or self.scale_percentile == DEFAULT_SCALE_PERCENTILE == 100:
+            return text
+        return f"{text}, scale " + ("max" if self.scale_percentile == 100 else f"p{self.scale_percentile:g}")
 
 
 def resolve_transform(

@@ -54,7 +54,9 @@ def estimators(model: nn.Module, images: torch.Tensor) -> dict:
         images, masks=cf.random_patch_masks(5, 28, 28, generator=torch.Generator().manual_seed(1)), selection="all"
     )
     progressive = cf.ProgressiveMaskFill(model)
-    rebuilt = progressive.attribute(images, n_steps=4, seed=0, transform=cf.TransformSetting("max_abs", threshold=0.3))
+    rebuilt = progressive.attribute(
+        images, n_steps=4, seed=0, transform=cf.TransformSetting("max_abs", threshold=0.3, scale_percentile=100.0)
+    )
     plain = progressive.attribute(images, n_steps=4, seed=0, transform=cf.TransformSetting("min_max", binarized=False))
     labels = progressive.steps.labels  # of the run not binarized
     bfgs = cf.BFGSMaskFill(model).attribute(images, n_samples=8, n_iter=3, seed=0)

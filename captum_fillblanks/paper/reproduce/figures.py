@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def draw_figures(
         figures[name] = caption
 
     strict, progressive_setting = chosen["strict"], chosen["progressive"]
-    plain = TransformSetting(strict.normalization, binarized=False)
+    # the not-binarized views keep the chosen normalization and scale
+    plain = dataclasses.replace(strict, binarized=False)
     # Fig. 2: class prototypes (the mean fill of every test image the model gave a class)
     names = [f"class {c} ({int(n)} images)" for c, n in enumerate(table.class_counts)]
     figure, _ = visualize_prototypes(prototype(table.class_means, transform=strict), names)
@@ -91,25 +93,41 @@ def draw_figures(
     )
 
     # Fig. 4: mask ratio x patch size
-    grid = [
-        [
-            prototype(
-                MaskFill(model).attribute(
-                    images[few[:1]],
-                    n_samples=figure_samples,
-                    mask_ratio=ratio,
-                    patch_size=patch,
-                    seed=seed,
-                    max_draws=FIG4_MAX_DRAWS_PER_SAMPLE * figure_samples,
-                ),
-                transform=plain,
-            )[0]
-            for patch in FIG4_PATCH_SIZES
-        ]
-        for ratio in FIG4_MASK_RATIOS
-    ]
-    figure, _ = visualize_parameter_grid(grid, list(FIG4_MASK_RATIOS), list(FIG4_PATCH_SIZES))
-    save(figure, "fig4_ratio_patch_grid.png", f"Fig. 4: T(fill) over mask ratio x patch size (T: {plain}).")
+    grid, kept = [], []
+    for ratio in FIG4_MASK_RATIOS:
+        grid.append([])
+        kept.append([])
+        for patch in FIG4_PATCH_SIZES:
+            method = MaskFill(model)
+            fill = method.attribute(
+                images[few[:1]],
+                n_samples=figure_samples,
+                mask_ratio=ratio,
+                patch_size=patch,
+                seed=seed,
+                max_draws=FIG4_MAX_DRAWS_PER_SAMPLE * figure_samples,
+            )
+            grid[-1].append(prototype(fill, transform=plain)[0])
+            kept[-1].append(int(method.counts.n_kept[0]))
+    figure, axes = visualize_parameter_grid(grid, list(FIG4_MASK_RATIOS), list(FIG4_PATCH_SIZES))
+    empty = 0
+    for r, row in enumerate(kept):
+        for c, n in enumerate(row):
+            if n < figure_samples:  # say on the panel what its picture rests on
+                axes[r, c].text(
+                    0.5, 0.5, "no kept draw" if n == 0 else f"{n} kept", color="red", fontsize=7,
+                    ha="center", va="center", transform=axes[r, c].transAxes,
+                )  # fmt: skip
+                empty += n == 0
+    note = (
+        f" {empty} panel(s) had no kept draw (the model never kept its label under such masks): black." if empty else ""
+    )
+    save(
+        figure,
+        "fig4_ratio_patch_grid.png",
+        f"Fig. 4: T(fill) over mask ratio x patch size (T: {plain}), {figure_samples:,} kept masks asked per panel, "
+        f"at most {FIG4_MAX_DRAWS_PER_SAMPLE * figure_samples:,} drawn; a panel that kept fewer says how many.{note}",
+    )
 
     # Fig. 5: first vs second order
     kwargs = dict(n_samples=min(figure_samples, FIG5_MAX_SAMPLES), seed=seed)
@@ -134,9 +152,9 @@ def draw_figures(
 
     # Fig. 6: binarized vs not, each with the normalization its row chose
     random_fills = MaskFill(model).attribute(images[few[:3]], n_samples=figure_samples, seed=seed)
-    binarized_strict = TransformSetting(strict.normalization, strict.threshold)
-    binarized_progressive = TransformSetting(progressive_setting.normalization, progressive_setting.threshold)
-    progressive_plain = TransformSetting(progressive_setting.normalization, binarized=False)
+    binarized_strict = dataclasses.replace(strict, binarized=True)
+    binarized_progressive = dataclasses.replace(progressive_setting, binarized=True)
+    progressive_plain = dataclasses.replace(progressive_setting, binarized=False)
     figure, _ = visualize_comparison(
         {
             "random, binarized": prototype(random_fills, transform=binarized_strict),

@@ -37,9 +37,13 @@ __all__ = [
 #: fills' shard seeds and the validation's).
 SCORING_SEED_OFFSET = 3 * 10**6
 
-#: The transform of the study: the package's default ``T`` and the display scale of
-#: ``docs/benchmarks.md`` (95th percentile, clipped).
-DEFAULT_T, PERCENTILE_T = TransformSetting(), TransformSetting(scale_percentile=95.0)
+#: The transforms of the study, named in full whatever the package's default: ``T``
+#: scaled by the largest ``|fill|`` (max_abs, tau 0.2, binarized) and by its 95th
+#: percentile, clipped (``docs/benchmarks.md``, "display scale").
+MAX_T, PERCENTILE_T = (
+    TransformSetting(threshold=0.2, scale_percentile=100.0),
+    TransformSetting(threshold=0.2, scale_percentile=95.0),
+)
 
 #: The study's columns: per-image values, and whether the summary is a mean in percent
 #: (``True``) or a median.
@@ -74,9 +78,9 @@ def image_scores(
     """Per image, each column of :data:`STUDY_COLUMNS` for ``fill`` (``reference``: the
     prototypes of the largest count, for the last column)."""
     with torch.no_grad():
-        pasted = filled_image(apply_masks(images, blanks), fill, blanks, transform=DEFAULT_T)
-        drawn, drawn_p95 = prototype(fill, transform=DEFAULT_T), prototype(fill, transform=PERCENTILE_T)
-        agreement = inpainting_agreement(fill, images, transform=DEFAULT_T)
+        pasted = filled_image(apply_masks(images, blanks), fill, blanks, transform=MAX_T)
+        drawn, drawn_p95 = prototype(fill, transform=MAX_T), prototype(fill, transform=PERCENTILE_T)
+        agreement = inpainting_agreement(fill, images, transform=MAX_T)
         return {
             "paper-style": (model(pasted).argmax(1) == predicted).double(),
             "strict": (model(drawn).argmax(1) == predicted).double(),
@@ -121,7 +125,7 @@ def study_rows(model: Callable, judge: Callable, images: Tensor, study: dict[str
     not below its own, is left out)."""
     counts = study["counts"].tolist()
     predicted, blanks = study["predicted"], per_image_blanks(images, config)
-    reference = prototype(study["fill"][-1], transform=DEFAULT_T)
+    reference = prototype(study["fill"][-1], transform=MAX_T)
     rows = []
     for count in [c for c in counts if c in STUDY_COUNTS or c == counts[-1]]:
         k = counts.index(count)
