@@ -64,9 +64,10 @@ def test_a_fill_that_draws_the_image_agrees_perfectly_and_its_negative_not_at_al
     images, _ = load_samples("mnist")
     images = images[:4]
     assert (images.flatten(1).amax(1) == 1).all()  # so T at tau 0.5 draws exactly the ink
-    perfect = inpainting_agreement(images.clone(), images, transform=TransformSetting(threshold=0.5))
+    half = TransformSetting(threshold=0.5, scale_percentile=100.0)
+    perfect = inpainting_agreement(images.clone(), images, transform=half)
     assert perfect.auc.tolist() == [1.0] * 4 and perfect.iou.tolist() == [1.0] * 4
-    reversed_ = inpainting_agreement(-images, images)
+    reversed_ = inpainting_agreement(-images, images, transform=half)
     assert reversed_.auc.tolist() == [0.0] * 4
     assert reversed_.iou.isnan().logical_not().all() and (reversed_.iou == 0).all()  # nothing drawn
 
@@ -75,8 +76,8 @@ def test_the_prototypes_iou_uses_the_transform_given():
     images = torch.zeros(1, 1, 4, 4)
     images[..., :2, :] = 1.0  # the top half is ink
     fill = torch.linspace(1.0, 0.0, 16).reshape(1, 1, 4, 4)  # strongest at the top
-    loose = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.05))
-    tight = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.5))
+    loose = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.05, scale_percentile=100.0))
+    tight = inpainting_agreement(fill, images, transform=TransformSetting(threshold=0.5, scale_percentile=100.0))
     # tau 0.05: 15 of 16 pixels drawn, IoU 8/15; tau 0.5: the 8 largest, the top half exactly
     assert loose.iou.item() == pytest.approx(8 / 15) and tight.iou.item() == 1.0
     assert loose.auc.item() == tight.auc.item() == 1.0

@@ -49,7 +49,8 @@ def test_every_argument_that_decides_the_results_is_in_the_rank_agreement():
     for field in dataclasses.fields(RunConfig):
         if field.name in agreement and field.name not in decided_elsewhere:
             assert agreement[field.name] == getattr(config, field.name)
-    assert agreement["candidates"] == ["max_abs, tau 0.05", "max_abs, tau 0.1"]
+    assert agreement["candidates"] == [str(c) for c in CANDIDATE_SETTINGS[:2]]
+    assert [c.threshold for c in CANDIDATE_SETTINGS[:2]] == [0.05, 0.1]
     assert agreement["weights"] == "MNIST_5K" and agreement["device type"] == "cpu"
     # the masks and the control's cap are fixed by RunConfig.create (no argument sets them),
     # so every rank has the same; every other field is compared

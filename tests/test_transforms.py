@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from captum_fillblanks.attr.transforms import (
+    DEFAULT_SCALE_PERCENTILE,
     TransformSetting,
     binarize,
     fill_transform,
@@ -75,10 +76,14 @@ def test_binarize_and_transform():
     assert torch.equal(binarize(torch.tensor([0.2, 0.5, 0.51])), torch.tensor([0.0, 0.0, 1.0]))
     update = torch.tensor([[-1.0, 1.0, 2.0, 4.0]])
     blank = torch.tensor([[True, True, True, False]])
-    # max_abs over the blanks: -0.5, 0.5, 1.0
-    assert torch.equal(fill_transform(update, blank, threshold=0.5), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
-    assert torch.equal(fill_transform(update, blank), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))  # tau 0.2
-    assert torch.allclose(fill_transform(update, blank, binarized=False), torch.tensor([[0.0, 0.5, 1.0, 0.0]]))
+    # max_abs over the blanks, scaled by the largest value: -0.5, 0.5, 1.0
+    largest = {"normalization": "max_abs", "scale_percentile": 100.0}
+    half = TransformSetting(threshold=0.5, **largest)
+    assert torch.equal(fill_transform(update, blank, transform=half), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
+    tau_02 = TransformSetting(**largest)
+    assert torch.equal(fill_transform(update, blank, transform=tau_02), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
+    plain = TransformSetting(binarized=False, **largest)
+    assert torch.allclose(fill_transform(update, blank, transform=plain), torch.tensor([[0.0, 0.5, 1.0, 0.0]]))
     # min_max over the blanks: 0, 2/3, 1
     assert torch.allclose(
         fill_transform(update, blank, binarized=False, normalization="min_max"),
@@ -91,7 +96,9 @@ def test_transform_setting_applies_fill_transform_and_checks_its_arguments():
     setting = TransformSetting("min_max", 0.3)
     assert torch.equal(setting(update), fill_transform(update, threshold=0.3, normalization="min_max"))
     assert str(setting) == "min_max, tau 0.3"
-    assert str(TransformSetting(binarized=False)) == "max_abs, not binarized"
+    assert str(TransformSetting(binarized=False, scale_percentile=DEFAULT_SCALE_PERCENTILE)).startswith(
+        "max_abs, not binarized"
+    )
     with pytest.raises(ValueError, match="normalization must be one of"):
         TransformSetting("l2")
     for bad in (1.0, 1.5, -0.5, math.nan, math.inf):
@@ -124,7 +131,8 @@ def test_filled_image_keeps_input_outside_blanks_and_uses_input_range():
 
 def test_prototype_covers_every_pixel():
     fill = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    assert torch.equal(prototype(fill, threshold=0.5), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))  # 0.25 .. 1
+    half = TransformSetting(threshold=0.5, scale_percentile=100.0)
+    assert torch.equal(prototype(fill, transform=half), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))  # 0.25 .. 1
     assert torch.equal(
         prototype(fill, normalization="min_max", threshold=0.5), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
     )
@@ -272,7 +280,12 @@ def test_the_percentile_is_taken_over_the_blanks_only_and_100_is_the_largest_val
 
     update = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     assert torch.equal(normalize_over_blanks(update, None, "max_abs", 100.0), normalize_over_blanks(update))
-    assert str(TransformSetting(scale_percentile=100)) == str(TransformSetting())
+    # the default setting is the default scale; its name says which
+    assert TransformSetting().scale_percentile == DEFAULT_SCALE_PERCENTILE
+    assert TransformSetting("min_max").scale_percentile == 100.0
+    assert str(TransformSetting(scale_percentile=100)) == (
+        "max_abs, tau 0.2" if DEFAULT_SCALE_PERCENTILE == 100 else "max_abs, tau 0.2, scale max"
+    )
     blank = torch.zeros(3, 1, 6, 6, dtype=torch.bool)
     blank[..., :3] = True
     outside = update.clone()
