@@ -8,8 +8,8 @@ shipped model's training), so no choice is made on test images. Each shipped mod
 fill is the package's default (``MaskFill``, ``selection="correct"``); only the display
 changes:
 
-- ``max_abs`` (the default ``T``): divide by the largest ``|fill|``, keep the positive
-  part, binarize at ``tau = 0.2`` (or not);
+- ``max_abs`` (the default ``T`` when this was measured; named in full here): divide by
+  the largest ``|fill|``, keep the positive part, binarize at ``tau = 0.2`` (or not);
 - ``percentile p``: divide by the ``p``-th percentile of ``|fill|`` instead and clip to
   ``[-1, 1]`` (``TransformSetting(scale_percentile=p)``), so one hot pixel no longer dims
   the rest;
@@ -21,6 +21,7 @@ read at 0.5).
 """
 
 import argparse
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -42,14 +43,15 @@ def patch_mean(fill: torch.Tensor) -> torch.Tensor:
 
 
 def displays(fill: torch.Tensor) -> dict[str, torch.Tensor]:
+    largest = TransformSetting(threshold=TAU, scale_percentile=100.0)  # the default T when this was measured
     shown = {
-        "max_abs, tau 0.2 (default T)": prototype(fill),
-        "max_abs, not binarized": prototype(fill, binarized=False),
+        "max_abs, tau 0.2 (default T)": prototype(fill, transform=largest),
+        "max_abs, not binarized": prototype(fill, transform=dataclasses.replace(largest, binarized=False)),
     }
     for p in (99, 95, 90):
         shown[f"percentile {p}, tau 0.2"] = percentile_display(fill, p, True)
         shown[f"percentile {p}, not binarized"] = percentile_display(fill, p, False)
-    shown["patch mean, max_abs, tau 0.2"] = prototype(patch_mean(fill))
+    shown["patch mean, max_abs, tau 0.2"] = prototype(patch_mean(fill), transform=largest)
     shown["patch mean, percentile 95, tau 0.2"] = percentile_display(patch_mean(fill), 95, True)
     return shown
 

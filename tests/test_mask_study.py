@@ -19,6 +19,7 @@ from captum_fillblanks.paper.reproduce.study import (
     tolerance_checks,
 )
 from captum_fillblanks.paper.reproduce.study_report import (
+    STUDY_COLUMNS,
     StudyRow,
     bootstrap,
     per_image_blanks,
@@ -136,8 +137,7 @@ def test_bootstrap_errors_and_paired_changes():
     assert constant == 1.0 and float(spread.std()) == 0.0
 
     def row(label, values, converged=None):
-        scores = {key: values.clone() for key in ("paper-style", "strict", "judge", "judge p95")}
-        scores.update({key: values.clone() for key in ("auc", "iou", "iou p95", "same as largest")})
+        scores = {key: values.clone() for key in STUDY_COLUMNS}
         return StudyRow(label, torch.full((4,), 10), converged, torch.zeros(4), scores)
 
     rows = [row("10", torch.tensor([1.0, 0, 0, 0])), row("20", torch.tensor([1.0, 1, 0, 0]))]

@@ -24,10 +24,11 @@ def test_choose_settings_picks_the_best_per_row_and_breaks_ties_by_order():
     images = torch.ones(2, 1, 4, 4)  # class 1 for the model
     fills = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4).repeat(2, 1, 1, 1)
     # T(fill) at tau = 0.1 keeps 14 of 16 pixels as ink, at 0.3 eleven, at 0.8 three
+    # (scaled by the largest value)
     late, middle, early = (
-        TransformSetting(threshold=0.8),
-        TransformSetting(threshold=0.3),
-        TransformSetting(threshold=0.1),
+        TransformSetting(threshold=0.8, scale_percentile=100.0),
+        TransformSetting(threshold=0.3, scale_percentile=100.0),
+        TransformSetting(threshold=0.1, scale_percentile=100.0),
     )
     chosen, accuracy = choose_settings(
         Brightness().eval(), images, [late, middle, early], n_classes=2, fill=fills, n_steps=2, criterion="accuracy"
@@ -68,7 +69,8 @@ def test_macro_f1_does_not_choose_a_fill_that_makes_every_image_one_class():
     # (class 0 for both: accuracy 50, macro F1 1/3), at tau 0.1 each image keeps its class
     images = torch.stack([torch.ones(1, 4, 4), torch.zeros(1, 4, 4)])
     fills = torch.stack([torch.linspace(0, 1, 16).reshape(1, 4, 4), -torch.ones(1, 4, 4)])
-    dark, right = TransformSetting(threshold=0.8), TransformSetting(threshold=0.1)
+    dark = TransformSetting(threshold=0.8, scale_percentile=100.0)
+    right = TransformSetting(threshold=0.1, scale_percentile=100.0)
     chosen, macro_f1 = choose_settings(Brightness().eval(), images, [dark, right], n_classes=2, fill=fills, n_steps=2)
     assert macro_f1["strict"] == {dark: pytest.approx(100 / 3), right: 100.0}
     assert chosen["strict"] == right
@@ -76,6 +78,8 @@ def test_macro_f1_does_not_choose_a_fill_that_makes_every_image_one_class():
 
 def test_candidate_settings_try_both_normalizations_binarized_and_not():
     assert {c.normalization for c in CANDIDATE_SETTINGS} == {"max_abs", "min_max"}
-    assert CANDIDATE_SETTINGS[0] == TransformSetting("max_abs", 0.05)
+    assert CANDIDATE_SETTINGS[0] == TransformSetting("max_abs", 0.05, scale_percentile=100.0)
+    # every candidate scales by the largest value, whatever the default, so the reports' choices stay theirs
+    assert {c.scale_percentile for c in CANDIDATE_SETTINGS} == {100.0}
     assert sum(not c.binarized for c in CANDIDATE_SETTINGS) == 2
     assert len(set(CANDIDATE_SETTINGS)) == len(CANDIDATE_SETTINGS)

@@ -80,7 +80,7 @@ def test_binarize_and_transform():
     largest = {"normalization": "max_abs", "scale_percentile": 100.0}
     half = TransformSetting(threshold=0.5, **largest)
     assert torch.equal(fill_transform(update, blank, transform=half), torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
-    tau_02 = TransformSetting(**largest)
+    tau_02 = TransformSetting(threshold=0.2, **largest)
     assert torch.equal(fill_transform(update, blank, transform=tau_02), torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
     plain = TransformSetting(binarized=False, **largest)
     assert torch.allclose(fill_transform(update, blank, transform=plain), torch.tensor([[0.0, 0.5, 1.0, 0.0]]))
@@ -136,7 +136,8 @@ def test_prototype_covers_every_pixel():
     assert torch.equal(
         prototype(fill, normalization="min_max", threshold=0.5), torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
     )
-    assert torch.equal(prototype(fill), torch.ones(1, 2, 2))  # the default tau 0.2
+    # the default: tau 0.5 after dividing by the 90th percentile, 3.7: 0.27, 0.54, 0.81, 1 (clipped)
+    assert torch.equal(prototype(fill), torch.tensor([[[0.0, 1.0], [1.0, 1.0]]]))
     assert torch.equal(to_input_range(torch.tensor([0.0, 1.0]), (-1.0, 2.0)), torch.tensor([-1.0, 2.0]))
 
 
@@ -272,7 +273,7 @@ def test_a_percentile_scale_divides_by_that_percentile_and_clips():
     # the median 0.25 lets 0.2 and everything above reach tau 0.5; the hot pixel clips at 1
     shown = prototype(update, transform=TransformSetting(threshold=0.5, scale_percentile=50))
     assert shown.flatten().tolist() == [0.0, 1.0, 1.0, 1.0]
-    assert str(TransformSetting(scale_percentile=95)) == "max_abs, tau 0.2, scale p95"
+    assert str(TransformSetting(scale_percentile=95)) == "max_abs, tau 0.5, scale p95"
 
 
 def test_the_percentile_is_taken_over_the_blanks_only_and_100_is_the_largest_value():
@@ -283,9 +284,8 @@ def test_the_percentile_is_taken_over_the_blanks_only_and_100_is_the_largest_val
     # the default setting is the default scale; its name says which
     assert TransformSetting().scale_percentile == DEFAULT_SCALE_PERCENTILE
     assert TransformSetting("min_max").scale_percentile == 100.0
-    assert str(TransformSetting(scale_percentile=100)) == (
-        "max_abs, tau 0.2" if DEFAULT_SCALE_PERCENTILE == 100 else "max_abs, tau 0.2, scale max"
-    )
+    assert str(TransformSetting(scale_percentile=100)) == "max_abs, tau 0.5, scale max"
+    assert str(TransformSetting()) == "max_abs, tau 0.5, scale p90" and DEFAULT_SCALE_PERCENTILE == 90
     blank = torch.zeros(3, 1, 6, 6, dtype=torch.bool)
     blank[..., :3] = True
     outside = update.clone()

@@ -32,6 +32,7 @@ from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from captum_fillblanks import DEFAULT_THRESHOLD, MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
+from captum_fillblanks.attr.transforms import DEFAULT_SCALE_PERCENTILE  # noqa: E402
 from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_comparison,
     visualize_expected_fill,
@@ -105,7 +106,7 @@ def fig2(model, images, labels) -> None:
             plt_fig_axis=(block, None),
         )
         block.suptitle(
-            f"T(fill), binarized at τ = {DEFAULT_THRESHOLD}"
+            f"T(fill), binarized at τ = {DEFAULT_THRESHOLD} after the {DEFAULT_SCALE_PERCENTILE:g}th-percentile scale"
             if binarized
             else "T(fill) not binarized: the normalized fill"
         )

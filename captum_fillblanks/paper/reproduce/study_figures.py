@@ -22,24 +22,31 @@ def _save(figure, path: Path) -> None:
 
 def draw_study_curves(rows, summary, columns: dict, path: Path, title: str) -> None:
     """One panel per column: its value (± one bootstrap standard error) against the mean
-    kept masks per image, for the fixed counts (line) and the tolerances (squares)."""
+    kept masks per image, for the fixed counts (line) and the tolerances (one marker per
+    cap, each point labelled with its tolerance)."""
     import matplotlib.pyplot as plt
 
+    groups: dict[str, list] = {"fixed count": [row for row in rows if row.converged is None]}
+    for row in rows:
+        if row.converged is not None:
+            cap = row.label.split(", cap ")[1] if ", cap " in row.label else groups["fixed count"][-1].label
+            groups.setdefault(f"tolerance, cap {cap}", []).append(row)
+    styles = [dict(fmt="o-", color="tab:blue"), dict(fmt="s", color="tab:orange"), dict(fmt="^", color="tab:green")]
     figure, axes = plt.subplots(2, (len(columns) + 1) // 2, figsize=(3.3 * ((len(columns) + 1) // 2), 6.4))
     for axis, (key, (label, _)) in zip(axes.flat, columns.items()):
-        for fixed, style in ((True, dict(fmt="o-", color="tab:blue")), (False, dict(fmt="s", color="tab:orange"))):
-            chosen = [row for row in rows if (row.converged is None) == fixed]
+        for g, ((name, chosen), style) in enumerate(zip(groups.items(), styles)):
             x = [float(row.n_kept.double().mean()) for row in chosen]
             y = [summary[row.label][key].value for row in chosen]
             err = [summary[row.label][key].se for row in chosen]
-            axis.errorbar(x, y, yerr=err, capsize=3, label="fixed count" if fixed else "tolerance", **style)
-            if not fixed:
+            axis.errorbar(x, y, yerr=err, capsize=3, label=name, markersize=4, **style)
+            if g:  # label each tolerance point with its value, one cap above, the other below
                 for xi, yi, row in zip(x, y, chosen):
                     axis.annotate(
-                        row.label.replace("tolerance ", "tol "),
+                        row.label.split()[1].rstrip(","),
                         (xi, yi),
-                        fontsize=7,
-                        xytext=(0, -14),
+                        fontsize=6,
+                        color=style["color"],
+                        xytext=(0, 6 if g == 1 else -11),
                         ha="center",
                         textcoords="offset points",
                     )
@@ -49,7 +56,7 @@ def draw_study_curves(rows, summary, columns: dict, path: Path, title: str) -> N
         axis.tick_params(labelsize=7)
     for axis in list(axes.flat)[len(columns) :]:
         axis.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=6)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)
