@@ -134,7 +134,9 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
-@pytest.mark.parametrize(("weights", "shards"), [(None, "mnist_resnet5"), ("MNIST_5K", "mnist_resnet5_MNIST_5K")])
+@pytest.mark.parametrize(
+    ("weights", "shards"), [(None, "mnist_resnet5_MNIST_5K_FLATTEN"), ("MNIST_5K", "mnist_resnet5")]
+)
 def test_reproduce_on_the_papers_table_1_model(tmp_path, weights, shards):
     argv = [
         "reproduce",

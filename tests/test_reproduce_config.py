@@ -36,10 +36,14 @@ def test_defaults_resolve_the_data_sets_model():
 
 def test_shards_folders_keep_their_names():
     out = Path("out")
-    own = RunConfig.create("mnist", arch="resnet5", candidates=CANDIDATE_SETTINGS)
-    other = dataclasses.replace(own, weights=ResNet5_Weights.MNIST_5K_FLATTEN)
-    assert own.shards_folder(out) == out / "shards" / "mnist_resnet5"
-    assert other.shards_folder(out) == out / "shards" / "mnist_resnet5_MNIST_5K_FLATTEN"
+    default = RunConfig.create("mnist", arch="resnet5", candidates=CANDIDATE_SETTINGS)
+    assert default.weights is ResNet5_Weights.MNIST_5K_FLATTEN  # MNIST's default ResNet5 now
+    average_pool = dataclasses.replace(default, weights=ResNet5_Weights.MNIST_5K)
+    # the folders keep the names they were first given, whichever weights are the default
+    assert average_pool.shards_folder(out) == out / "shards" / "mnist_resnet5"
+    assert default.shards_folder(out) == out / "shards" / "mnist_resnet5_MNIST_5K_FLATTEN"
+    fashion = RunConfig.create("fashion-mnist", candidates=CANDIDATE_SETTINGS)
+    assert fashion.shards_folder(out) == out / "shards" / "fashion-mnist_resnet5"
 
 
 def test_every_argument_that_decides_the_results_is_in_the_rank_agreement():

@@ -59,7 +59,7 @@ def test_kept_summary_names_the_images_that_kept_fewer_masks():
 
 
 def test_the_report_describes_the_run_from_its_config_and_holds_both_tables():
-    config = RunConfig.create("mnist", arch="resnet5", n_samples=40, candidates=CANDIDATE_SETTINGS)
+    config = RunConfig.create("mnist", arch="resnet5", weights="MNIST_5K", n_samples=40, candidates=CANDIDATE_SETTINGS)
     chosen_setting, min_max_setting = CANDIDATE_SETTINGS[2], CANDIDATE_SETTINGS[13]
     transformed = [row for row in ROWS if row != "control"]
     scores = {row: {s: 50.0 for s in CANDIDATE_SETTINGS} for row in transformed}

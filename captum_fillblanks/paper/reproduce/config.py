@@ -26,6 +26,10 @@ __all__ = ["RunConfig", "MAX_SEED"]
 MAX_SEED = 2**62
 
 
+# the weights whose fill folders are named DATASET_ARCH, where the default has changed since
+_FIRST_DEFAULT = {("mnist", "resnet5"): "MNIST_5K"}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The arguments of one :func:`~captum_fillblanks.paper.reproduce.reproduce` run.
@@ -164,9 +168,11 @@ class RunConfig:
         }
 
     def shards_folder(self, out: Path) -> Path:
-        """Where the fills are kept under ``out``: the model's own weights keep the
-        folder name they always had (``DATASET_ARCH``), others add their name
-        (``DATASET_ARCH_NAME``)."""
-        if self.weights is shipped_model(self.dataset, self.arch).weights:
+        """Where the fills are kept under ``out``: the weights that were the model's own
+        when its fill folders were first named keep ``DATASET_ARCH`` (for ResNet5 on
+        MNIST the average-pool ``MNIST_5K``, the default before the flatten head), others
+        add their name (``DATASET_ARCH_NAME``), so every earlier folder keeps its name."""
+        first = _FIRST_DEFAULT.get((self.dataset, self.arch)) or shipped_model(self.dataset, self.arch).weights.name
+        if self.weights.name == first:
             return Path(out) / "shards" / f"{self.dataset}_{self.arch}"
         return Path(out) / "shards" / f"{self.dataset}_{self.arch}_{self.weights.name}"
