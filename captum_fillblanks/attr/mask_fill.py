@@ -472,7 +472,8 @@ def finish_estimate(estimate: _Estimate, return_convergence_delta: bool) -> tupl
 class _FillOptions:
     """The estimator's options of one call, as :meth:`MaskFill.attribute` takes them (the
     update rule's own options, such as ``step_size``, go to the :data:`UpdateRule`), with
-    no defaults of its own: each method's signature holds them.
+    no defaults of its own (but ``record_at``, which only MaskFill takes): each method's
+    signature holds them.
 
     Built once per call and passed down unchecked; each option is checked where it is
     first used, so the errors come in the order they always have.
