@@ -9,14 +9,13 @@ from pathlib import Path
 from torch import Tensor
 
 from ...attr.transforms import prototype
+from ..files import write_atomically
 from .study import stopped_by_tolerance
 
 __all__ = ["draw_study_curves", "draw_study_prototypes"]
 
 
 def _save(figure, path: Path) -> None:
-    from ..files import write_atomically
-
     write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=110, bbox_inches="tight"))
 
 

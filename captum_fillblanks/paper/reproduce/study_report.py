@@ -116,12 +116,21 @@ class StudyRow:
     scores: dict[str, Tensor]
 
 
-def study_rows(model: Callable, judge: Callable, images: Tensor, study: dict[str, Tensor], config: RunConfig):
+def study_rows(
+    model: Callable,
+    judge: Callable,
+    images: Tensor,
+    study: dict[str, Tensor],
+    config: RunConfig,
+    blanks: Tensor | None = None,
+):
     """The rows of the study: each count of :data:`STUDY_COUNTS` it recorded, then each
     tolerance and cap of :data:`STUDY_TOLERANCES` (a cap the study did not record, or
-    not below its own, is left out)."""
+    not below its own, is left out). ``blanks``: the scoring masks, if the caller has
+    them already (default: :func:`per_image_blanks`)."""
     counts = study["counts"].tolist()
-    predicted, blanks = study["predicted"], per_image_blanks(images, config)
+    predicted = study["predicted"]
+    blanks = per_image_blanks(images, config) if blanks is None else blanks
     reference = prototype(study["fill"][-1], transform=DEFAULT_T)
     rows = []
     for count in [c for c in counts if c in STUDY_COUNTS or c == counts[-1]]:

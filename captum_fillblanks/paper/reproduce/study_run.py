@@ -115,11 +115,11 @@ def mask_study(
         save_tensors_file(study, cached)
         fill_note = f"the fills took {float(study['seconds']) / 60:.1f} min"
     model = model.cpu()
-    rows = study_rows(model, judge, images, study, config)
+    blanks = per_image_blanks(images, config)  # each image's scoring mask, for every row and the control
+    rows = study_rows(model, judge, images, study, config, blanks)
     summary = summarize(rows)
     largest = [row.label for row in rows if row.converged is None][-1]
     with torch.no_grad():
-        blanks = per_image_blanks(images, config)
         control = 100.0 * float((model(apply_masks(images, blanks)).argmax(1) == study["predicted"]).double().mean())
     title = f"{config.model_name}, {len(images)} {dataset} test images"
     draw_study_curves(rows, summary, STUDY_COLUMNS, out / "masks.png", title)
