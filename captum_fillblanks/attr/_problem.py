@@ -268,19 +268,20 @@ class FillProblem:
         n_masks: int,
         predicted_labels: bool = False,
         rows: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> tuple[tuple[Tensor, ...], Tensor, Tensor]:
         """``grad_{x'} L`` at the copies themselves, the model outputs and the per-row losses.
 
         Rows are independent (a model in eval mode), so the gradient of the summed loss
         holds each copy's own gradient. With ``predicted_labels`` and no caller target, each
-        row's class target is the model's prediction on that row. ``rows`` says which of
-        the ``n_masks * B`` rows ``batch`` holds, when it holds only some.
+        row's class target is the model's prediction on that row; ``labels`` (one class
+        per row) sets the rows' class targets instead. ``rows`` says which of the
+        ``n_masks * B`` rows ``batch`` holds, when it holds only some.
         """
         with torch.enable_grad():
             leaves = tuple(t.detach().requires_grad_() for t in batch)
             outputs = self.forward(leaves, n_masks, rows)
-            labels = None
-            if predicted_labels and self.target is None and self.labels is not None:
+            if predicted_labels and labels is None and self.target is None and self.labels is not None:
                 labels = outputs.detach().argmax(dim=1)
             losses = self.losses(outputs, n_masks, labels, rows)
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True) if losses.requires_grad else None

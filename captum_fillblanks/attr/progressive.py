@@ -15,7 +15,8 @@ from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric, format_ou
 from ._checks import check_positive_int, check_step_size
 from ._problem import FillProblem, LossFn, buffers_restored, format_inputs, slice_examples
 from ._units import Units, unit_maps
-from .masks import SeedLike, partition_units, resolve_seed
+from .mask_fill import default_internal_batch_size
+from .masks import SeedLike, n_blank_units, partition_units, resolve_seed
 from .transforms import InputRange, TransformSetting, resolve_transform, to_input_range
 
 __all__ = ["ProgressiveMaskFill", "ProgressiveSteps"]
@@ -56,6 +57,18 @@ class ProgressiveMaskFill(GradientAttribution):
     into the group's positions. Those pixels are context for the next steps. The result ``x_k`` comes
     entirely from the model.
 
+    **One mask or many per step.** The paper's step (``n_samples=1``, the default) takes
+    the gradient of one masked image: the group's own mask. That single gradient is
+    noisy at the pixel level, and binarizing it writes scattered dots which the next
+    steps take as context, so the rebuild decays into dots. With ``n_samples=n > 1``
+    each step's update is averaged over ``n`` masked copies of ``x_{i-1}``, as the
+    random-mask fill averages its draws: the group's own mask and ``n - 1`` masks that
+    blank the group and, at random, ``context_ratio`` of the other units. Every copy
+    blanks the whole group, so no pixel of the group is seen while it is filled; every
+    copy is pushed toward the step's target (the prediction on the group's own mask, or
+    the caller's target), and every copy counts (no selection). ``docs/method.rst``
+    ("Progressive masks") names both and measures them.
+
     One partition per call, fixed by ``seed`` and shared by the batch, so a batch gives
     exactly what each example gives alone. After each call :attr:`steps` holds a
     :class:`ProgressiveSteps` (images after each step, the groups, the step labels); it
@@ -90,6 +103,8 @@ class ProgressiveMaskFill(GradientAttribution):
         loss: str | LossFn = "cross_entropy",
         step_size: float = 1.0,
         seed: SeedLike = None,
+        n_samples: int = 1,
+        context_ratio: float = 0.25,
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""
         Args:
@@ -101,8 +116,10 @@ class ProgressiveMaskFill(GradientAttribution):
                 class target is the model's prediction on that step's masked input
                 (paper section 4.2). Default: None.
             internal_batch_size (int, optional): at most this many examples per
-                forward/backward pass (each step is one pass over the batch). Default:
-                None (the whole batch).
+                forward/backward pass (each step is one pass over the batch), and with
+                ``n_samples > 1`` at most this many masked copies per pass. Default:
+                None (the whole batch in one pass; the copies of ``n_samples`` in chunks
+                of :func:`~captum_fillblanks.attr.mask_fill.default_internal_batch_size`).
             show_progress (bool, optional): a progress bar over the steps. Default: False.
             n_steps (int, optional): ``k``, the number of disjoint masks, each blanking
                 ``1/k`` of the units; at most the number of units. Default: 4.
@@ -112,7 +129,8 @@ class ProgressiveMaskFill(GradientAttribution):
                 ``"min_max"``, :func:`~captum_fillblanks.attr.transforms.normalize_over_blanks`),
                 threshold ``tau``, and whether to binarize (``False`` writes the
                 normalized update without thresholding). Default: None
-                (``TransformSetting()``: "max_abs", ``tau`` 0.2, binarized).
+                (``TransformSetting()``: "max_abs" at the 90th percentile, ``tau`` 0.5,
+                binarized).
             threshold, binarized, normalization (optional): a convenience for the same
                 setting, field by field
                 (:func:`~captum_fillblanks.attr.transforms.resolve_transform`); not
@@ -120,6 +138,16 @@ class ProgressiveMaskFill(GradientAttribution):
             input_range (tuple, optional): the values written for ``0`` (background)
                 and ``1`` (ink): numbers, or tensors of one value per channel
                 (``(1, C, 1, 1)``). Default: (0.0, 1.0).
+            n_samples (int, optional): masked copies whose updates each step averages:
+                1 is the paper's step (the group's own mask only); more adds random
+                masks of the context (see above). The copies are drawn from ``seed``
+                after the partition, so the groups do not depend on ``n_samples``, and
+                they are shared by the batch. Default: 1.
+            context_ratio (float, optional): with ``n_samples > 1``, the share of the
+                units outside the step's group that each added copy blanks too, in
+                ``(0, 1)`` (rounded as :func:`~captum_fillblanks.attr.masks.n_blank_units`
+                rounds, at least one unit). Default: 0.25 (:class:`MaskFill`'s
+                ``mask_ratio``).
 
         Returns:
             **x_k** (Tensor or tuple[Tensor, ...]): the rebuilt input, shaped like the
@@ -140,6 +168,8 @@ class ProgressiveMaskFill(GradientAttribution):
         check_positive_int("patch_size", patch_size)
         check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
         check_step_size(step_size)
+        check_positive_int("n_samples", n_samples)
+        _check_context_ratio(context_ratio)
         options = _StepOptions(
             n_steps,
             patch_size,
@@ -149,6 +179,9 @@ class ProgressiveMaskFill(GradientAttribution):
             step_size,
             resolve_seed(seed),
             show_progress,
+            n_samples,
+            context_ratio,
+            internal_batch_size,
         )
         is_tuple, formatted = format_inputs(inputs)
         batch = formatted[0].shape[0]
@@ -192,6 +225,7 @@ class ProgressiveMaskFill(GradientAttribution):
         generator = torch.Generator().manual_seed(options.seed)
         step_of_unit = [partition_units(n, n_steps, generator) for n in units.n_units]
         step_of_element = tuple(step_of_unit[g].to(m.device)[m] for m, g in zip(units.maps, units.groups))
+        context = _context_masks(step_of_unit, options, generator)
 
         current = tuple(t.clone() for t in problem.inputs)
         images: list[list[Tensor]] = [[] for _ in current]
@@ -203,6 +237,12 @@ class ProgressiveMaskFill(GradientAttribution):
             grads, outputs, _ = problem.gradient(masked, 1, predicted_labels=True)
             if outputs.dim() == 2 and outputs.shape[1] > 1:
                 labels.append(outputs.argmax(dim=1))
+            if options.n_samples > 1:
+                step_labels = outputs.argmax(dim=1) if problem.target is None and problem.labels is not None else None
+                context_blanks = tuple(
+                    context[step][g].to(m.device)[:, m] | blank for m, g, blank in zip(units.maps, units.groups, blanks)
+                )
+                grads = _mean_over_copies(problem, current, grads, context_blanks, step_labels, options)
             updated = []
             for tensor, grad, blank in zip(current, grads, blanks):
                 n_nonfinite += (blank[0] & ~torch.isfinite(grad)).reshape(grad.shape[0], -1).sum(1)
@@ -245,6 +285,62 @@ class _StepOptions:
     step_size: float
     seed: int
     show_progress: bool
+    n_samples: int = 1
+    context_ratio: float = 0.25
+    copies_per_pass: int | None = None
+
+
+def _check_context_ratio(context_ratio: Any) -> None:
+    if not isinstance(context_ratio, (int, float)) or isinstance(context_ratio, bool):
+        raise TypeError(f"context_ratio must be a float in (0, 1), got {type(context_ratio).__name__}")
+    if not 0.0 < context_ratio < 1.0:
+        raise ValueError(f"context_ratio must be in (0, 1) (exclusive), got {context_ratio}")
+
+
+def _context_masks(step_of_unit: list[Tensor], options: _StepOptions, generator: torch.Generator) -> list[list[Tensor]]:
+    """Per step and unit group, the ``n_samples - 1`` added copies' blank units
+    ``(n_samples - 1, n_units)``: ``context_ratio`` of the units outside the step's group,
+    drawn in a fixed order (step, then group) after the partition. The step's own group
+    is added where the copies are masked."""
+    n_added = options.n_samples - 1
+    masks: list[list[Tensor]] = []
+    for step in range(options.n_steps if n_added else 0):
+        per_group = []
+        for groups in step_of_unit:
+            others = (groups != step).nonzero().squeeze(1)
+            blank = torch.zeros(n_added, groups.numel(), dtype=torch.bool)
+            if others.numel():
+                n_blank = n_blank_units(others.numel(), options.context_ratio)
+                chosen = torch.rand(n_added, others.numel(), generator=generator).topk(n_blank, dim=1).indices
+                blank.scatter_(1, others[chosen], True)
+            per_group.append(blank)
+        masks.append(per_group)
+    return masks
+
+
+def _mean_over_copies(
+    problem: FillProblem,
+    current: tuple[Tensor, ...],
+    first: tuple[Tensor, ...],
+    blanks: tuple[Tensor, ...],
+    labels: Tensor | None,
+    options: _StepOptions,
+) -> tuple[Tensor, ...]:
+    """The mean gradient over the group's own copy (``first``) and the added copies
+    ``blanks`` (``(n_samples - 1, 1|B, ...)`` per input), in chunks of at most the pass
+    size of copies; every copy's class target is ``labels`` when given."""
+    batch = problem.batch_size
+    per_pass = max(1, (options.copies_per_pass or default_internal_batch_size(problem.inputs)) // batch)
+    totals = [g.clone() for g in first]
+    n_added = blanks[0].shape[0]
+    for start in range(0, n_added, per_pass):
+        chunk = tuple(b[start : start + per_pass] for b in blanks)
+        n_copies = chunk[0].shape[0]
+        masked = problem.mask(chunk, current)
+        grads, _, _ = problem.gradient(masked, n_copies, labels=None if labels is None else labels.repeat(n_copies))
+        for total, grad in zip(totals, grads):
+            total += grad.reshape(n_copies, batch, *grad.shape[1:]).sum(0)
+    return tuple(t / options.n_samples for t in totals)
 
 
 def _check_steps_fit(
