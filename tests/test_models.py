@@ -24,7 +24,10 @@ SHIPPED = [
     (simple_cnn, SimpleCNN_Weights.MNIST_5K, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN, "mnist"),
+    (resnet5, ResNet5_Weights.MNIST_5K_ANTIALIAS, "mnist"),
+    (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN_ANTIALIAS, "mnist"),
     (resnet5, ResNet5_Weights.FASHION_MNIST, "fashion-mnist"),
+    (resnet5, ResNet5_Weights.FASHION_MNIST_ANTIALIAS, "fashion-mnist"),
     (lenet5, LeNet5_Weights.MNIST_5K, "mnist"),
     (lenet5, LeNet5_Weights.FASHION_MNIST, "fashion-mnist"),
 ]
@@ -144,6 +147,37 @@ def test_resnet5_flatten_head_gives_each_position_its_own_weights():
     pooled = resnet5().eval()
     logits = pooled.fc(torch.flatten(pooled.avgpool(features), 1))
     assert torch.allclose(logits[0], logits[1])  # global average pooling forgets where
+
+
+def test_blurpool_removes_a_period_two_checkerboard_and_halves_the_side():
+    from captum_fillblanks.paper.models import BlurPool2d
+
+    blur = BlurPool2d(2)
+    rows, cols = torch.meshgrid(torch.arange(9), torch.arange(9), indexing="ij")
+    checker = ((rows + cols) % 2).float().expand(1, 2, 9, 9)
+    out = blur(checker)
+    assert out.shape == (1, 2, 5, 5)  # ceil(9 / 2)
+    # [1, 2, 1] / 4 along each axis sends (-1)^n to 0: a checkerboard of 0 and 1 gives 1/2
+    # wherever the window lies inside the image (the reflected border does the same)
+    assert torch.allclose(out, torch.full_like(out, 0.5))
+    constant = torch.full((1, 2, 8, 8), 3.0)
+    assert torch.allclose(blur(constant), torch.full((1, 2, 4, 4), 3.0))  # the taps sum to one
+    assert not list(blur.parameters()) and "kernel" not in blur.state_dict()
+
+
+def test_resnet5_antialias_keeps_the_shapes_and_parameters_and_blurs_before_each_subsampling():
+    from captum_fillblanks.paper.models import BlurPool2d
+
+    for head in ("avgpool", "flatten"):
+        plain, smooth = resnet5(head=head), resnet5(head=head, antialias=True)
+        assert n_params(smooth) == n_params(plain)
+        assert smooth(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    model = resnet5(antialias=True)
+    assert sum(isinstance(m, BlurPool2d) for m in model.modules()) == 3  # stem, layer2 conv1, shortcut
+    strided = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and m.stride not in (1, (1, 1))]
+    assert not strided  # only the blurs subsample
+    with pytest.raises(TypeError, match="antialias=1"):
+        resnet5(antialias=1)
 
 
 def test_resnet5_refuses_an_unknown_head():
