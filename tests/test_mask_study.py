@@ -165,14 +165,70 @@ def test_the_mask_study_command_writes_its_report_and_reuses_its_fills(tmp_path)
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.splitlines() if line.startswith("| ")}
     assert list(rows)[1:] == ["100", "128", "tolerance 0.3", "tolerance 0.2", "tolerance 0.15", "tolerance 0.1"]
     assert rows["128"][1] == "128 (100 %)" and rows["128"][-1] == "1.000 ± 0.000 |"
-    for name in ("masks.png", "masks_prototypes.png"):
+    for name in ("masks.png", "masks_prototypes.png", "masks_per_image.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "The wrong-target control (each of the first 6 images" in report
     saved = next(tmp_path.glob("study_*.pt"))
     stamp = saved.stat().st_mtime_ns
     assert main(argv) == 0
     assert saved.stat().st_mtime_ns == stamp  # not recomputed
     assert "loaded from study_mnist_simple-cnn_MNIST_5K_6_128_0.pt" in (tmp_path / "masks.md").read_text()
     assert (tmp_path / "masks.md").read_text().split("| kept masks")[1] == report.split("| kept masks")[1]
+
+
+def test_the_per_image_figure_takes_the_first_images_of_each_class_in_order():
+    from captum_fillblanks.paper.reproduce.study_figures import first_of_each_class
+
+    labels = torch.tensor([2, 0, 2, 1, 0, 2, 0])
+    # rank by rank; class 1 has one image, so its second and third slots are empty
+    assert first_of_each_class(labels, 3, 3) == [[1, 3, 0], [4, -1, 2], [6, -1, 5]]
+
+
+def test_the_per_image_figure_draws_the_image_fill_prototype_and_paper_style_image(tmp_path, monkeypatch):
+    from captum_fillblanks.attr.transforms import TransformSetting, filled_image, prototype
+    from captum_fillblanks.paper.reproduce.study_figures import draw_study_per_image
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 1, 28, 28, generator=generator)
+    fill = torch.randn(4, 1, 28, 28, generator=generator)
+    blanks = torch.rand(4, 1, 28, 28, generator=generator) < 0.25
+    setting = TransformSetting()
+    import matplotlib.figure
+
+    drawn, savefig = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda figure, *a, **k: (drawn.append(figure), savefig(figure, *a, **k))
+    )
+    ranks = draw_study_per_image(
+        images,
+        torch.tensor([1, 0, 1, 0]),
+        fill,
+        blanks,
+        ["a", "b"],
+        tmp_path / "f.png",
+        transform=setting,
+        per_class=2,
+        title="t",
+        n_kept=torch.tensor([5, 0, 7, 9]),
+    )
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert ranks == [[1, 0], [3, 2]]
+    axes = drawn[0].axes[:16]  # 8 rows (two blocks of x, fill, T(fill), M(x) + T(fill)) x 2 classes
+
+    def cell(row, col):
+        return torch.from_numpy(axes[2 * row + col].get_images()[0].get_array().data.copy())
+
+    pasted = filled_image(torch.where(blanks, 0.0, images), fill, blanks, transform=setting)
+    for block, (first, second) in enumerate(ranks):
+        for col, index in enumerate((first, second)):
+            assert torch.allclose(cell(4 * block, col), images[index, 0])
+            assert torch.allclose(cell(4 * block + 2, col), prototype(fill, transform=setting)[index, 0])
+            assert torch.allclose(cell(4 * block + 3, col), pasted[index, 0])
+            heat = cell(4 * block + 1, col)
+            assert heat.abs().max() > 1 and (heat.abs() <= 1).float().mean() >= 0.98  # scaled by its 99th pct.
+    # image #1 (class a, first block) kept no draw: its fill panel says so, image #0's does not
+    assert axes[0].get_title() == "a #1\n0 kept" and axes[1].get_title() == "b #0\n5 kept"
+    assert "no kept" in " ".join(t.get_text() for t in axes[2].texts) and not axes[3].texts
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")

@@ -1,18 +1,21 @@
-"""The mask study's two figures: each column against the kept masks per image, and the
-prototypes of one image per class at several counts."""
+"""The mask study's three figures: each column against the kept masks per image, the
+prototypes of one image per class at several counts, and several images per class with
+their fill, ``T(fill)`` and the paper-style image."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
-from ...attr.transforms import prototype
+from ...attr.masks import apply_masks
+from ...attr.transforms import TransformSetting, filled_image, prototype
 from ..files import write_atomically
 from .study import stopped_by_tolerance
 
-__all__ = ["draw_study_curves", "draw_study_prototypes"]
+__all__ = ["draw_study_curves", "draw_study_per_image", "draw_study_prototypes", "first_of_each_class"]
 
 
 def _save(figure, path: Path) -> None:
@@ -114,3 +117,75 @@ def draw_study_prototypes(
     _save(figure, path)
     plt.close(figure)
     return chosen
+
+
+def first_of_each_class(labels: Tensor, n_classes: int, per_class: int) -> list[list[int]]:
+    """The indices of the first ``per_class`` images of each class (by true label), one
+    list per rank: ``[[first 0, first 1, ...], [second 0, second 1, ...], ...]``; a class
+    with fewer images leaves its later slots out (``-1``)."""
+    found = [(labels == c).nonzero()[:, 0].tolist() for c in range(n_classes)]
+    return [[f[rank] if rank < len(f) else -1 for f in found] for rank in range(per_class)]
+
+
+def draw_study_per_image(
+    images: Tensor,
+    labels: Tensor,
+    fill: Tensor,
+    blanks: Tensor,
+    class_names: Sequence[str],
+    path: Path,
+    *,
+    transform: TransformSetting,
+    per_class: int,
+    title: str,
+    n_kept: Tensor | None = None,
+) -> list[list[int]]:
+    """The first ``per_class`` study images of each class (by true label), one block per
+    rank, a column per class: the image ``x``; the fill as a signed heat map (red adds
+    ink, blue removes it; each panel scaled by the 99th percentile of its own ``|fill|``,
+    one colour bar for all); ``T(fill)`` over every pixel (``transform``); and
+    ``M(x) + T(fill)``, the paper-style image, under the image's own scoring mask
+    ``blanks`` (``True`` = blank). A panel whose image kept no draw says so. Returns the
+    indices drawn (as :func:`first_of_each_class`)."""
+    import matplotlib.pyplot as plt
+
+    ranks = first_of_each_class(labels, len(class_names), per_class)
+    protos = prototype(fill, transform=transform)
+    pasted = filled_image(apply_masks(images, blanks), fill, blanks, transform=transform)
+    scale = torch.quantile(fill.abs().flatten(1).double(), 0.99, dim=1).float().clamp(min=1e-12)
+    rows = ("x", "fill", "T(fill)", "M(x) + T(fill)")
+    n_rows = len(rows) * per_class
+    figure, axes = plt.subplots(
+        n_rows, len(class_names), figsize=(1.0 * len(class_names) + 2.2, 0.9 * n_rows + 0.8), squeeze=False
+    )
+    heat = None
+    for rank, chosen in enumerate(ranks):
+        block = axes[len(rows) * rank : len(rows) * (rank + 1)]
+        for c, index in enumerate(chosen):
+            for r, name in enumerate(rows):
+                block[r, c].set_xticks([])
+                block[r, c].set_yticks([])
+                if c == 0:
+                    label = f"image {rank + 1}\nof each class:\n{name}" if r == 0 else name
+                    block[r, c].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+            if index < 0:
+                block[0, c].set_title(f"{class_names[c]}: none", fontsize=6.5)
+                continue
+            kept = "" if n_kept is None else f"\n{int(n_kept[index]):,} kept"
+            block[0, c].set_title(f"{class_names[c]} #{index}{kept}", fontsize=6.5)
+            block[0, c].imshow(images[index].mean(0).numpy(), cmap="gray", vmin=0, vmax=1)
+            heat = block[1, c].imshow((fill[index].mean(0) / scale[index]).numpy(), cmap="bwr", vmin=-1, vmax=1)
+            block[2, c].imshow(protos[index].mean(0).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            block[3, c].imshow(pasted[index].mean(0).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            if n_kept is not None and int(n_kept[index]) == 0:
+                for r in (1, 2, 3):
+                    block[r, c].text(14, 14, "no kept\ndraw", ha="center", va="center", fontsize=6, color="orange")
+    figure.tight_layout(rect=(0, 0, 0.93, 0.98))
+    if heat is not None:
+        bar = figure.colorbar(heat, cax=figure.add_axes((0.945, 0.4, 0.012, 0.2)))
+        bar.set_label("fill / its 99th pct. of |fill|\n(red adds ink, blue removes it)", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+    figure.suptitle(title, fontsize=9)
+    _save(figure, path)
+    plt.close(figure)
+    return ranks

@@ -10,13 +10,14 @@ import torch
 
 from ...attr.mask_fill import RECOMMENDED_CAP, RECOMMENDED_TOLERANCE
 from ...attr.masks import apply_masks
+from ...attr.readability import wrong_target_control
 from ..data import CLASS_NAMES
 from ..files import load_tensors_file, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
 from .config import RunConfig
 from .run import load_test_images
 from .study import STUDY_COUNTS, study_fills
-from .study_figures import draw_study_curves, draw_study_prototypes
+from .study_figures import draw_study_curves, draw_study_per_image, draw_study_prototypes
 from .study_report import (
     DEFAULT_T,
     EARLIER_T,
@@ -33,6 +34,13 @@ __all__ = ["mask_study"]
 
 #: The tolerance and cap of the prototypes figure's tolerance row: the recommended ones.
 SHOWN_STOP = (RECOMMENDED_TOLERANCE, RECOMMENDED_CAP)
+
+#: The per-image figure: the first this many study images of each class.
+PER_CLASS_SHOWN = 3
+
+#: The wrong-target control: the first this many study images, each filled toward a
+#: wrong class with this many masks (``selection="all"``), as ``readability_summary``.
+WRONG_TARGET_IMAGES, WRONG_TARGET_SAMPLES = 100, 300
 
 
 def _outside(summary: dict[str, dict[str, Summary]], label: str, largest: str) -> list[str]:
@@ -121,6 +129,16 @@ def mask_study(
     largest = [row.label for row in rows if row.converged is None][-1]
     with torch.no_grad():
         control = 100.0 * float((model(apply_masks(images, blanks)).argmax(1) == study["predicted"]).double().mean())
+    n_wrong = min(WRONG_TARGET_IMAGES, len(images))
+    wrong_target, _ = wrong_target_control(
+        model,
+        images[:n_wrong],
+        n_classes=len(CLASS_NAMES[dataset]),
+        n_samples=WRONG_TARGET_SAMPLES,
+        transform=DEFAULT_T,
+        seed=seed + SCORING_SEED_OFFSET,
+        **config.masks,
+    )
     title = f"{config.model_name}, {len(images)} {dataset} test images"
     draw_study_curves(rows, summary, STUDY_COLUMNS, out / "masks.png", title)
     shown_stop = SHOWN_STOP if SHOWN_STOP[1] in study["counts"].tolist()[:-1] else (SHOWN_STOP[0], None)
@@ -135,6 +153,18 @@ def mask_study(
         stop=shown_stop,
         transforms={"default T": DEFAULT_T, "earlier T": EARLIER_T},
         title=title,
+    )
+    ranks = draw_study_per_image(
+        images,
+        labels,
+        study["fill"][-1],
+        blanks,
+        CLASS_NAMES[dataset],
+        out / "masks_per_image.png",
+        transform=DEFAULT_T,
+        per_class=PER_CLASS_SHOWN,
+        n_kept=study["n_kept"][-1],
+        title=f"{title}: {largest} kept masks per image, default T ({DEFAULT_T})",
     )
     lines = [
         f"# How many masks: {config.model_name} on {dataset}",
@@ -165,7 +195,11 @@ def mask_study(
         "same resamples for both). Paper-style and strict are Table 1's fill rows against `y_0`, the model's own "
         "label of the image (the judge is scored against it too); the inpainting AUC and IoU compare the fill "
         "with the image's ink (`x > 0.5`). The control row M(x) alone, with the same masks and no fill, scores "
-        f"{control:.1f} %. The last column is the median IoU of each row's prototype with the largest count's "
+        f"{control:.1f} %. The wrong-target control (each of the first {n_wrong} images filled toward a wrong "
+        f'class drawn from seed {seed + SCORING_SEED_OFFSET:,}, {WRONG_TARGET_SAMPLES} masks, `selection="all"`, '
+        "scored paper-style against that class under one mask of the same seed; it must stay low, else paper-style "
+        f"measures an adversarial push): {wrong_target:.1f} %. The last column is the median IoU of each row's "
+        "prototype with the largest count's "
         "(1 there by construction): how much of the picture is still changing.",
         "",
         *study_table(rows, summary),
@@ -197,6 +231,15 @@ def mask_study(
         f"at {', '.join(f'{c:,}' for c in shown_counts)} kept masks and at tolerance {shown_stop[0]:g} (cap "
         f"{shown_stop[1] or n_samples:,}), and at {largest} kept masks with the earlier T. White is ink; every "
         "panel is binarized.*",
+        "",
+        "![several images per class](masks_per_image.png)",
+        "",
+        f"*The first {PER_CLASS_SHOWN} study images of each class (by true label; "
+        + "; ".join(", ".join(f"#{i}" for i in chosen if i >= 0) for chosen in ranks)
+        + f"), at {largest} kept masks: the image x; the fill (red adds ink, blue removes it; each panel scaled by "
+        "the 99th percentile of its own |fill|, colour bar on the right); `T(fill)` with the default T over every "
+        "pixel (the strict row's image); and `M(x) + T(fill)` under the image's own scoring mask (the paper-style "
+        "row's image).*",
         "",
     ]
     text = "\n".join(lines)
