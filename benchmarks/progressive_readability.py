@@ -1,6 +1,7 @@
 """Why the progressive rebuild decays into dots, and what an averaged step changes (#22).
 
     python benchmarks/progressive_readability.py --data-dir ../shared/data [--split validation|test]
+        [--weights MNIST_5K MNIST_5K_FLATTEN ...]
 
 The images: 200 MNIST images, either the reproduction's validation images (20 per
 class, held out of every shipped model's training: the split the choice is made on) or
@@ -42,7 +43,7 @@ from captum_fillblanks.paper.models import JUDGE_ARCH, list_shipped_models, ship
 from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
 
 #: (n_samples, context_ratio): the paper's step, then averaged steps
-VARIANTS = ((1, 0.25), (4, 0.25), (16, 0.25), (64, 0.25), (16, 0.5), (64, 0.5))
+VARIANTS = ((1, 0.25), (4, 0.25), (16, 0.25), (64, 0.25), (64, 0.5), (256, 0.25))
 BATCH = 50
 
 
@@ -62,14 +63,15 @@ def isolated_share(images: torch.Tensor) -> torch.Tensor:
     return alone.flatten(1).sum(1) / inked.flatten(1).sum(1).clamp(min=1)
 
 
-def mnist_models():
-    """Every shipped MNIST model but the judge, with each of its MNIST weights."""
+def mnist_models(names: list[str] | None = None):
+    """Every shipped MNIST model but the judge, with each of its MNIST weights (or only
+    the weights members named)."""
     for dataset, arch in list_shipped_models("mnist"):
         if arch == JUDGE_ARCH[dataset]:
             continue
         entry = shipped_model(dataset, arch)
         for member in type(entry.weights):
-            if member.meta["dataset"] == entry.weights.meta["dataset"]:
+            if member.meta["dataset"] == entry.weights.meta["dataset"] and (names is None or member.name in names):
                 yield f"{entry.name} ({member.name})", entry.build(member)
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument("--weights", nargs="+", help="only these weights members (default: every MNIST one)")
     args = parser.parse_args()
     torch.manual_seed(0)
     images = mnist_images(args.data_dir, args.split)
@@ -101,7 +104,7 @@ def main() -> None:
     print(f"{len(images)} MNIST {args.split} images, k = 4, 2x2 patches, default T\n")
     print("| model | targets | n_samples | context_ratio | y_k | recovery | judge | IoU | dots | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, model in mnist_models():
+    for name, model in mnist_models(args.weights):
         with torch.no_grad():
             y0 = model(images).argmax(1)
         for targets in ("per step", "fixed y_0"):

@@ -43,7 +43,7 @@ from captum_fillblanks.attr.visualization import (  # noqa: E402
     visualize_prototypes,
 )
 from captum_fillblanks.paper.data import load_samples, load_tensors, split_training_set  # noqa: E402
-from captum_fillblanks.paper.models import simple_cnn  # noqa: E402
+from captum_fillblanks.paper.models import lenet5, simple_cnn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -122,6 +122,49 @@ def fig3_progressive(model, images, labels) -> None:
     steps = fill.steps
     figure, _ = visualize_progressive(steps.images, steps.groups, steps.labels, image=images[chosen])
     save(figure, "fig3_progressive.png")
+
+
+def fig3_progressive_classes(model, images, labels) -> None:
+    """Fig. 3 for every class: the paper's progressive rebuild beside the averaged step.
+
+    The first three bundled samples of each digit (three blocks, one sample of each digit
+    per column); rows: the image, the paper's rebuild (per-step targets, one mask per
+    step), every step pushed toward the model's label ``y_0`` of the image, and that with
+    the averaged step (``n_samples=64``). k = 4 steps of 2x2 patches, the default ``T``;
+    the titles give the class the model, then the judge (LeNet-5), give the rebuild.
+    """
+    judge = lenet5(weights="DEFAULT")
+    method = ProgressiveMaskFill(model)
+    variants = {
+        "paper: per-step targets": {},
+        "fixed target y_0": {"fixed": True},
+        "fixed y_0, 64 masks per step": {"fixed": True, "n_samples": 64},
+    }
+    figure = Figure(figsize=(10.5, 15), layout="constrained")
+    for rank, block in enumerate(figure.subfigures(3, 1)):
+        chosen = torch.stack([(labels == d).nonzero()[rank, 0] for d in range(10)])
+        x = images[chosen]
+        with torch.no_grad():
+            y0 = model(x).argmax(1)
+        rows, titles = [x], [f"y_0 = {int(v)}" for v in y0]
+        for options in variants.values():
+            target = y0 if options.get("fixed") else None
+            rebuilt = method.attribute(x, target=target, n_steps=4, seed=SEED, n_samples=options.get("n_samples", 1))
+            with torch.no_grad():
+                by_model, by_judge = model(rebuilt).argmax(1), judge(rebuilt).argmax(1)
+            rows.append(rebuilt)
+            titles += [f"f {int(a)} · J {int(b)}" for a, b in zip(by_model, by_judge)]
+        _, axes = visualize_prototypes(torch.cat(rows), titles, ncols=10, plt_fig_axis=(block, None))
+        for ax, name in zip(axes[:, 0], ["image", *variants]):
+            ax.set_ylabel(name.replace(": ", ":\n").replace(", ", ",\n"), fontsize=8)
+        block.suptitle(f"sample {rank + 1} of each digit", fontsize=10)
+    figure.suptitle(
+        "Progressive rebuilds x_k of the first three bundled samples of each digit (SimpleCNN, k = 4 steps of 2x2\n"
+        f"patches, binarized T at the {DEFAULT_SCALE_PERCENTILE:g}th percentile, τ = {DEFAULT_THRESHOLD}). Titles: "
+        "the class the model (f) and the judge, LeNet-5 (J), give x_k;\nabove the image, the model's label y_0 of x",
+        fontsize=10,
+    )
+    save(figure, "fig3_progressive_classes.png")
 
 
 def fig4_grid(model, images, labels) -> None:
@@ -206,6 +249,7 @@ FIGURES = {
     "fig1": fig1_fill,
     "fig2": fig2,
     "fig3": fig3_progressive,
+    "fig3-classes": fig3_progressive_classes,
     "fig4": fig4_grid,
     "fig5": fig5_second_order,
     "fig6": fig6_binarized,
