@@ -1,7 +1,7 @@
 """Why the progressive rebuild decays into dots, and what an averaged step changes (#22).
 
     python benchmarks/progressive_readability.py --data-dir ../shared/data [--split validation|test]
-        [--weights MNIST_5K MNIST_5K_FLATTEN ...]
+        [--weights simple-cnn:MNIST_5K resnet5:MNIST_5K_FLATTEN ...] [--variants 1:0.25 64:0.5 ...]
 
 The images: 200 MNIST images, either the reproduction's validation images (20 per
 class, held out of every shipped model's training: the split the choice is made on) or
@@ -65,13 +65,15 @@ def isolated_share(images: torch.Tensor) -> torch.Tensor:
 
 def mnist_models(names: list[str] | None = None):
     """Every shipped MNIST model but the judge, with each of its MNIST weights (or only
-    the weights members named)."""
+    those named, as ``ARCH:MEMBER``)."""
     for dataset, arch in list_shipped_models("mnist"):
         if arch == JUDGE_ARCH[dataset]:
             continue
         entry = shipped_model(dataset, arch)
         for member in type(entry.weights):
-            if member.meta["dataset"] == entry.weights.meta["dataset"] and (names is None or member.name in names):
+            if member.meta["dataset"] == entry.weights.meta["dataset"] and (
+                names is None or f"{arch}:{member.name}" in names
+            ):
                 yield f"{entry.name} ({member.name})", entry.build(member)
 
 
@@ -94,8 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
-    parser.add_argument("--weights", nargs="+", help="only these weights members (default: every MNIST one)")
+    parser.add_argument("--variants", nargs="+", help="only these, as N_SAMPLES:CONTEXT_RATIO (default: VARIANTS)")
+    parser.add_argument("--weights", nargs="+", help="only these, as ARCH:MEMBER (default: every MNIST one)")
     args = parser.parse_args()
+    variants = VARIANTS
+    if args.variants:
+        variants = tuple((int(n), float(r)) for n, r in (v.split(":") for v in args.variants))
     torch.manual_seed(0)
     images = mnist_images(args.data_dir, args.split)
     seed = RunConfig.create("mnist").validation_seed if args.split == "validation" else RunConfig.create("mnist").seed
@@ -108,7 +114,7 @@ def main() -> None:
         with torch.no_grad():
             y0 = model(images).argmax(1)
         for targets in ("per step", "fixed y_0"):
-            for n_samples, ratio in VARIANTS:
+            for n_samples, ratio in variants:
                 began = time.perf_counter()
                 fixed = y0 if targets == "fixed y_0" else None
                 final, y_k = rebuild(model, images, seed, fixed, n_samples, ratio)
