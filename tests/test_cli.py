@@ -134,6 +134,37 @@ def test_reproduce_writes_a_complete_report_and_reuses_shards(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_reproduce_scores_each_image_under_its_own_mask_and_reads_it_with_the_judge(tmp_path):
+    from captum_fillblanks.attr.masks import apply_masks
+    from captum_fillblanks.attr.readability import inpainting_agreement
+    from captum_fillblanks.paper.models import lenet5
+    from captum_fillblanks.paper.reproduce import RunConfig
+    from captum_fillblanks.paper.reproduce.study_report import per_image_blanks
+
+    sizes = {"n_images": 6, "n_samples": 4, "n_validation": 10, "figure_samples": 4}
+    columns = {}
+    for shard_size in (3, 2):
+        out = tmp_path / f"shards_of_{shard_size}"
+        reproduce("mnist", SHARED_MNIST, out, shard_size=shard_size, show_progress=False, **sizes)
+        columns[shard_size] = torch.load(out / "results.pt")["per_image"]
+    images = load_tensors("mnist", SHARED_MNIST, train=False)[0][:6]
+    model, judge = simple_cnn(weights=SimpleCNN_Weights.MNIST_5K), lenet5(weights="DEFAULT")
+    blank = per_image_blanks(images, RunConfig.create("mnist", **sizes))
+    with torch.no_grad():
+        y_0, masked = model(images).argmax(1), apply_masks(images, blank)
+        control, control_judged = model(masked).argmax(1) == y_0, judge(masked).argmax(1) == y_0
+    for per_image in columns.values():
+        # the control row of each image: its own mask (seeded by its index), whatever the shards
+        assert torch.equal(per_image["model: control"], control.double())
+        assert torch.equal(per_image["judge: control"], control_judged.double())
+        assert set(per_image) >= {f"{who}: {row}" for who in ("model", "judge") for row in ROWS} | {"auc", "iou"}
+        assert all(len(values) == 6 for values in per_image.values())
+    # the fills do depend on the shards (their seeds); the AUC is that of each shard's fill
+    fills = torch.cat([torch.load(f)["fill"] for f in sorted((tmp_path / "shards_of_2").glob("shards/*/shard_*"))])
+    assert torch.allclose(columns[2]["auc"], inpainting_agreement(fills, images).auc, equal_nan=True)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
 @pytest.mark.parametrize(
     ("weights", "shards"), [(None, "mnist_resnet5_MNIST_5K_FLATTEN"), ("MNIST_5K", "mnist_resnet5")]
 )
@@ -256,6 +287,8 @@ def test_reproduce_saves_and_reports_how_many_masks_each_image_kept(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(results["n_kept"], saved_counts, strict=True))
     report = (tmp_path / "report.md").read_text()
     assert "4 kept masks asked per image (all 6 images kept 4)" in report
+    assert "## Readability: what another model and the image itself say" in report
+    assert "| judge reads y_0, % |" in report
     assert "4 kept masks asked each; all 10 images kept 4) per candidate setting" in report
     # fills an earlier version wrote without the counts: the report says so instead of guessing
     for path in (folder / "shard_000000-000003_4_0.pt", validation_file):

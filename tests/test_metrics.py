@@ -213,3 +213,29 @@ def test_a_model_that_works_in_place_leaves_the_shards_images_alone(images):
     before = images.clone()
     consistency_counts(InPlace().eval(), images, n_classes=3, n_samples=4, n_steps=2)
     assert torch.equal(images, before)
+
+
+def test_given_scoring_masks_blank_each_image_where_they_say(images):
+    from captum_fillblanks.attr.masks import apply_masks
+    from captum_fillblanks.attr.metrics import scoring_blank
+    from captum_fillblanks.attr.transforms import filled_image
+
+    model = TinyCNN()
+    fill = torch.randn(images.shape, generator=torch.Generator().manual_seed(1))
+    # one mask per image: image i gets the first mask of seed 10 + i
+    blank = torch.cat([scoring_blank(images[i : i + 1], seed=10 + i) for i in range(len(images))])
+    assert not torch.equal(blank[0], blank[1])
+    rebuilt = rebuild_rows(model, images, fill=fill, blank=blank, rows=("control", "paper-style"))
+    assert torch.equal(rebuilt["control"][0], apply_masks(images, blank))
+    assert torch.equal(rebuilt["paper-style"][0], filled_image(apply_masks(images, blank), fill, blank))
+    # each image alone, with its own mask, is what it is in the batch
+    for i in range(len(images)):
+        alone = rebuild_rows(model, images[i : i + 1], fill=fill[i : i + 1], blank=blank[i : i + 1], rows=("control",))
+        assert torch.equal(alone["control"][0][0], rebuilt["control"][0][i])
+    # the default is one mask of seed for the whole shard
+    shared = rebuild_rows(model, images, fill=fill, seed=3, rows=("control",))["control"][0]
+    assert torch.equal(shared, apply_masks(images, scoring_blank(images, seed=3)))
+    with pytest.raises(ValueError, match="blank must be a bool tensor shaped like images"):
+        rebuild_rows(model, images, fill=fill, blank=blank.float(), rows=("control",))
+    with pytest.raises(ValueError, match="blank must be a bool tensor shaped like images"):
+        rebuild_rows(model, images, fill=fill, blank=blank[:1], rows=("control",))

@@ -42,6 +42,27 @@ def test_table_1_parses_back_to_the_scores_of_each_row():
         assert float(weighted) == round(expected["weighted_f1"], 1)
 
 
+def test_table_1_with_per_image_columns_gives_standard_errors_and_the_judges_reading():
+    from captum_fillblanks.paper.reproduce.report import standard_error
+
+    counts = ConsistencyCounts(2)
+    per_image = {"auc": torch.rand(8), "iou": torch.rand(8)}
+    hits = torch.tensor([1, 1, 1, 1, 0, 0, 1, 1]).double()
+    for row in ROWS:
+        counts.add(row, torch.zeros(8, dtype=torch.long), (1 - hits).long())  # right where hits is 1
+        per_image[f"model: {row}"], per_image[f"judge: {row}"] = hits, torch.ones(8).double()
+    lines = table_lines(counts, {}, "T", per_image)
+    assert lines[0].endswith("| judge reads y_0, % |")
+    error = standard_error(hits)
+    # the bootstrap error of a mean of 0/1 values is close to the binomial one
+    assert abs(error - (0.75 * 0.25 / 8) ** 0.5) < 0.02
+    for cells in parse(lines).values():
+        assert cells[1] == f"75.0 ± {100 * error:.1f}" and cells[-1] == "100.0 ± 0.0"
+    assert standard_error(torch.ones(5)) == 0.0
+    # NaN left out: the median of 1 and 3 resampled
+    assert 0 < standard_error(torch.tensor([1.0, float("nan"), 3.0]), median=True) < 1
+
+
 def test_kept_summary_names_the_images_that_kept_fewer_masks():
     assert kept_summary([torch.tensor([4, 4]), torch.tensor([4, 4, 4])], 4) == "all 5 images kept 4"
     assert kept_summary([torch.tensor([4, 1, 4]), torch.tensor([3, 4])], 4) == (

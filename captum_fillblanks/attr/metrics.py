@@ -315,6 +315,7 @@ def rebuild_rows(
     control_fill: Tensor | None = None,
     rows: Collection[str] | None = None,
     n_classes: int | None = None,
+    blank: Tensor | None = None,
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """The images of each row of :data:`ROWS`, rebuilt, with the labels they are scored
     against: row -> ``(rebuilt images, reference labels)``.
@@ -334,7 +335,11 @@ def rebuild_rows(
     model's fill (MaskFill's default: ``10 * n_samples``). ``rows`` rebuilds only those
     rows (default: all; the random-model control needs ``control_model`` or
     ``control_fill``). ``n_classes``, when given, is checked against the width of the
-    model's output on the first forward pass, before any fill. Everything goes through
+    model's output on the first forward pass, before any fill. ``blank`` gives the
+    scoring masks of the control and paper-style rows as a bool tensor shaped like
+    ``images`` (``True`` = blank), e.g. one independent mask per image, so that each
+    image's score does not share its mask with the rest of the shard (default: the first
+    mask of ``seed`` for every image, :func:`scoring_blank`). Everything goes through
     the public API (:class:`MaskFill`, :class:`ProgressiveMaskFill`, the transforms).
     """
     wanted = set(ROWS) if rows is None else set(rows)
@@ -347,7 +352,14 @@ def rebuild_rows(
     if n_classes is not None:
         _check_width(outputs, n_classes)
     reference = outputs.argmax(1)
-    blank = scoring_blank(images, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed)
+    if blank is None:
+        blank = scoring_blank(images, mask_ratio=mask_ratio, patch_size=patch_size, seed=seed)
+    elif not isinstance(blank, Tensor) or blank.dtype != torch.bool or blank.shape != images.shape:
+        raise ValueError(
+            f"blank must be a bool tensor shaped like images {tuple(images.shape)} (True = blank), got "
+            f"{getattr(blank, 'dtype', type(blank).__name__)} {tuple(getattr(blank, 'shape', ()))}"
+        )
+    blank = blank.to(images.device)
     masked = apply_masks(images, blank, baselines)
     if fill is None and wanted & {"paper-style", "strict"}:
         fill = MaskFill(model).attribute(

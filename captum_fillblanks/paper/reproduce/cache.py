@@ -43,13 +43,16 @@ def refuse_links(folder: Path, *, within: Path) -> None:
 @dataclass(frozen=True)
 class FillJob:
     """One file of fills: ``images`` with masks from ``seed``, ``n_samples`` kept each
-    (with ``tolerance``: at most, each image stopping once its fill is that precise)."""
+    (with ``tolerance``: at most, each image stopping once its fill is that precise);
+    ``first``, the index of its first image among the run's test images (a shard's
+    scoring masks are seeded by it)."""
 
     name: str
     images: Tensor
     n_samples: int
     seed: int
     tolerance: float | None = None
+    first: int = 0
 
 
 class FillCache:

@@ -13,7 +13,7 @@ from ...attr.transforms import TransformSetting
 from ..data import load_tensors, sample_indices
 from ..distributed import Ranks, finish, launch
 from ..files import PARTIAL_SUFFIX, save_tensors_file, write_atomically
-from ..models import shipped_model
+from ..models import JUDGE_ARCH, shipped_model
 from .cache import FillCache
 from .config import RunConfig
 from .figures import draw_figures
@@ -71,7 +71,12 @@ def reproduce(
     and ``"min_max_only"``), the settings, the mean fill and image count per predicted
     class (``"class_means"``, ``"class_counts"``), and the draws each image kept: per
     test shard (``"n_kept"``) and for the validation images (``"validation_n_kept"``),
-    ``None`` for fills saved before the counts were. MaskFill keeps a draw only if the
+    ``None`` for fills saved before the counts were; and every test image's readability
+    columns (``"per_image"``, :func:`~.stages.image_columns`: the model's and the
+    judge's reading of each row's rebuilt image, the inpainting AUC and IoU). Every image
+    is scored under its own random mask, seeded by its index among the test images (the
+    mask study's), so the report's standard errors (a bootstrap over the images) need no
+    correction for a mask shared by a shard. MaskFill keeps a draw only if the
     model still gives the masked image its own label, and stops after ``10 * n_samples``
     draws (its ``max_draws``), so an image the model seldom recognises under a mask
     keeps fewer than ``n_samples``; the report says how many did. With ``tolerance``
@@ -192,7 +197,8 @@ def _run(config: RunConfig, data_dir, out: Path, ranks: Ranks, device, command, 
     on_disk = _fill_everything(cache, [validation, *shards], ranks, say, show_progress)
 
     choice = choose_on_validation(model, cache, validation, n_classes, ranks, say)
-    table = score_test_images(model, cache, shards, choice, n_classes, ranks, show_progress)
+    judge = shipped_model(config.dataset, JUDGE_ARCH[config.dataset]).build()
+    table = score_test_images(model, cache, shards, choice, n_classes, ranks, show_progress, judge)
     if not ranks.is_main:
         return report_path
     figures = draw_figures(out, model, images, labels, table, choice.chosen, n_classes, config)
@@ -218,5 +224,6 @@ def save_results(path: Path, table: Table, choice: Choice) -> None:
         "class_counts": table.class_counts,
         "n_kept": table.n_kept,  # per shard: kept draws per image (None: not saved with its fills)
         "validation_n_kept": choice.n_kept,
+        "per_image": table.per_image,
     }
     save_tensors_file(results, path)

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from ...attr._captum_compat import progress
-from ...attr.metrics import ConsistencyCounts, consistency_counts
+from ...attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
+from ...attr.readability import inpainting_agreement
 from ...attr.transforms import TransformSetting
 from ..data import load_tensors, split_training_set
 from ..distributed import Ranks
@@ -25,6 +26,7 @@ from .cache import FillCache, FillJob
 from .config import RunConfig
 from .prototypes import add_per_class
 from .settings import best_settings, choose_settings
+from .study_report import per_image_blanks
 
 __all__ = [
     "Choice",
@@ -34,6 +36,7 @@ __all__ = [
     "shard_jobs",
     "choose_on_validation",
     "score_test_images",
+    "image_columns",
     "same_run_everywhere",
 ]
 
@@ -62,6 +65,7 @@ class Table:
     class_means: Tensor
     class_counts: Tensor
     n_kept: list[Tensor | None]  # kept draws per image, per shard; None: not saved with its fills
+    per_image: dict[str, Tensor] | None = None  # image_columns over every test image, in order
 
 
 def class_balanced(indices: Tensor, labels: Tensor, n: int) -> Tensor:
@@ -99,6 +103,7 @@ def shard_jobs(images: Tensor, config: RunConfig) -> list[FillJob]:
             n_samples,
             seed + start,
             config.tolerance,
+            first=start,
         )
         for start in range(0, len(images), size)
     ]
@@ -147,10 +152,36 @@ def choose_on_validation(
     return Choice(chosen, min_max_only, merged, len(job.images), job.n_samples, saved.get("n_kept"))
 
 
-def _score_shard(model, saved, job: FillJob, choice: Choice, config: RunConfig, n_classes: int):
+def image_columns(
+    model: Callable, judge: Callable, images: Tensor, fill: Tensor, rebuilt: dict[str, tuple[Tensor, Tensor]]
+) -> dict[str, Tensor]:
+    """Per image (float64 on the CPU): for each row of ``rebuilt`` (:func:`rebuild_rows`),
+    ``"model: ROW"``, 1 where the model gives the rebuilt image the row's label, and
+    ``"judge: ROW"``, 1 where ``judge`` (another architecture, trained separately, on the
+    CPU) gives it the model's label ``y_0`` of the image; and ``"auc"`` and ``"iou"``,
+    the inpainting agreement of ``fill`` with the image's own ink (the IoU of the
+    package's default ``T``)."""
+    columns = {}
+    with torch.no_grad():
+        y_0 = model(images.clone()).argmax(1).cpu()
+        for row, (batch, label) in rebuilt.items():
+            columns[f"model: {row}"] = (model(batch.clone()).argmax(1).cpu() == label.cpu()).double()
+            columns[f"judge: {row}"] = (judge(batch.cpu()).argmax(1) == y_0).double()
+    agreement = inpainting_agreement(fill.cpu().float(), images.cpu(), transform=TransformSetting())
+    columns["auc"], columns["iou"] = agreement.auc, agreement.iou
+    return columns
+
+
+def _score_shard(model, judge, saved, job: FillJob, choice: Choice, config: RunConfig, n_classes: int):
+    """The shard's Table 1 under each choice of ``T`` and, under the chosen one, its
+    per-image columns; every image is scored under its own mask (:func:`per_image_blanks`)."""
     device = job.images.device
-    return {
-        name: consistency_counts(
+    blank = per_image_blanks(job.images.cpu(), config, first=job.first).to(device)
+    counts, columns = {}, None
+    for name, settings in (("chosen", choice.chosen), ("min_max_only", choice.min_max_only)):
+        if settings is None:
+            continue
+        rebuilt = rebuild_rows(
             model,
             job.images,
             n_classes=n_classes,
@@ -159,11 +190,13 @@ def _score_shard(model, saved, job: FillJob, choice: Choice, config: RunConfig, 
             fill=saved["fill"].to(device),
             control_fill=saved["control_fill"].to(device),
             n_steps=config.n_steps,
+            blank=blank,
             **config.masks,
         )
-        for name, settings in (("chosen", choice.chosen), ("min_max_only", choice.min_max_only))
-        if settings is not None
-    }
+        counts[name] = score_rows(model, rebuilt, n_classes)
+        if name == "chosen" and judge is not None:
+            columns = image_columns(model, judge, job.images, saved["fill"], rebuilt)
+    return counts, columns
 
 
 def score_test_images(
@@ -174,30 +207,36 @@ def score_test_images(
     n_classes: int,
     ranks: Ranks,
     show_progress: bool,
+    judge: Callable | None = None,
 ) -> Table | None:
     """Each rank scores its share of the shards and sums their fills per predicted
     class, reading each shard file once; rank 0 adds the shards' results in shard
-    order (the same sums whatever the number of ranks). Returns the table on rank 0,
-    ``None`` on the others."""
+    order (the same sums whatever the number of ranks). With ``judge`` (the data set's
+    readability judge, on the CPU) the table also holds every test image's
+    :func:`image_columns`, in order. Returns the table on rank 0, ``None`` on the
+    others."""
     scored = []
     mine = ranks.share(list(enumerate(jobs)))
     for i, job in progress(mine, desc="scoring shards", disable=not show_progress):
         saved = cache.load(job)
-        counts = _score_shard(model, saved, job, choice, cache.config, n_classes)
+        counts, columns = _score_shard(model, judge, saved, job, choice, cache.config, n_classes)
         class_sums = add_per_class(None, saved["fill"], saved["predicted"], n_classes)
         per_class = torch.bincount(saved["predicted"], minlength=n_classes)
-        scored.append((i, counts, class_sums, per_class, saved.get("n_kept")))
+        scored.append((i, counts, class_sums, per_class, saved.get("n_kept"), columns))
     everything = sorted((item for part in ranks.gather(scored) for item in part), key=lambda item: item[0])
     if not ranks.is_main:
         return None
-    _, per_shard, per_shard_sums, per_shard_counts, n_kept = zip(*everything)
+    _, per_shard, per_shard_sums, per_shard_counts, n_kept, per_shard_columns = zip(*everything)
+    per_image = None
+    if judge is not None:
+        per_image = {key: torch.cat([c[key] for c in per_shard_columns]) for key in per_shard_columns[0]}
     class_sums, class_counts = torch.stack(per_shard_sums).sum(0), torch.stack(per_shard_counts).sum(0)
     class_means = (class_sums / class_counts.clamp(min=1).reshape(-1, 1, 1, 1)).float()
     min_max_only = None
     if choice.min_max_only is not None:
         min_max_only = ConsistencyCounts.combine(c["min_max_only"] for c in per_shard)
     chosen = ConsistencyCounts.combine(c["chosen"] for c in per_shard)
-    return Table(chosen, min_max_only, class_means, class_counts, list(n_kept))
+    return Table(chosen, min_max_only, class_means, class_counts, list(n_kept), per_image)
 
 
 def same_run_everywhere(out: Path, arguments: dict, ranks: Ranks) -> None:

@@ -56,10 +56,12 @@ STUDY_COLUMNS = {
 }
 
 
-def per_image_blanks(images: Tensor, config: RunConfig) -> Tensor:
+def per_image_blanks(images: Tensor, config: RunConfig, first: int = 0) -> Tensor:
     """One scoring mask per image, the first mask of seed ``seed + 3,000,000 + i`` for
-    the ``i``-th image: each image's score is independent of the others'."""
-    base = config.seed + SCORING_SEED_OFFSET
+    the ``i``-th test image (``images`` start at test image ``first``): each image's
+    score is independent of the others', and an image has the same mask in every shard
+    layout, in the mask study and in ``reproduce``."""
+    base = config.seed + SCORING_SEED_OFFSET + first
     return torch.cat([scoring_blank(images[i : i + 1], seed=base + i, **config.masks) for i in range(len(images))])
 
 
