@@ -168,8 +168,10 @@ def draw_study_per_image(
                 if c == 0:
                     label = f"image {rank + 1}\nof each class:\n{name}" if r == 0 else name
                     block[r, c].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-            if index < 0:
+            if index < 0:  # fewer study images of this class: an empty, frameless column
                 block[0, c].set_title(f"{class_names[c]}: none", fontsize=6.5)
+                for r in range(len(rows)):
+                    block[r, c].set_frame_on(False)
                 continue
             kept = "" if n_kept is None else f"\n{int(n_kept[index]):,} kept"
             block[0, c].set_title(f"{class_names[c]} #{index}{kept}", fontsize=6.5)
