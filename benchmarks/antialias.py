@@ -107,7 +107,7 @@ def draw_pairs(data_dir: Path, n_samples: int, path: Path) -> None:
         f"fill: red adds ink, blue removes it, each panel at its 99th percentile of |fill|; T(fill): {shown}",
         fontsize=8,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.975))
     figure.savefig(path, dpi=100)
     print(f"wrote {path}")
 
