@@ -16,7 +16,7 @@ over the images:
   image of the same class (the next one, cyclically): a fill that drew the class and
   knew nothing of this image would score the same on all three;
 - then for the fill as it is and blurred (a Gaussian of sigma 0.5 and 1 pixel, each
-  image on its own): the AUC against the own ink; the IoU of ``T`` (the package's
+  image on its own: ``fill_smoothing.blur``): the AUC against the own ink; the IoU of ``T`` (the package's
   default) with it; the best IoU that any threshold of the fill reaches on each image
   (chosen per image, with the answer: an upper bound for every binarized display that
   ranks pixels by their fill); and the judge (LeNet-5, trained separately) reading
@@ -29,7 +29,7 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from fill_smoothing import blur  # the Gaussian of benchmarks/fill_smoothing.py
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.readability import ink, inpainting_agreement, judge_accuracy, roc_auc
@@ -39,17 +39,6 @@ from captum_fillblanks.paper.files import load_tensors_file
 from captum_fillblanks.paper.models import JUDGE_ARCH, shipped_model
 from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
 from captum_fillblanks.paper.reproduce.run import load_test_images
-
-
-def blurred(fill: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Each image's fill convolved with a Gaussian of ``sigma`` pixels (edges replicated)."""
-    if sigma == 0:
-        return fill
-    radius = int(3 * sigma + 0.5)
-    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=fill.dtype) ** 2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    out = F.conv2d(F.pad(fill, (radius, radius, 0, 0), mode="replicate"), taps.reshape(1, 1, 1, -1))
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), taps.reshape(1, 1, -1, 1))
 
 
 def best_iou(fill: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -110,7 +99,7 @@ def main() -> None:
     print("| fill | AUC | IoU, default T | best IoU of any threshold | judge, default T |")
     print("|---|---|---|---|---|")
     for sigma in (0, 0.5, 1.0):
-        smooth = blurred(fill.double(), sigma).float()
+        smooth = blur(fill.double(), sigma).float()
         agreement = inpainting_agreement(smooth, images, transform=TransformSetting())
         judged = judge_accuracy(judge, prototype(smooth, transform=TransformSetting()), predicted)
         name = "as it is" if sigma == 0 else f"blurred, sigma {sigma:g}"

@@ -3,6 +3,7 @@ chosen on validation, and the figures."""
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from ...attr.transforms import TransformSetting
 from ..models import JUDGE_ARCH, shipped_model
 from .config import RunConfig
 from .stages import Choice, Table
+from .study_report import DEFAULT_T, bootstrap
 
 __all__ = ["PAPER_TABLE_1", "RunRecord", "kept_summary", "standard_error", "table_lines", "write_report"]
 
@@ -76,15 +78,20 @@ def kept_summary(
     return text
 
 
+@functools.lru_cache(maxsize=4)
+def _resamples(n: int) -> Tensor:
+    """:data:`N_RESAMPLES` resamples of ``n`` images, from seed 0: drawn once per report."""
+    return torch.randint(n, (N_RESAMPLES, n), generator=torch.Generator().manual_seed(0))
+
+
 def standard_error(values: Tensor, median: bool = False) -> float:
     """The bootstrap standard error of the mean (or ``median``, NaN left out) of per-image
     ``values``: the standard deviation of it over :data:`N_RESAMPLES` resamples of the
-    images (drawn from seed 0, so the same images give the same error)."""
-    n = len(values)
-    resamples = torch.randint(n, (N_RESAMPLES, n), generator=torch.Generator().manual_seed(0))
-    drawn = values.double()[resamples]
-    summaries = drawn.nanmedian(1).values if median else drawn.mean(1)
-    return float(summaries[~summaries.isnan()].std())  # a resample of NaN only has no median
+    images (drawn from seed 0, so the same images give the same error), as the mask
+    study's :func:`~.study_report.bootstrap` computes it."""
+    _, spread = bootstrap(values.double(), not median, _resamples(len(values)))
+    spread = spread[~spread.isnan()]  # a resample of NaN only has no median
+    return float(spread.std()) if median else float(spread.std()) / 100  # bootstrap's means are in percent
 
 
 def table_lines(
@@ -134,7 +141,7 @@ def readability_lines(per_image: dict[str, Tensor], judge_name: str) -> list[str
         "did not draw it; the control rows are its scale. The fill against the image's own ink (`x > 0.5`), the "
         "paper's section 3.2 criterion: median inpainting AUC "
         f"**{float(auc.nanmedian()):.3f} ± {standard_error(auc, median=True):.3f}** (0.5: the fill knows nothing "
-        f"of the image), median IoU of `T(fill)` (the package's default T, {TransformSetting()}) with the ink "
+        f"of the image), median IoU of `T(fill)` (the package's default T, {DEFAULT_T}) with the ink "
         f"**{float(iou.nanmedian()):.2f} ± {standard_error(iou, median=True):.2f}**. The wrong-target control and "
         "the same checks at other mask counts: `captum-fillblanks mask-study`.",
         "",

@@ -26,7 +26,7 @@ from .cache import FillCache, FillJob
 from .config import RunConfig
 from .prototypes import add_per_class
 from .settings import best_settings, choose_settings
-from .study_report import per_image_blanks
+from .study_report import DEFAULT_T, per_image_blanks
 
 __all__ = [
     "Choice",
@@ -153,21 +153,26 @@ def choose_on_validation(
 
 
 def image_columns(
-    model: Callable, judge: Callable, images: Tensor, fill: Tensor, rebuilt: dict[str, tuple[Tensor, Tensor]]
+    model: Callable,
+    judge: Callable,
+    images: Tensor,
+    fill: Tensor,
+    predicted: Tensor,
+    rebuilt: dict[str, tuple[Tensor, Tensor]],
 ) -> dict[str, Tensor]:
     """Per image (float64 on the CPU): for each row of ``rebuilt`` (:func:`rebuild_rows`),
     ``"model: ROW"``, 1 where the model gives the rebuilt image the row's label, and
     ``"judge: ROW"``, 1 where ``judge`` (another architecture, trained separately, on the
-    CPU) gives it the model's label ``y_0`` of the image; and ``"auc"`` and ``"iou"``,
-    the inpainting agreement of ``fill`` with the image's own ink (the IoU of the
-    package's default ``T``)."""
+    CPU) gives it ``predicted``, the model's label ``y_0`` of the image (saved with the
+    fills); and ``"auc"`` and ``"iou"``, the inpainting agreement of ``fill`` with the
+    image's own ink (the IoU of the package's default ``T``)."""
     columns = {}
+    y_0 = predicted.cpu()
     with torch.no_grad():
-        y_0 = model(images.clone()).argmax(1).cpu()
         for row, (batch, label) in rebuilt.items():
             columns[f"model: {row}"] = (model(batch.clone()).argmax(1).cpu() == label.cpu()).double()
             columns[f"judge: {row}"] = (judge(batch.cpu()).argmax(1) == y_0).double()
-    agreement = inpainting_agreement(fill.cpu().float(), images.cpu(), transform=TransformSetting())
+    agreement = inpainting_agreement(fill.cpu().float(), images.cpu(), transform=DEFAULT_T)
     columns["auc"], columns["iou"] = agreement.auc, agreement.iou
     return columns
 
@@ -195,7 +200,7 @@ def _score_shard(model, judge, saved, job: FillJob, choice: Choice, config: RunC
         )
         counts[name] = score_rows(model, rebuilt, n_classes)
         if name == "chosen" and judge is not None:
-            columns = image_columns(model, judge, job.images, saved["fill"], rebuilt)
+            columns = image_columns(model, judge, job.images, saved["fill"], saved["predicted"], rebuilt)
     return counts, columns
 
 
