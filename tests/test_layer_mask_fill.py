@@ -222,3 +222,65 @@ def test_bad_layer_masks_and_baselines_name_the_argument(model, ids):
         method.attribute(ids, layer_mask=torch.zeros(1, 6, 1, dtype=torch.long), masks=torch.ones(6, 1))
     with pytest.raises(AssertionError, match="Target list length"):  # what Captum raises
         method.attribute(ids, target=[0, 1], n_samples=5, seed=0)
+
+
+class ScaledEmbeddings(BagOfEmbeddings):
+    """A Transformer-style input: the embeddings scaled and a position added, in place
+    (``h.mul_(c); h += pos``) or not; the logits are the same either way."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__(nonlinear=True)
+        self.in_place = in_place
+        self.position = nn.Parameter(torch.linspace(-1, 1, 6 * DIM).reshape(6, DIM))
+
+    def forward(self, ids):
+        h = self.embedding(ids)
+        if self.in_place:
+            h.mul_(2.0)
+            h += self.position
+        else:
+            h = h * 2.0 + self.position
+        return self.head(torch.tanh(h.mean(1)))
+
+
+class Residual(nn.Module):
+    """``x = x + f(x)`` around ``block``, in place (``x += f(x)``) or not."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(VOCAB, DIM)
+        self.block = nn.Linear(DIM, DIM)
+        self.head = nn.Linear(DIM, CLASSES)
+        self.in_place = in_place
+
+    def forward(self, ids):
+        x = self.embedding(ids)
+        if self.in_place:
+            x += torch.tanh(self.block(x))
+        else:
+            x = x + torch.tanh(self.block(x))
+        return self.head(torch.tanh(x).mean(1))
+
+
+@pytest.mark.parametrize(
+    "twins, layer, to_input",
+    [(ScaledEmbeddings, "embedding", False), (Residual, "block", True)],
+)
+def test_a_model_that_changes_the_layers_value_in_place_gets_the_fill_of_its_out_of_place_twin(
+    twins, layer, to_input, ids
+):
+    # the value captured from the unmasked pass is a copy: the model's own in-place
+    # change after the layer (the scaled embeddings; the residual's input, which the
+    # model adds to in place after the block read it) must not reach the fill
+    fills = []
+    for in_place in (False, True):
+        model = twins(in_place).eval()
+        method = LayerMaskFill(model, getattr(model, layer))
+        fills.append(
+            method.attribute(
+                ids, target=[0, 1, 2], attribute_to_layer_input=to_input, n_samples=25, seed=3, selection="all"
+            )
+        )
+    torch.testing.assert_close(fills[1], fills[0], rtol=1e-5, atol=1e-7)
+    assert fills[0].abs().sum() > 0

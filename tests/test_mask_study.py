@@ -2,6 +2,7 @@
 its own kept draws, and the mask study reads every count and every tolerance off one
 run."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -237,5 +238,51 @@ def test_a_foreign_study_file_is_refused_not_read(tmp_path):
 
     torch.save({"fill": torch.zeros(3)}, tmp_path / "study_mnist_simple-cnn_MNIST_5K_4_64_0.pt")
     with pytest.raises(ValueError, match="not a complete mask study.*delete it"):
+        mask_study("mnist", SHARED_MNIST, tmp_path, n_images=4, n_samples=64, show_progress=False)
+    assert not (tmp_path / "masks.md").exists()
+
+
+@pytest.fixture(scope="module")
+def saved_study(tmp_path_factory):
+    """A real study file of the first 4 test images at 64 masks, and its name."""
+    from captum_fillblanks.paper.reproduce.study_run import mask_study
+
+    if not SHARED_MNIST.is_dir():
+        pytest.skip("needs ../shared/data/mnist")
+    out = tmp_path_factory.mktemp("study")
+    mask_study("mnist", SHARED_MNIST, out, n_images=4, n_samples=64, show_progress=False)
+    (path,) = out.glob("study_*.pt")
+    return path
+
+
+def _replaced(**fields):
+    def damage(path):
+        study = torch.load(path)
+        study.update({key: value(study) for key, value in fields.items()})
+        torch.save(study, path)
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_replaced(predicted=lambda s: s["predicted"][:1]), "fields of shape"),  # would be broadcast
+        (_replaced(counts=lambda s: s["counts"] * 2), "recorded at"),  # rows would name the wrong counts
+        (_replaced(n_kept=lambda s: s["n_kept"][:, :2]), "fields of shape"),
+        (_replaced(n_kept=lambda s: s["n_kept"] + 1000), "kept-mask counts"),
+        (_replaced(predicted=lambda s: s["predicted"] + 10), "not classes 0 to 9"),
+        (_replaced(images_sha256=lambda s: "0" * 64), "other images"),
+        (lambda path: (path.unlink(), os.mkfifo(path)), "not a regular file"),  # would block forever
+    ],
+    ids=["predicted-cut", "counts-relabelled", "n_kept-shape", "n_kept-count", "labels", "images", "fifo"],
+)
+def test_a_study_file_that_is_not_this_runs_is_refused_with_the_way_out(saved_study, tmp_path, damage, reason):
+    from captum_fillblanks.paper.reproduce.study_run import mask_study
+
+    planted = tmp_path / saved_study.name
+    planted.write_bytes(saved_study.read_bytes())
+    damage(planted)
+    with pytest.raises(ValueError, match=f"not a complete mask study of this run .*{reason}.*delete it"):
         mask_study("mnist", SHARED_MNIST, tmp_path, n_images=4, n_samples=64, show_progress=False)
     assert not (tmp_path / "masks.md").exists()

@@ -2,6 +2,7 @@
 and files that are not whole."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -68,7 +69,13 @@ def test_the_manifest_is_written_once_and_another_runs_folder_is_refused(tmp_pat
         lambda path: torch.save({}, path),  # a dict without the fills
         lambda path: torch.save([1, 2], path),  # not a dict
         lambda path: torch.save({**torch.load(path), "fill": torch.zeros(2, 1, 28, 28)}, path),  # other images
+        lambda path: torch.save({**torch.load(path), "predicted": torch.tensor([12])}, path),  # not a class
+        lambda path: torch.save({**torch.load(path), "predicted": torch.tensor([1.0])}, path),  # not a label
+        lambda path: torch.save({**torch.load(path), "n_kept": torch.tensor([4, 4])}, path),  # other images
+        lambda path: torch.save({**torch.load(path), "n_kept": torch.tensor([5])}, path),  # more than drawn
+        lambda path: (path.unlink(), os.mkfifo(path)),  # a FIFO would block the reader forever
     ],
+    ids=["truncated", "empty", "list", "fill", "label", "float-label", "n_kept-shape", "n_kept-count", "fifo"],
 )
 def test_a_fill_file_that_is_not_whole_is_named_with_the_way_out(tmp_path, damage):
     model = Brightness().eval()

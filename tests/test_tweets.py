@@ -2,6 +2,8 @@
 
 import csv
 import gzip
+import math
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,36 @@ def test_a_missing_or_foreign_corpus_is_named(tmp_path):
 )
 def test_tokenize_normalizes_what_tweets_hold(text, tokens):
     assert TweetTokenizer.tokenize(text) == tokens
+
+
+def _seconds_to_tokenize(text: str) -> float:
+    """The fastest of three runs: the machine is shared, the least disturbed run counts."""
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        TweetTokenizer.tokenize(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        lambda n: "_" * n,  # a run of underscores: every position would start a mojibake run
+        lambda n: "a" + "_" * n,  # the same after a letter (a contraction's apostrophe)
+        lambda n: "www." + "." * n + "x",  # a URL whose end is searched past a run of dots
+        lambda n: "http://x" + ".," * (n // 2) + "y",
+    ],
+    ids=["underscores", "letter-underscores", "url-dots", "url-punctuation"],
+)
+def test_tokenizing_is_linear_in_the_text(hostile):
+    # a ratio, not a timed assertion: ten times the text takes about ten times as long
+    # (a quadratic pattern: a hundred); 10 KB against 1 KB first, so that quadratic code
+    # fails in seconds rather than running minutes on the large texts
+    for small, large in ((1_000, 10_000), (100_000, 1_000_000)):
+        small_seconds = _seconds_to_tokenize(hostile(small))
+        ratio = _seconds_to_tokenize(hostile(large)) / max(small_seconds, 1e-6)
+        assert ratio < 30, f"{large:,} characters took {ratio:.0f} times as long as {small:,}"
 
 
 @pytest.fixture

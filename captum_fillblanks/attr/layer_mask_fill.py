@@ -141,7 +141,9 @@ class _LayerSwap:
                 "choose a layer whose " + where + " is one Tensor"
             )
         if self.value is None:
-            self.captured = found.detach()
+            # a copy: a model that changes the value in place after the layer (h.mul_(c),
+            # h += pos, x += f(x)) must not change what the fill starts from
+            self.captured = found.detach().clone()
             return found
         if found.shape != self.value.shape:
             raise ValueError(

@@ -16,6 +16,7 @@ someone planted there:
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -60,5 +61,15 @@ def save_tensors_file(obj: Any, path: str | os.PathLike) -> Path:
 def load_tensors_file(path: str | os.PathLike, map_location: Any = None) -> Any:
     """``torch.load(path, weights_only=True)``: a file that holds anything but tensors,
     numbers, strings and containers of them (a pickle that would run code, say) raises
-    ``pickle.UnpicklingError`` and runs nothing."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    ``pickle.UnpicklingError`` and runs nothing.
+
+    Only a regular file is read: ``path`` is opened without blocking and refused
+    (``ValueError``) if it is a FIFO, a device or a folder, which would otherwise hang
+    the reader or feed it an endless stream.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ValueError(f"{path} is not a regular file; a saved tensors file was expected")
+    with os.fdopen(descriptor, "rb") as handle:
+        return torch.load(handle, map_location=map_location, weights_only=True)

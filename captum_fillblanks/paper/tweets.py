@@ -152,13 +152,15 @@ def load_tweet_samples() -> TweetTable:
 
 
 # One mojibake run: non-ASCII characters, with the underscores the cleaning left inside.
-_MOJIBAKE = re.compile(r"_*[^\x00-\x7f][^\x00-\x7f_]*(?:_+[^\x00-\x7f][^\x00-\x7f_]*)*_*")
+# A run starts only where underscores start ((?<!_)): tried from every position inside
+# a long run of underscores, the leading _* would rescan the run each time (quadratic).
+_MOJIBAKE = re.compile(r"(?<!_)_*[^\x00-\x7f][^\x00-\x7f_]*(?:_+[^\x00-\x7f][^\x00-\x7f_]*)*_*")
 # A run between a letter and a contraction's end stood for an apostrophe (don't, it's).
 _CONTRACTION = re.compile(rf"(?<=[A-Za-z])(?:{_MOJIBAKE.pattern})(?=(?i:s|t|m|d|ll|re|ve)(?![A-Za-z]))")
 _ELONGATION = re.compile(r"([a-z])\1{3,}")
 _TOKEN = re.compile(
     r"""<(?:pad|unk|mask|user|url|num)>   # the tokenizer's own tokens read back
-    | (?P<url>(?:https?://|www\.)\S+?(?=[.,!?;:)\]"']*(?:\s|$)))  # its last punctuation apart
+    | (?P<url>(?:https?://|www\.)(?:\S*[^\s.,!?;:)\]"']|\S))  # up to its last non-punctuation
     | (?P<user>@\w+)
     | (?P<num>\d+(?:[.,:]\d+)*(?![a-z0-9]))
     | (?:[:;=][-o']?[()\[\]dpo/\\|*] | <3)(?![a-z0-9])  # emoticons

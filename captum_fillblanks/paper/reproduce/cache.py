@@ -116,11 +116,25 @@ class FillCache:
             saved = load_tensors_file(path)
             if not isinstance(saved, dict) or not {"fill", "control_fill", "predicted"} <= set(saved):
                 raise ValueError(f"it holds {type(saved).__name__} {sorted(saved) if isinstance(saved, dict) else ''}")
-            shapes = {key: tuple(saved[key].shape) for key in ("fill", "control_fill", "predicted")}
-            expected = {"fill": tuple(job.images.shape), "control_fill": tuple(job.images.shape)}
-            expected["predicted"] = (len(job.images),)
+            n = len(job.images)
+            expected = {"fill": tuple(job.images.shape), "control_fill": tuple(job.images.shape), "predicted": (n,)}
+            expected.update({key: (n,) for key in ("n_kept", "converged") if key in saved})
+            if not all(isinstance(saved[key], Tensor) for key in expected):
+                raise ValueError(f"its fields {sorted(expected)} are not all tensors")
+            shapes = {key: tuple(saved[key].shape) for key in expected}
             if shapes != expected:
-                raise ValueError(f"shapes {shapes}, expected {expected} for its {len(job.images)} images")
+                raise ValueError(f"shapes {shapes}, expected {expected} for its {n} images")
+            if job.tolerance is not None and "converged" not in saved:
+                raise ValueError("it says nothing of which images converged, and this run stops by tolerance")
+            n_classes = len(self.config.weights.meta["categories"])
+            predicted = saved["predicted"]
+            if predicted.is_floating_point() or not bool(((predicted >= 0) & (predicted < n_classes)).all()):
+                raise ValueError(f"its predicted labels are not classes 0 to {n_classes - 1}")
+            n_kept = saved.get("n_kept")
+            if n_kept is not None and (
+                n_kept.is_floating_point() or not bool(((n_kept >= 0) & (n_kept <= job.n_samples)).all())
+            ):
+                raise ValueError(f"its kept-mask counts are not whole numbers up to {job.n_samples}")
         except Exception as error:  # truncated, foreign or planted: torch says only what broke
             raise ValueError(
                 f"{path} is not a complete fill file ({type(error).__name__}: {error}); delete it and "

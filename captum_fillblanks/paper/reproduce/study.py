@@ -17,6 +17,7 @@ largest count's fills are that run's fills.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -33,6 +34,7 @@ __all__ = [
     "tolerance_checks",
     "recorded_counts",
     "study_fills",
+    "images_digest",
     "Stopped",
     "stopped_by_tolerance",
 ]
@@ -74,7 +76,8 @@ def study_fills(
     Returns:
         dict: ``counts`` ``(K,)``; ``fill`` ``(K, N, ...)``; ``n_kept`` and
         ``relative_error`` ``(K, N)``; ``predicted`` ``(N,)``, the model's labels;
-        ``n_drawn`` ``(N,)``, the masks drawn for each image's shard.
+        ``n_drawn`` ``(N,)``, the masks drawn for each image's shard;
+        ``images_sha256``, :func:`images_digest` of ``images``.
     """
     counts = recorded_counts(config.n_samples)
     parts: dict[str, list[Tensor]] = {"fill": [], "n_kept": [], "relative_error": [], "predicted": [], "n_drawn": []}
@@ -100,7 +103,17 @@ def study_fills(
     per_count = ("fill", "n_kept", "relative_error")  # (K, N, ...): the images are dimension 1
     result = {key: torch.cat(values, dim=1 if key in per_count else 0) for key, values in parts.items()}
     result["counts"] = torch.tensor(counts)
+    result["images_sha256"] = images_digest(images)
     return result
+
+
+def images_digest(images: Tensor) -> str:
+    """The SHA-256 of ``images``' shape and float32 values: which images a saved study
+    belongs to."""
+    values = images.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(repr(tuple(values.shape)).encode())
+    digest.update(values.numpy().tobytes())
+    return digest.hexdigest()
 
 
 class Stopped(NamedTuple):

@@ -16,7 +16,7 @@ from ..files import load_tensors_file, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
 from .config import RunConfig
 from .run import load_test_images
-from .study import STUDY_COUNTS, study_fills
+from .study import STUDY_COUNTS, images_digest, recorded_counts, study_fills
 from .study_figures import draw_study_curves, draw_study_per_image, draw_study_prototypes
 from .study_report import (
     DEFAULT_T,
@@ -51,20 +51,50 @@ def _outside(summary: dict[str, dict[str, Summary]], label: str, largest: str) -
     return [key for key in columns if abs(summary[label][key].change) > summary[largest][key].se + 1e-12]
 
 
-def _load_study(path: Path, images: torch.Tensor) -> dict:
-    """A study's saved fills, checked to be what :func:`~.study.study_fills` saves for
-    ``images``."""
+def _load_study(path: Path, images: torch.Tensor, counts: list[int], n_classes: int) -> dict:
+    """A study's saved fills, checked field by field to be what
+    :func:`~.study.study_fills` saves for ``images`` recorded at ``counts``: a file that
+    only has the right name (cut, relabelled, another run's) is refused, not read."""
+    n = len(images)
+    expected = {
+        "fill": (len(counts), *images.shape),
+        "n_kept": (len(counts), n),
+        "relative_error": (len(counts), n),
+        "predicted": (n,),
+        "n_drawn": (n,),
+        "seconds": (),
+    }
     try:
         study = load_tensors_file(path)
-        keys = {"counts", "fill", "n_kept", "relative_error", "predicted", "seconds"}
+        keys = {*expected, "counts", "images_sha256"}
         if not isinstance(study, dict) or not keys <= set(study):
-            raise ValueError(f"it holds {type(study).__name__}, not the study's {sorted(keys)}")
-        if tuple(study["fill"].shape[1:]) != tuple(images.shape) or len(study["counts"]) != len(study["fill"]):
-            raise ValueError(f"fills of shape {tuple(study['fill'].shape)} for {len(images)} images")
+            found = sorted(study) if isinstance(study, dict) else type(study).__name__
+            raise ValueError(f"it holds {found}, not the study's {sorted(keys)}")
+        if not all(isinstance(study[key], torch.Tensor) for key in (*expected, "counts")):
+            raise ValueError("its fields are not all tensors")
+        shapes = {key: tuple(study[key].shape) for key in expected}
+        if shapes != expected:
+            wrong = {key: shapes[key] for key in expected if shapes[key] != expected[key]}
+            raise ValueError(f"fields of shape {wrong}, expected { ({k: expected[k] for k in wrong}) }")
+        if study["counts"].tolist() != counts:
+            raise ValueError(f"recorded at {study['counts'].tolist()} kept masks, this run records at {counts}")
+        if study["images_sha256"] != images_digest(images):
+            raise ValueError(f"it was computed for other images than this run's {n}")
+        predicted, n_kept = study["predicted"], study["n_kept"]
+        if (
+            predicted.is_floating_point()
+            or predicted.is_complex()
+            or not bool(((predicted >= 0) & (predicted < n_classes)).all())
+        ):
+            raise ValueError(f"its predicted labels are not classes 0 to {n_classes - 1}")
+        if n_kept.is_floating_point() or not bool(((n_kept >= 0) & (n_kept <= torch.tensor(counts)[:, None])).all()):
+            raise ValueError("its kept-mask counts are not whole numbers up to each recorded count")
+        if not study["fill"].is_floating_point() or not study["relative_error"].is_floating_point():
+            raise ValueError("its fills or errors are not floating point")
     except Exception as error:  # truncated, foreign or planted: say what broke
         raise ValueError(
-            f"{path} is not a complete mask study ({type(error).__name__}: {error}); delete it and rerun "
-            "the same command: it will be recomputed"
+            f"{path} is not a complete mask study of this run ({type(error).__name__}: {error}); delete it and "
+            "rerun the same command: it will be recomputed"
         ) from error
     return study
 
@@ -114,7 +144,7 @@ def mask_study(
     name = f"study_{dataset}_{config.arch}_{config.weights.name}_{n_images}_{n_samples}_{seed}.pt"
     cached = out / name
     if cached.exists():
-        study = _load_study(cached, images)
+        study = _load_study(cached, images, recorded_counts(config.n_samples), len(CLASS_NAMES[dataset]))
         fill_note = f"the fills were loaded from {name}, computed earlier in {float(study['seconds']) / 60:.1f} min"
     else:
         computing = time.perf_counter()
