@@ -21,6 +21,7 @@ from .paper.demo import DEMO_TOLERANCE
 from .paper.files import save_tensors_file
 from .paper.models import DEFAULT_ARCH, WeightsEnum, list_shipped_models, shipped_model, shipped_weights
 from .paper.reproduce import CANDIDATE_SETTINGS
+from .paper.robust import PGD, robust_accuracy
 from .paper.training import evaluate_accuracy, train_model
 
 __all__ = ["main", "build_parser"]
@@ -347,7 +348,41 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--epochs", type=int, help="default: the shipped weights' recipe")
     parser.add_argument("--seed", type=int, help="default: the shipped weights' recipe")
+    robust = parser.add_argument_group(
+        "robust training (images; default: the shipped weights' recipe, which names its attack or noise if any)"
+    )
+    robust.add_argument("--noise-std", type=float, help="Gaussian-noise augmentation of this standard deviation")
+    robust.add_argument(
+        "--attack", choices=("l2", "linf", "none"), help="PGD adversarial training in this norm ('none': clean)"
+    )
+    robust.add_argument("--epsilon", type=float, help="the attack's radius (with --attack)")
+    robust.add_argument(
+        "--attack-steps", type=int, default=7, help="PGD steps (default 7; 1: fast adversarial training)"
+    )
+    robust.add_argument(
+        "--warmup", type=float, default=0.2, help="fraction of training over which epsilon grows to its value (0.2)"
+    )
     parser.set_defaults(run=_train)
+
+
+def _robust_settings(args: argparse.Namespace, recipe: dict) -> tuple[float, PGD | None]:
+    """The noise and the attack of a train run: the recipe's, or the command line's."""
+    noise_std = recipe.get("noise_std", 0.0) if args.noise_std is None else args.noise_std
+    attack = PGD(**recipe["attack"]) if recipe.get("attack") else None
+    if args.attack == "none":
+        attack = None
+    elif args.attack is not None:
+        if args.epsilon is None:
+            raise SystemExit("captum-fillblanks train: --attack needs --epsilon, the attack's radius")
+        try:
+            attack = PGD(args.attack, args.epsilon, steps=args.attack_steps, warmup=args.warmup)
+        except ValueError as error:
+            raise SystemExit(f"captum-fillblanks train: {error}") from None
+    elif args.epsilon is not None:
+        raise SystemExit("captum-fillblanks train: --epsilon needs --attack l2 or --attack linf")
+    if noise_std < 0:
+        raise SystemExit(f"captum-fillblanks train: --noise-std must be >= 0, got {noise_std}")
+    return noise_std, attack
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -366,14 +401,18 @@ def _train(args: argparse.Namespace) -> int:
         raise SystemExit(f"captum-fillblanks train: {error}") from None
     recipe = weights.meta["recipe"]
     epochs, seed, out = _training_settings(args, weights)
+    noise_std, attack = _robust_settings(args, recipe)
 
     test_images, test_labels = load_tensors(args.dataset, args.data_dir, train=False)
     images, labels = load_tensors(args.dataset, args.data_dir, train=True)
     _make_out_folder(out)
     train_indices = split_training_set(args.dataset, labels).train
+    robust = "".join(
+        [f", Gaussian noise {noise_std:g}" if noise_std else "", f", adversarial: {attack}" if attack else ""]
+    )
     print(
         f"Training {arch} on {len(train_indices):,} {args.dataset} images "
-        f"({len(labels) - len(train_indices):,} held out), {epochs} epochs, seed {seed}."
+        f"({len(labels) - len(train_indices):,} held out), {epochs} epochs, seed {seed}{robust}."
     )
 
     started = time.perf_counter()
@@ -388,6 +427,8 @@ def _train(args: argparse.Namespace) -> int:
         seed=seed,
         max_shift=recipe["max_shift"],
         mask_augment=recipe.get("mask_augment", 0.0),
+        noise_std=noise_std,
+        attack=attack,
     )
     seconds = time.perf_counter() - started
     accuracy = evaluate_accuracy(model, test_images, test_labels)
@@ -398,6 +439,15 @@ def _train(args: argparse.Namespace) -> int:
         f"t10k test accuracy: {accuracy:.2%} on {len(test_labels):,} images "
         f"(shipped {weights!r}: {weights.meta['t10k_accuracy']:.2%})"
     )
+    for name, measured in weights.meta.get("robust_accuracy", {}).items():
+        evaluation = PGD(**measured["attack"])
+        robust = robust_accuracy(
+            model, test_images[: measured["images"]], test_labels[: measured["images"]], evaluation
+        )
+        print(
+            f"robust accuracy, {evaluation} ({name}): {robust:.2%} on the first {measured['images']:,} t10k images "
+            f"(shipped: {measured['accuracy']:.2%})"
+        )
     return 0
 
 
@@ -433,6 +483,12 @@ def _train_tweets(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"captum-fillblanks train: --arch {args.arch} is an image model; --dataset tweets trains the "
             "TweetTransformer, leave --arch out"
+        )
+    robust = [f"--{k.replace('_', '-')}" for k in ("noise_std", "attack", "epsilon") if getattr(args, k) is not None]
+    if robust:
+        raise SystemExit(
+            f"captum-fillblanks train: {', '.join(robust)} train image models; --dataset tweets trains the "
+            "TweetTransformer without them, leave them out"
         )
     weights = TweetTransformer_Weights.verify(args.weights or "DEFAULT", "tweet_transformer")
     recipe = weights.meta["recipe"]

@@ -188,3 +188,13 @@ def test_train_command_rebuilds_another_weights_member_with_its_head(small_mnist
 def test_train_command_refuses_an_unshipped_combination(tmp_path):
     with pytest.raises(SystemExit, match="no shipped weights for simple-cnn on fashion-mnist"):
         main(["train", "--dataset", "fashion-mnist", "--arch", "simple-cnn", "--data-dir", str(tmp_path)])
+
+
+def test_train_command_trains_against_an_attack_it_names(small_mnist_folder, capsys):
+    clean, robust = small_mnist_folder / "clean.pt", small_mnist_folder / "robust.pt"
+    argv = ["train", "--dataset", "mnist", "--data-dir", str(small_mnist_folder), "--epochs", "1"]
+    assert main([*argv, "--out", str(clean)]) == 0
+    assert main([*argv, "--out", str(robust), "--attack", "l2", "--epsilon", "2", "--attack-steps", "1"]) == 0
+    assert "adversarial: PGD L2, epsilon 2, 1 steps of 2.5, random start." in capsys.readouterr().out
+    clean, robust = torch.load(clean, weights_only=True), torch.load(robust, weights_only=True)
+    assert not all(torch.equal(clean[key], robust[key]) for key in clean)

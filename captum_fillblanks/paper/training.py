@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..attr.masks import random_patch_masks
+from .robust import PGD
 
 __all__ = ["train_model", "evaluate_accuracy", "random_shift", "random_blanks", "random_token_blanks"]
 
@@ -103,6 +104,8 @@ def train_model(
     max_shift: int = 0,
     mask_augment: float = 0.0,
     mask_token_id: int | None = None,
+    noise_std: float = 0.0,
+    attack: PGD | None = None,
     show_progress: bool = True,
 ) -> nn.Module:
     """Trains a classifier with cross-entropy, Adam and a cosine learning-rate decay.
@@ -138,6 +141,14 @@ def train_model(
             15-25 % of a text's real tokens by this id (:func:`random_token_blanks`)
             instead of blanking patches, and each batch is cut after its longest text
             (the model must not depend on the padding after a text). Default: None.
+        noise_std (float, optional): Gaussian-noise augmentation: add noise of this
+            standard deviation to every training image (after the shift and mask; not
+            clamped). Default: 0 (none; the random draws are those of a run without it).
+        attack (PGD, optional): Adversarial training: train on the images as
+            ``attack`` leaves them (after the shift, mask and noise), each batch attacked
+            with the model in eval mode (batch norm's statistics are not updated by the
+            attack), its radius warmed up over ``attack.warmup`` of the steps. Default:
+            None (clean training).
         show_progress (bool, optional): Show a tqdm progress bar. Default: True.
 
     Returns:
@@ -159,6 +170,12 @@ def train_model(
         raise ValueError(f"train_model() got seed={seed!r}; expected an int in [0, 2**63).")
     if not (isinstance(mask_augment, (int, float)) and 0 <= mask_augment <= 1):
         raise ValueError(f"train_model() got mask_augment={mask_augment!r}; expected a fraction in [0, 1].")
+    if isinstance(noise_std, bool) or not (isinstance(noise_std, (int, float)) and noise_std >= 0):
+        raise ValueError(f"train_model() got noise_std={noise_std!r}; expected a number >= 0.")
+    if attack is not None and not isinstance(attack, PGD):
+        raise TypeError(f"train_model() got attack={attack!r}; expected a PGD or None.")
+    if mask_token_id is not None and (noise_std > 0 or attack is not None):
+        raise ValueError("train_model(): noise_std and attack apply to images, not to token ids (mask_token_id)")
     device = next(model.parameters()).device
     n_images = len(train_data) if isinstance(train_data, Dataset) else len(train_data[0])
     total_steps = epochs * math.ceil(n_images / batch_size)
@@ -166,6 +183,7 @@ def train_model(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     generator = torch.Generator().manual_seed(seed)
     model.train()
+    step = 0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         with tqdm(total=total_steps, desc="training", disable=not show_progress) as progress:
@@ -179,13 +197,23 @@ def train_model(
                             inputs = random_token_blanks(inputs, mask_augment, mask_token_id, generator)
                     elif mask_augment > 0:
                         inputs = random_blanks(inputs, mask_augment, generator)
-                    loss = F.cross_entropy(model(inputs.to(device)), labels.to(device))
+                    if noise_std > 0:
+                        inputs = inputs + noise_std * torch.randn(inputs.shape, generator=generator)
+                    inputs, labels = inputs.to(device), labels.to(device)
+                    if attack is not None:
+                        model.eval()
+                        warm = step / (attack.warmup * total_steps) if attack.warmup > 0 else 1.0
+                        epsilon = attack.epsilon * min(1.0, warm)
+                        inputs = attack.perturb(model, inputs, labels, generator=generator, epsilon=epsilon)
+                        model.train()
+                    loss = F.cross_entropy(model(inputs), labels)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
                     schedule.step()
                     progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
                     progress.update()
+                    step += 1
     return model.eval()
 
 
