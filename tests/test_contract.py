@@ -249,3 +249,39 @@ def test_warnings_about_the_call_point_at_the_callers_line(name, images):
     with pytest.warns(UserWarning, match="the model is in training mode") as record:
         method_class(TinyCNN().train()).attribute(images, **kwargs)
     assert {w.filename for w in record if "training mode" in str(w.message)} == {__file__}
+
+
+def test_the_three_estimators_offer_the_same_options_with_the_same_defaults():
+    """MaskFill, BFGSMaskFill and LayerMaskFill share one estimator, and each offers all of
+    its options (``FillOptions.option_names()``) and ``step_size`` with the same defaults.
+    The one documented difference: BFGSMaskFill selects first by default (an update costs
+    several passes, so only the kept copies get one)."""
+    from captum_fillblanks import LayerMaskFill
+    from captum_fillblanks.attr._estimator import FillOptions
+
+    names = (*FillOptions.option_names(), "step_size", "internal_batch_size", "show_progress")
+    assert {"n_samples", "tolerance", "record_at", "select_first", "masks"} <= set(names)
+    defaults = {}
+    for method in (MaskFill, BFGSMaskFill, LayerMaskFill):
+        parameters = inspect.signature(method.attribute).parameters
+        assert set(names) <= set(parameters), f"{method.__name__} lacks {set(names) - set(parameters)}"
+        defaults[method.__name__] = {name: parameters[name].default for name in names}
+    documented = {"select_first": True}
+    assert defaults["LayerMaskFill"] == defaults["MaskFill"]
+    assert defaults["BFGSMaskFill"] == {**defaults["MaskFill"], **documented}
+
+
+@pytest.mark.parametrize("name", ["MaskFill", "BFGSMaskFill", "LayerMaskFill"])
+def test_every_estimator_records_the_fill_of_a_shorter_call(name):
+    from captum_fillblanks import LayerMaskFill
+
+    model = TinyCNN().eval()
+    images = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    method = {"MaskFill": MaskFill, "BFGSMaskFill": BFGSMaskFill}.get(name)
+    method = LayerMaskFill(model, model.conv) if method is None else method(model)
+    options = {"n_iter": 2} if name == "BFGSMaskFill" else {}
+    long = method.attribute(images, target=1, n_samples=12, seed=4, record_at=[5], selection="all", **options)
+    recorded = method.counts.recorded[5]
+    short = method.attribute(images, target=1, n_samples=5, seed=4, selection="all", **options)
+    torch.testing.assert_close(recorded.fill, short, rtol=1e-5, atol=1e-7)
+    assert torch.equal(recorded.n_kept, torch.full((3,), 5)) and not torch.equal(long, short)

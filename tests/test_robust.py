@@ -184,3 +184,21 @@ def test_the_train_command_refuses_bad_robust_options_in_one_line(tmp_path, extr
     dataset = [] if "--dataset" in extra else ["--dataset", "mnist"]
     with pytest.raises(SystemExit, match=message):
         main(["train", *dataset, "--data-dir", str(tmp_path), *extra])
+
+
+def test_arts_pgd_finds_the_same_robust_accuracy_on_a_linear_model(linear):
+    pytest.importorskip("art", reason="the optional extra 'robust'")
+    from captum_fillblanks.paper.robust import art_robust_accuracy
+
+    w = linear.w.detach()
+    labels = torch.tensor([0, 1] * 5)
+    side = torch.where(labels == 1, 1.0, -1.0)
+    images = (side * torch.linspace(0.2, 2.0, 10))[:, None, None, None] * (w / w.norm())[None]
+    state = torch.random.get_rng_state()
+    for attack, expected in (
+        (PGD("l2", 1.1, steps=10, input_range=WIDE), 0.5),
+        (PGD("l2", 0.3, steps=10, input_range=WIDE), 0.9),
+    ):
+        assert art_robust_accuracy(linear, images, labels, attack) == pytest.approx(expected)
+        assert robust_accuracy(linear, images, labels, attack) == pytest.approx(expected)
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -19,7 +19,7 @@ between rows, so a row gives the same result in any batch.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -30,8 +30,9 @@ from torch import Tensor
 
 from ._captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from ._checks import check_positive_int, check_step_size
+from ._estimator import FillOptions
 from ._problem import FillProblem, LossFn
-from .mask_fill import MaskFill, _FillOptions
+from .mask_fill import MaskFill
 from .masks import SeedLike
 
 __all__ = [
@@ -513,6 +514,7 @@ class BFGSMaskFill(MaskFill):
         seed: SeedLike = None,
         select_first: bool | None = True,
         amp_dtype: torch.dtype | None = None,
+        record_at: Sequence[int] | None = None,
     ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
@@ -522,7 +524,7 @@ class BFGSMaskFill(MaskFill):
                 in :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             n_samples, mask_ratio, patch_size, selection, loss: as in
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
-            max_draws, tolerance, masks, seed, amp_dtype: as in
+            max_draws, tolerance, masks, seed, amp_dtype, record_at: as in
                 :meth:`MaskFill.attribute <captum_fillblanks.MaskFill.attribute>`.
             step_size (float, optional): ``gamma``; scales the final update
                 ``x_T - x_0``, not the steps of the iteration. Default: 1.0.
@@ -563,22 +565,7 @@ class BFGSMaskFill(MaskFill):
         _check_memory(memory)
         _resolve_line_search(line_search)
         check_step_size(step_size)
-        options = _FillOptions(
-            n_samples=n_samples,
-            mask_ratio=mask_ratio,
-            patch_size=patch_size,
-            selection=selection,
-            loss=loss,
-            max_draws=max_draws,
-            tolerance=tolerance,
-            masks=masks,
-            seed=seed,
-            select_first=select_first,
-            amp_dtype=amp_dtype,
-            internal_batch_size=internal_batch_size,
-            show_progress=show_progress,
-            with_squares=return_convergence_delta,
-        )
+        options = FillOptions.from_call(locals())
         update = BFGSStep(n_iter, memory, line_search, step_size)
         estimate = self._attribute(inputs, baselines, target, additional_forward_args, feature_mask, options, update)
         return self._finish(estimate, return_convergence_delta)

@@ -6,12 +6,12 @@ such models at a layer (``LayerIntegratedGradients`` at the embedding). Here the
 output ``h`` plays the image: a mask blanks units of ``h`` (token positions), a forward
 hook hands the model ``h' = m * h + (1 - m) * b``, and the update is
 ``delta = -gamma * grad_{h'} L`` at ``h'``. The estimator is :class:`MaskFill`'s own
-(``_fill_sums``): the same seeded mask sequence, selection, losses, tolerance and counts.
+(``fill_sums``): the same seeded mask sequence, selection, losses, tolerance and counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,8 +22,9 @@ from torch import Tensor, nn
 
 from ._captum_compat import TargetType, format_additional_forward_args, format_tensor_into_tuples
 from ._checks import check_step_size
+from ._estimator import Estimate, FillOptions, GradientStep, fill_sums, finish_estimate
 from ._problem import FillProblem, LossFn, buffers_restored, format_baselines, warn_if_training
-from .mask_fill import GradientStep, MaskFill, _Estimate, _fill_sums, _FillOptions, finish_estimate
+from .mask_fill import MaskFill
 from .masks import MaskSequence, SeedLike, n_blank_units, patch_grid
 
 __all__ = ["LayerMaskFill", "layer_unit_map", "token_layer_mask"]
@@ -267,11 +268,12 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
         seed: SeedLike = None,
         select_first: bool | None = None,
         amp_dtype: torch.dtype | None = None,
+        record_at: Sequence[int] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""
         The estimator's keyword options (``n_samples``, ``mask_ratio``, ``patch_size``,
         ``selection``, ``loss``, ``step_size``, ``max_draws``, ``tolerance``, ``masks``,
-        ``seed``, ``select_first``, ``amp_dtype``) are :meth:`MaskFill.attribute
+        ``seed``, ``select_first``, ``amp_dtype``, ``record_at``) are :meth:`MaskFill.attribute
         <captum_fillblanks.attr.MaskFill.attribute>`'s: ``mask_ratio`` is the fraction of
         each example's own units blanked, ``patch_size`` applies to 4-D layer outputs, and
         ``masks`` (``1`` kept, ``0`` blank) are shaped like one example of ``h`` (or a
@@ -325,22 +327,7 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
             raise TypeError(f"attribute_to_layer_input must be a bool, got {type(attribute_to_layer_input).__name__}")
         model_inputs = _format_model_inputs(inputs)
         extra = tuple(format_additional_forward_args(additional_forward_args) or ())
-        options = _FillOptions(
-            n_samples=n_samples,
-            mask_ratio=mask_ratio,
-            patch_size=patch_size,
-            selection=selection,
-            loss=loss,
-            max_draws=max_draws,
-            tolerance=tolerance,
-            masks=masks,
-            seed=seed,
-            select_first=select_first,
-            amp_dtype=amp_dtype,
-            internal_batch_size=internal_batch_size,
-            show_progress=show_progress,
-            with_squares=return_convergence_delta,
-        )
+        options = FillOptions.from_call(locals())
         warn_if_training(self.forward_func)
         swap = _LayerSwap(self.layer, attribute_to_layer_input)
         with buffers_restored(self.forward_func), swap.installed():
@@ -350,7 +337,7 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
         result, self.counts = finish_estimate(estimate, return_convergence_delta)
         return result
 
-    def _estimate(self, swap, model_args, layer_baselines, target, layer_mask, options, step_size) -> _Estimate:
+    def _estimate(self, swap, model_args, layer_baselines, target, layer_mask, options, step_size) -> Estimate:
         """The layer's value on the unmasked inputs, then the estimator over it, with
         ``model_args`` (the inputs, then the extra arguments) going to the model."""
         with torch.no_grad():
@@ -394,7 +381,7 @@ class LayerMaskFill(LayerAttribution, GradientAttribution):
         def random_masks(seed: int) -> _ExampleUnitMasks:
             return _ExampleUnitMasks(unit_map, options.mask_ratio, seed)
 
-        return _fill_sums(
+        return fill_sums(
             problem, None, options, GradientStep(step_size), desc="LayerMaskFill draws", random_masks=random_masks
         )
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["PGD", "robust_accuracy"]
+__all__ = ["PGD", "robust_accuracy", "art_robust_accuracy"]
 
 _NORMS = ("l2", "linf")
 
@@ -196,3 +196,72 @@ def robust_accuracy(
     finally:
         model.train(was_training)
     return correct / len(images)
+
+
+def art_robust_accuracy(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    attack: PGD,
+    *,
+    restarts: int = 1,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> float:
+    """Robust accuracy under the Adversarial Robustness Toolbox's PGD: an attack we did
+    not write, to check :func:`robust_accuracy` (our PGD) against.
+
+    ``ProjectedGradientDescent`` of ``art.attacks.evasion`` with ``attack``'s norm,
+    ``epsilon``, step size and steps, ``restarts`` random starts (ART keeps, per image,
+    the start whose result fools the model), on a ``PyTorchClassifier`` with clip
+    values ``attack.input_range``. Needs the optional extra ``robust``
+    (``pip install "captum-fillblanks[robust]"``). ART draws its random starts from
+    NumPy's global state: it is seeded with ``seed`` and given back afterwards, as
+    torch's.
+
+    Returns:
+        float: Robust accuracy in ``[0, 1]``.
+    """
+    try:
+        from art.attacks.evasion import ProjectedGradientDescent
+        from art.estimators.classification import PyTorchClassifier
+    except ImportError as error:
+        raise ImportError(
+            "art_robust_accuracy needs the Adversarial Robustness Toolbox: pip install 'captum-fillblanks[robust]'"
+        ) from error
+    import numpy as np
+
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        n_classes = model(images[:1].to(device)).shape[1]
+    classifier = PyTorchClassifier(
+        model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(images.shape[1:]),
+        nb_classes=n_classes,
+        clip_values=attack.input_range,
+        device_type="gpu" if device.type == "cuda" else "cpu",
+    )
+    pgd = ProjectedGradientDescent(
+        classifier,
+        norm=2 if attack.norm == "l2" else np.inf,
+        eps=attack.epsilon,
+        eps_step=attack.step,
+        max_iter=attack.steps,
+        num_random_init=restarts if attack.random_start else 0,
+        batch_size=batch_size,
+        verbose=False,
+    )
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            attacked = pgd.generate(x=images.cpu().numpy(), y=labels.cpu().numpy())
+            predicted = classifier.predict(attacked, batch_size=batch_size).argmax(1)
+    finally:
+        np.random.set_state(state)
+        model.train(was_training)
+    return float((torch.from_numpy(predicted) == labels.cpu()).double().mean())
