@@ -225,13 +225,3 @@ def test_the_registry_names_each_models_builder_weights_and_name():
         MODELS["mnist", "other"] = entry  # read-only
     with pytest.raises(ValueError, match="no shipped model for arch='simple-cnn' on dataset='fashion-mnist'"):
         shipped_model("fashion-mnist", "simple-cnn")
-
-
-def test_reading_a_registry_entry_as_a_tuple_still_works_with_a_deprecation_warning():
-    from captum_fillblanks.paper.models import MODELS, resnet5
-
-    with pytest.warns(DeprecationWarning, match="read .builder, .weights and .name"):
-        builder, weights, name = MODELS["fashion-mnist", "resnet5"]
-    assert (builder, weights, name) == (resnet5, ResNet5_Weights.FASHION_MNIST, "ResNet5")
-    with pytest.warns(DeprecationWarning):
-        assert MODELS["mnist", "resnet5"][1] is ResNet5_Weights.MNIST_5K_FLATTEN

@@ -1,5 +1,4 @@
 import math
-import warnings
 
 import pytest
 import torch
@@ -232,17 +231,6 @@ def test_transform_and_loose_keywords_at_once_are_refused_everywhere():
         filled_image(update, update, blank, transform=setting, binarized=False)
     with pytest.raises(TypeError, match="not both"):
         prototype(update, transform=setting, normalization="min_max")
-
-
-def test_kwargs_is_deprecated_in_favour_of_passing_the_setting():
-    setting = TransformSetting("min_max", 0.3)
-    with pytest.warns(DeprecationWarning, match="pass the setting itself as transform=setting") as record:
-        assert setting.kwargs() == {"normalization": "min_max", "threshold": 0.3, "binarized": True}
-    assert record[0].filename == __file__  # it points at the caller
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # applying the setting does not go through kwargs()
-        setting(torch.randn(1, 4))
-        prototype(torch.randn(1, 4), transform=setting)
 
 
 @pytest.mark.parametrize("threshold", [float("nan"), 1.5, -1.0, 1.0])

@@ -129,8 +129,8 @@ class ProgressiveMaskFill(GradientAttribution):
                 ``"min_max"``, :func:`~captum_fillblanks.attr.transforms.normalize_over_blanks`),
                 threshold ``tau``, and whether to binarize (``False`` writes the
                 normalized update without thresholding). Default: None
-                (``TransformSetting()``: "max_abs" at the 90th percentile, ``tau`` 0.5,
-                binarized).
+                (``TransformSetting()``, the package's default ``T``: see
+                :class:`~captum_fillblanks.attr.transforms.TransformSetting`).
             threshold, binarized, normalization (optional): a convenience for the same
                 setting, field by field
                 (:func:`~captum_fillblanks.attr.transforms.resolve_transform`); not

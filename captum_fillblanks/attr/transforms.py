@@ -213,8 +213,8 @@ def fill_transform(
             to binarize; ``binarized=False`` skips the threshold (the paper's Fig. 6
             variant) and keeps the normalized update's part in ``[0, 1]`` (under
             ``"max_abs"``, the positive part: a negative update is background).
-            Default: None (``TransformSetting()``: "max_abs", ``tau`` 0.5, binarized,
-            scaled by the 90th percentile).
+            Default: None (``TransformSetting()``, the package's default ``T``: see
+            :class:`TransformSetting`).
         threshold, binarized, normalization (optional): a convenience for the same
             setting, field by field (:func:`resolve_transform`); not together with
             ``transform``. Default: None (the default of each field).
@@ -271,27 +271,12 @@ class TransformSetting:
             raise TypeError(f"binarized must be a bool, got {type(self.binarized).__name__}")
         _check_percentile(self.scale_percentile, self.normalization)
 
-    def kwargs(self) -> dict:
-        """``normalization``, ``threshold`` and ``binarized`` as keyword arguments.
-
-        .. deprecated::
-            Pass the setting itself, ``transform=setting``, where ``**setting.kwargs()``
-            went.
-        """
-        warnings.warn(
-            "TransformSetting.kwargs() is deprecated: pass the setting itself as transform=setting "
-            "(fill_transform, filled_image, prototype, ProgressiveMaskFill.attribute and the figures take it)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return {"normalization": self.normalization, "threshold": self.threshold, "binarized": self.binarized}
-
     def __call__(self, update: Tensor, blank: Tensor | None = None) -> Tensor:
         return fill_transform(update, blank, transform=self)
 
     def __str__(self) -> str:
         text = f"{self.normalization}, " + (f"tau {self.threshold:g}" if self.binarized else "not binarized")
-        if self.normalization != "max_abs" or self.scale_percentile == DEFAULT_SCALE_PERCENTILE == 100:
+        if self.normalization != "max_abs":
             return text
         return f"{text}, scale " + ("max" if self.scale_percentile == 100 else f"p{self.scale_percentile:g}")
 

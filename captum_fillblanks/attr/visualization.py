@@ -527,8 +527,8 @@ def visualize_fill(
         transform (TransformSetting, optional): the setting of ``T``: normalization
             (``"max_abs"`` or ``"min_max"``, :mod:`captum_fillblanks.attr.transforms`),
             threshold ``tau``, and whether to binarize (``False`` draws ``T`` without the
-            threshold). Default: None (``TransformSetting()``: "max_abs", ``tau`` 0.2,
-            binarized).
+            threshold). Default: None (``TransformSetting()``, the package's default
+            ``T``: see :class:`~captum_fillblanks.attr.transforms.TransformSetting`).
         threshold, binarized, normalization (optional): a convenience for the same
             setting, field by field
             (:func:`~captum_fillblanks.attr.transforms.resolve_transform`); not together

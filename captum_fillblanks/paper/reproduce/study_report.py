@@ -37,10 +37,11 @@ __all__ = [
 #: fills' shard seeds and the validation's).
 SCORING_SEED_OFFSET = 3 * 10**6
 
-#: The transforms of the study: the package's default ``T`` (max_abs, tau 0.5, scaled by
-#: the 90th percentile of ``|fill|``, clipped; chosen on validation by what a reader
-#: sees) and the earlier default, tau 0.2 scaled by the largest value, beside it.
-DEFAULT_T, EARLIER_T = TransformSetting(), TransformSetting(threshold=0.2, scale_percentile=100.0)
+#: The transforms of the study: the package's default ``T`` (``TransformSetting()``,
+#: chosen on validation by what a reader sees) and, beside it, tau 0.2 with the fill
+#: scaled by its largest value (the reports call it "earlier T": the package's default
+#: before the choice).
+DEFAULT_T, MAX_SCALED_T = TransformSetting(), TransformSetting(threshold=0.2, scale_percentile=100.0)
 
 #: The study's columns: per-image values, and whether the summary is a mean in percent
 #: (``True``) or a median.
@@ -78,7 +79,7 @@ def image_scores(
     prototypes of the largest count, for the last column)."""
     with torch.no_grad():
         pasted = filled_image(apply_masks(images, blanks), fill, blanks, transform=DEFAULT_T)
-        drawn, earlier = prototype(fill, transform=DEFAULT_T), prototype(fill, transform=EARLIER_T)
+        drawn, earlier = prototype(fill, transform=DEFAULT_T), prototype(fill, transform=MAX_SCALED_T)
         agreement = inpainting_agreement(fill, images, transform=DEFAULT_T)
         return {
             "paper-style": (model(pasted).argmax(1) == predicted).double(),
@@ -87,7 +88,7 @@ def image_scores(
             "judge, earlier T": (judge(earlier).argmax(1) == predicted).double(),
             "auc": agreement.auc,
             "iou": agreement.iou,
-            "iou, earlier T": inpainting_agreement(fill, images, transform=EARLIER_T).iou,
+            "iou, earlier T": inpainting_agreement(fill, images, transform=MAX_SCALED_T).iou,
             "same as largest": intersection_over_union(drawn > 0.5, reference > 0.5),
         }
 

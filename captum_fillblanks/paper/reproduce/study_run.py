@@ -20,7 +20,7 @@ from .study import STUDY_COUNTS, images_digest, recorded_counts, study_fills
 from .study_figures import draw_study_curves, draw_study_per_image, draw_study_prototypes
 from .study_report import (
     DEFAULT_T,
-    EARLIER_T,
+    MAX_SCALED_T,
     SCORING_SEED_OFFSET,
     STUDY_COLUMNS,
     Summary,
@@ -181,7 +181,7 @@ def mask_study(
         out / "masks_prototypes.png",
         counts=shown_counts,
         stop=shown_stop,
-        transforms={"default T": DEFAULT_T, "earlier T": EARLIER_T},
+        transforms={"default T": DEFAULT_T, "earlier T": MAX_SCALED_T},
         title=title,
     )
     ranks = draw_study_per_image(
@@ -217,7 +217,7 @@ def mask_study(
         f"{DEFAULT_T.threshold:g} after dividing by the {DEFAULT_T.scale_percentile:g}th percentile of |fill| over "
         "the blanks, clipped; chosen on validation images by what an independent judge reads, "
         "`benchmarks/choose_display.py`); the columns marked *earlier T* use the earlier default "
-        f"({EARLIER_T}: tau {EARLIER_T.threshold:g} after dividing by the largest |fill|).",
+        f"({MAX_SCALED_T}: tau {MAX_SCALED_T.threshold:g} after dividing by the largest |fill|).",
         "",
         f"Each image is scored under its own mask (the first of seed {seed} + {SCORING_SEED_OFFSET:,} + its index). "
         "Errors are one standard error, a bootstrap over the images (1,000 resamples); a `*` marks a value that "
