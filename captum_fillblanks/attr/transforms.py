@@ -46,6 +46,7 @@ __all__ = [
     "fill_transform",
     "signed_update",
     "to_input_range",
+    "range_end",
     "filled_image",
     "prototype",
 ]
@@ -362,11 +363,11 @@ def to_input_range(values: Tensor, input_range: InputRange = (0.0, 1.0)) -> Tens
         raise ValueError(
             f"input_range must be a pair (background, ink) of numbers or tensors, got {type(input_range).__name__}"
         )
-    background, ink = (_range_end(end, values, which) for end, which in zip(input_range, ("background", "ink")))
+    background, ink = (range_end(end, values, which) for end, which in zip(input_range, ("background", "ink")))
     return background + values * (ink - background)
 
 
-def _range_end(end: float | Tensor, values: Tensor, which: str) -> float | Tensor:
+def range_end(end: float | Tensor, values: Tensor, which: str) -> float | Tensor:
     """One end of ``input_range``, shaped to broadcast to ``values`` (or a clear error)."""
     if not isinstance(end, Tensor):
         return end

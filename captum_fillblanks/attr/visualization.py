@@ -71,9 +71,9 @@ from .masks import apply_masks, blank_stack
 from .transforms import (
     InputRange,
     TransformSetting,
-    _range_end,
     filled_image,
     prototype,
+    range_end,
     resolve_transform,
     signed_update,
 )
@@ -265,7 +265,7 @@ def to_unit_range(images: Tensor, input_range: InputRange) -> Tensor:
     """Input values mapped to display values: ``input_range`` -> ``[0, 1]``, clipped.
     Per-channel ends ``(1, C, 1, 1)`` also fit a single image ``(C, H, W)``."""
     low, high = _check_range(input_range)
-    low, high = (_range_end(end, images, which) for end, which in ((low, "background"), (high, "ink")))
+    low, high = (range_end(end, images, which) for end, which in ((low, "background"), (high, "ink")))
     return ((images - low) / (high - low)).clamp(0.0, 1.0)
 
 
