@@ -28,8 +28,12 @@ The images: ``--split validation`` (default), the reproduction's validation imag
   target ``y_0``;
 - the mean kept masks to reach ``tolerance=0.15`` (cap 3,000; the first 100 images).
 
-With ``--figure`` it draws ``figure_SPLIT.png``: the first two images of each class and
-each variant's ``T(fill)`` of them (strict prototypes, default ``T``).
+It writes ``table_DATASET_ARCH_SPLIT.md`` (the columns as Markdown, then the judge's
+reading per class); with ``--figure`` it draws ``figure_DATASET_ARCH_SPLIT.png``: the
+first two images of each class and each variant's ``T(fill)`` of them (strict
+prototypes, default ``T``).
+
+Its results: ``docs/reproduction/robust.md``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -57,6 +62,7 @@ VARIANTS = {
     "noise-0.5": {"noise_std": 0.5},
     "l2-1": {"attack": PGD("l2", 1.0, warmup=0.2)},
     "l2-2": {"attack": PGD("l2", 2.0, warmup=0.2)},
+    "l2-2.5": {"attack": PGD("l2", 2.5, warmup=0.2)},
     "l2-3": {"attack": PGD("l2", 3.0, warmup=0.2)},
     "linf-0.3": {"attack": PGD("linf", 0.3, warmup=0.2)},
     "fast-l2-2": {"attack": PGD("l2", 2.0, steps=1, warmup=0.2)},
@@ -66,10 +72,27 @@ VARIANTS = {
 #: Robust accuracy is measured with these attacks, on the first 1,000 t10k images.
 EVAL_ATTACKS = {"L2 1.0": PGD("l2", 1.0, steps=20), "Linf 0.1": PGD("linf", 0.1, steps=20)}
 
-FILL_SAMPLES, WRONG_IMAGES, WRONG_SAMPLES, TOLERANCE, TOLERANCE_CAP = 1000, 100, 300, 0.15, 3000
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each column measures (``--quick``: a smoke test's sizes)."""
+
+    fill_samples: int = 1000
+    wrong_images: int = 100
+    wrong_samples: int = 300
+    tolerance_cap: int = 3000
+    robust_images: int = 1000
+    test_images: int | None = None  # all t10k images
+    epochs: int | None = None  # the recipe's
 
 
-def trained(name: str, dataset: str, arch: str, data_dir: Path, out: Path) -> torch.nn.Module:
+QUICK = Sizes(
+    fill_samples=16, wrong_images=4, wrong_samples=8, tolerance_cap=64, robust_images=8, test_images=50, epochs=1
+)
+TOLERANCE = 0.15
+
+
+def trained(name: str, dataset: str, arch: str, data_dir: Path, out: Path, sizes: Sizes) -> torch.nn.Module:
     """The variant's model: the shipped weights for ``standard``, else trained with the
     shipped recipe plus the variant's change (kept in ``out``)."""
     entry = shipped_model(dataset, arch)
@@ -90,7 +113,7 @@ def trained(name: str, dataset: str, arch: str, data_dir: Path, out: Path) -> to
     train_model(
         model,
         (images[chosen], labels[chosen]),
-        epochs=recipe["epochs"],
+        epochs=sizes.epochs or recipe["epochs"],
         batch_size=recipe["batch_size"],
         lr=recipe["lr"],
         seed=recipe["seed"],
@@ -128,18 +151,23 @@ def percent(hits: torch.Tensor) -> float:
     return round(100 * float(hits.double().mean()), 1)
 
 
-def measure(model, judge, dataset: str, data_dir: Path, split: str, n: int) -> dict:
+def measure(model, judge, dataset: str, data_dir: Path, split: str, n: int, sizes: Sizes) -> dict:
     images, _, seed = split_images(dataset, data_dir, split, n)
     n_classes = len(CLASS_NAMES[dataset])
     test_images, test_labels = load_tensors(dataset, data_dir / dataset, train=False)
+    test_images, test_labels = test_images[: sizes.test_images], test_labels[: sizes.test_images]
     row = {"clean t10k": round(100 * evaluate_accuracy(model, test_images, test_labels), 2)}
     for label, attack in EVAL_ATTACKS.items():
-        row[f"robust {label}"] = round(100 * robust_accuracy(model, test_images[:1000], test_labels[:1000], attack), 1)
+        row[f"robust {label}"] = round(
+            100
+            * robust_accuracy(model, test_images[: sizes.robust_images], test_labels[: sizes.robust_images], attack),
+            1,
+        )
     with torch.no_grad():
         y0 = model(images).argmax(1)
     fills = {}
     for selection in ("correct", "all"):
-        fill = MaskFill(model).attribute(images, n_samples=FILL_SAMPLES, selection=selection, seed=seed)
+        fill = MaskFill(model).attribute(images, n_samples=sizes.fill_samples, selection=selection, seed=seed)
         agreement = inpainting_agreement(fill, images)
         with torch.no_grad():
             read = judge(prototype(fill)).argmax(1) == y0
@@ -151,20 +179,20 @@ def measure(model, judge, dataset: str, data_dir: Path, split: str, n: int) -> d
         ]
         fills[selection] = fill
     row["wrong-target"], _ = wrong_target_control(
-        model, images[:WRONG_IMAGES], n_classes=n_classes, n_samples=WRONG_SAMPLES, seed=seed
+        model, images[: sizes.wrong_images], n_classes=n_classes, n_samples=sizes.wrong_samples, seed=seed
     )
     for targets, fixed in (("per step", None), ("fixed y_0", y0)):
         final = rebuilt(model, images, seed, fixed)
         with torch.no_grad():
             row[f"progressive {targets}"] = percent(judge(final).argmax(1) == y0)
     method = MaskFill(model)
-    method.attribute(images[:WRONG_IMAGES], n_samples=TOLERANCE_CAP, tolerance=TOLERANCE, seed=seed)
+    method.attribute(images[: sizes.wrong_images], n_samples=sizes.tolerance_cap, tolerance=TOLERANCE, seed=seed)
     row["kept to tolerance 0.15"] = round(float(method.counts.n_kept.double().mean()), 0)
     row["converged"] = percent(method.counts.converged)
     return row, fills["correct"]
 
 
-def draw(out: Path, split: str, dataset: str, images, labels, prototypes: dict[str, torch.Tensor]) -> Path:
+def draw(out: Path, split: str, dataset: str, arch: str, images, labels, prototypes: dict[str, torch.Tensor]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,15 +211,42 @@ def draw(out: Path, split: str, dataset: str, images, labels, prototypes: dict[s
             if r == 0:
                 axes[r, c].set_title(CLASS_NAMES[dataset][int(labels[index])][:7], fontsize=7)
     figure.suptitle(
-        f"{dataset} {split} images (the first two of each class): strict prototypes T(fill), "
-        f"{FILL_SAMPLES} kept masks, default T",
+        f"{dataset} {split} images (the first two of each class): strict prototypes T(fill), default T",
         fontsize=9,
     )
     figure.tight_layout()
-    path = out / f"figure_{dataset}_{split}.png"
+    path = out / f"figure_{dataset}_{arch}_{split}.png"
     write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
     return path
+
+
+#: The table's columns: (header, JSON key, format)
+COLUMNS = (
+    ("clean t10k %", "clean t10k", "{:.2f}"),
+    ("robust L2 1.0 %", "robust L2 1.0", "{:.1f}"),
+    ("robust L-inf 0.1 %", "robust Linf 0.1", "{:.1f}"),
+    ("median AUC", "AUC correct", "{:.3f}"),
+    ("median IoU", "IoU correct", "{:.3f}"),
+    ("judge reads T(fill) %", "judge correct", "{:.1f}"),
+    ("wrong-target %", "wrong-target", "{:.1f}"),
+    ("progressive, per-step targets %", "progressive per step", "{:.1f}"),
+    ("progressive, fixed y_0 %", "progressive fixed y_0", "{:.1f}"),
+    ("mean kept masks to tolerance 0.15", "kept to tolerance 0.15", "{:.0f}"),
+)
+
+
+def table(rows: dict[str, dict], dataset: str) -> str:
+    """The rows as Markdown, then the judge's reading per class."""
+    lines = ["| training | " + " | ".join(h for h, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f.format(row[key]) for _, key, f in COLUMNS) + " |")
+    classes = CLASS_NAMES[dataset]
+    lines += ["", "| training | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for name, row in rows.items():
+        cells = ["–" if v is None else f"{v:.0f}" for v in row["judge per class correct"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -204,27 +259,34 @@ def main() -> None:
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     parser.add_argument("--n-images", type=int, default=200)
     parser.add_argument("--figure", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a smoke test's sizes: tiny counts, one epoch")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     judge = shipped_model(args.dataset, JUDGE_ARCH[args.dataset]).build()
-    prototypes = {}
+    sizes = QUICK if args.quick else Sizes()
+    prototypes, rows = {}, {}
     for name in args.variants:
-        model = trained(name, args.dataset, args.arch, args.data_dir, args.out)
+        model = trained(name, args.dataset, args.arch, args.data_dir, args.out, sizes)
         stem = f"{args.dataset}_{args.arch}_{name}_{args.split}_{args.n_images}"
         result, fills = args.out / f"{stem}.json", args.out / f"{stem}_fill.pt"
         if not result.exists():
             began = time.perf_counter()
-            row, fill = measure(model, judge, args.dataset, args.data_dir, args.split, args.n_images)
+            row, fill = measure(model, judge, args.dataset, args.data_dir, args.split, args.n_images, sizes)
             row["seconds"] = round(time.perf_counter() - began)
             save_tensors_file(fill, fills)
             text = json.dumps(row, indent=1)
             write_atomically(result, lambda handle, text=text: handle.write(text.encode()))
         row = json.loads(result.read_text())
+        rows[name] = row
         print(name, json.dumps(row), flush=True)
         prototypes[name] = prototype(load_tensors_file(fills))
+    text = table(rows, args.dataset) + "\n"
+    write_atomically(
+        args.out / f"table_{args.dataset}_{args.arch}_{args.split}.md", lambda handle: handle.write(text.encode())
+    )
     if args.figure:
         images, labels, _ = split_images(args.dataset, args.data_dir, args.split, args.n_images)
-        print("wrote", draw(args.out, args.split, args.dataset, images, labels, prototypes))
+        print("wrote", draw(args.out, args.split, args.dataset, args.arch, images, labels, prototypes))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The reference models: shapes, the shipped weights, and the ``weights=`` argument."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -22,6 +24,7 @@ from captum_fillblanks.paper.training import evaluate_accuracy
 
 SHIPPED = [
     (simple_cnn, SimpleCNN_Weights.MNIST_5K, "mnist"),
+    (simple_cnn, SimpleCNN_Weights.MNIST_5K_ROBUST, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN, "mnist"),
     (resnet5, ResNet5_Weights.MNIST_5K_ANTIALIAS, "mnist"),
@@ -225,3 +228,25 @@ def test_the_registry_names_each_models_builder_weights_and_name():
         MODELS["mnist", "other"] = entry  # read-only
     with pytest.raises(ValueError, match="no shipped model for arch='simple-cnn' on dataset='fashion-mnist'"):
         shipped_model("fashion-mnist", "simple-cnn")
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_the_robust_weights_have_the_clean_and_robust_accuracy_their_meta_records():
+    from captum_fillblanks.paper.data import load_tensors
+    from captum_fillblanks.paper.robust import PGD, robust_accuracy
+
+    weights = SimpleCNN_Weights.MNIST_5K_ROBUST
+    model = simple_cnn(weights=weights)
+    images, labels = load_tensors("mnist", SHARED_MNIST, train=False)
+    assert evaluate_accuracy(model, images, labels) == pytest.approx(weights.meta["t10k_accuracy"], abs=5e-4)
+    standard = simple_cnn(weights=SimpleCNN_Weights.MNIST_5K)
+    for measured in weights.meta["robust_accuracy"].values():
+        attack, n = PGD(**measured["attack"]), measured["images"]
+        robust = robust_accuracy(model, images[:n], labels[:n], attack)
+        assert robust == pytest.approx(measured["accuracy"], abs=0.005)  # another CPU may round differently
+        assert abs(measured["art_accuracy"] - measured["accuracy"]) <= 0.01  # ART's PGD agrees with ours
+        assert robust_accuracy(standard, images[:n], labels[:n], attack) < robust - 0.15  # it is what robust means
+    assert PGD(**weights.meta["recipe"]["attack"]) == PGD("l2", 2.5, warmup=0.2)

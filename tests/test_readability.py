@@ -142,3 +142,39 @@ def test_the_summary_is_the_median_of_each_check_and_the_rates_of_the_others():
     assert summary.wrong_target == wrong
     skipped = readability_summary(model, judge, images, fill, n_classes=10, wrong_target_samples=None)
     assert skipped.wrong_target is None
+
+
+@pytest.mark.parametrize(
+    "judge, error, message",
+    [
+        (lambda x: x[:1], ValueError, "one row per prototype \\(4\\).*got shape \\(1, 4\\)"),  # would broadcast
+        (lambda x: x[:, :1], ValueError, "at least two classes, got shape \\(4, 1\\)"),  # one logit
+        (lambda x: x.argmax(1), ValueError, "got shape \\(4,\\)"),
+        (lambda x: (x,), TypeError, "must return a Tensor of class scores, got tuple"),
+        (lambda x: x[:, :3], ValueError, "labels must be classes of the judge, 0 to 2"),
+    ],
+    ids=["one-row", "one-logit", "labels", "tuple", "fewer-classes"],
+)
+def test_a_judge_whose_output_is_not_one_score_row_per_prototype_is_refused(judge, error, message):
+    with pytest.raises(error, match=message):
+        judge_accuracy(judge, torch.eye(4), torch.tensor([0, 1, 2, 3]))
+
+
+def test_auc_is_nan_for_an_example_with_a_nan_score_and_the_others_keep_theirs():
+    scores = torch.tensor([[0.1, 0.9, float("nan")], [float("nan")] * 3, [0.1, 0.9, 0.5]])
+    positives = torch.tensor([[False, True, False]] * 3)
+    auc = roc_auc(scores, positives)
+    assert auc[:2].isnan().all() and auc[2] == 1.0
+
+
+def test_ink_refuses_a_range_whose_ink_is_its_background():
+    with pytest.raises(ValueError, match="input_range must give ink a value other than the background"):
+        ink(torch.rand(1, 1, 4, 4), input_range=(0.0, 0.0))
+
+
+def test_the_iou_is_nan_for_an_image_with_no_ink_or_all_ink_as_documented():
+    images = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4), torch.eye(4)[None]])
+    fill = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    agreement = inpainting_agreement(fill, images)
+    assert agreement.iou[:2].isnan().all() and not agreement.iou[2].isnan()
+    assert agreement.auc[:2].isnan().all()

@@ -64,7 +64,8 @@ def roc_auc(scores: Tensor, positives: Tensor) -> Tensor:
 
     Returns:
         Tensor: ``(batch,)`` float64 in ``[0, 1]``; NaN for an example with no positive or
-        no negative position (the AUC is not defined there).
+        no negative position (the AUC is not defined there), or with a NaN score (it
+        cannot be ranked).
     """
     scores, positives = _per_example(scores, "scores"), _per_example(positives, "positives")
     if scores.shape != positives.shape or positives.dtype != torch.bool:
@@ -77,7 +78,7 @@ def roc_auc(scores: Tensor, positives: Tensor) -> Tensor:
     result = torch.full((scores.shape[0],), float("nan"), dtype=torch.float64)
     for i, (row, positive) in enumerate(zip(scores, positives)):
         n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-        if n_pos == 0 or n_neg == 0:
+        if n_pos == 0 or n_neg == 0 or bool(row.isnan().any()):
             continue
         # average ranks (1-based), ties sharing the mean of their ranks
         values, inverse, counts = torch.unique(row, return_inverse=True, return_counts=True)
@@ -117,6 +118,11 @@ def ink(images: Tensor, *, threshold: float = 0.5, input_range: InputRange = (0.
     if not isinstance(images, Tensor) or images.dim() != 4:
         raise ValueError(f"images must be a (batch, C, H, W) tensor, got {getattr(images, 'shape', images)!r}")
     background, full = to_input_range(torch.zeros(()), input_range), to_input_range(torch.ones(()), input_range)
+    if not bool((torch.as_tensor(full) != torch.as_tensor(background)).all()):
+        raise ValueError(
+            f"input_range must give ink a value other than the background, got {input_range!r}: "
+            "every image would be all ink or no ink"
+        )
     unit = (images - background) / (full - background)
     return unit.mean(1, keepdim=True) > threshold
 
@@ -166,7 +172,10 @@ def inpainting_agreement(
     truth = ink(images, threshold=ink_threshold, input_range=input_range)
     auc = roc_auc(fill.sum(1, keepdim=True), truth)
     drawn = prototype(fill, transform=transform).mean(1, keepdim=True) > 0.5
-    return InpaintingAgreement(auc, intersection_over_union(drawn, truth))
+    iou = intersection_over_union(drawn, truth)
+    inked = truth.flatten(1).double().mean(1).cpu()
+    iou = torch.where((inked > 0) & (inked < 1), iou, torch.full_like(iou, float("nan")))
+    return InpaintingAgreement(auc, iou)
 
 
 def judge_accuracy(judge: Callable, prototypes: Tensor, labels: Tensor) -> float:
@@ -178,8 +187,19 @@ def judge_accuracy(judge: Callable, prototypes: Tensor, labels: Tensor) -> float
             f"{getattr(labels, 'shape', labels)!r}"
         )
     with torch.no_grad():
-        predicted = judge(prototypes).argmax(1)
-    return 100.0 * float((predicted.cpu() == labels.cpu()).double().mean())
+        scores = judge(prototypes)
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"judge must return a Tensor of class scores, got {type(scores).__name__}")
+    if scores.dim() != 2 or scores.shape[0] != len(prototypes) or scores.shape[1] < 2:
+        raise ValueError(
+            f"judge must return (batch, classes) scores, one row per prototype ({len(prototypes)}) and at least "
+            f"two classes, got shape {tuple(scores.shape)}"
+        )
+    if bool(((labels < 0) | (labels >= scores.shape[1])).any()):
+        raise ValueError(
+            f"labels must be classes of the judge, 0 to {scores.shape[1] - 1}, got {sorted(set(labels.tolist()))[:10]}"
+        )
+    return 100.0 * float((scores.argmax(1).cpu() == labels.cpu()).double().mean())
 
 
 def wrong_targets(labels: Tensor, n_classes: int, *, seed: int = 0) -> Tensor:

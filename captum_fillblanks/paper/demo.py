@@ -22,7 +22,7 @@ from ..attr.readability import ReadabilitySummary, readability_summary
 from ..attr.transforms import TransformSetting, prototype
 from .data import CLASS_NAMES, load_samples
 from .files import write_atomically
-from .models import DEFAULT_ARCH, JUDGE_ARCH, shipped_model
+from .models import DEFAULT_ARCH, JUDGE_ARCH, WeightsEnum, shipped_model
 
 #: The demo's fills stop once their relative Monte-Carlo error is at most this
 #: (``MaskFill``'s ``tolerance``), at most ``n_samples`` kept masks.
@@ -163,6 +163,40 @@ def _run_demo(
             wrong_target_samples=min(WRONG_TARGET_SAMPLES, n_samples),
             seed=seed,
         )
+
+        # Fig. 2 beside a robust twin: the same images filled by the data set's robust
+        # model (trained against small L2 perturbations), with both readability lines
+        robust_weights = robust_twin(entry)
+        if robust_weights is not None:
+            robust = entry.build(robust_weights)
+            robust_fills = MaskFill(robust).attribute(
+                images[chosen], n_samples=n_samples, tolerance=tolerance, seed=seed, show_progress=show_progress
+            )
+            summaries[f"{dataset}, robust"] = readability_summary(
+                robust,
+                judge,
+                images[chosen],
+                robust_fills,
+                n_classes=n_classes,
+                wrong_target_samples=min(WRONG_TARGET_SAMPLES, n_samples),
+                seed=seed,
+            )
+            lines = [
+                f"{label}: {_readability_line(summaries[key])}"
+                for label, key in (("standard", dataset), ("robust", f"{dataset}, robust"))
+            ]
+            pictures = torch.cat([images[first], prototype(fill), prototype(robust_fills[per_class])])
+            figure, axes = visualize_prototypes(pictures, [*names, *[""] * (2 * n_classes)], ncols=n_classes)
+            for row, label in enumerate(("x", f"standard\n{entry.weights.name}", f"robust\n{robust_weights.name}")):
+                axes[row, 0].axis("on"), axes[row, 0].set_xticks([]), axes[row, 0].set_yticks([])
+                axes[row, 0].set_ylabel(label, fontsize=8)
+            figure.suptitle(
+                f"{dataset}, {name}: T(fill) of the first bundled sample of each class, standard and robust "
+                f"weights (default T, {stop})\n" + "\n".join(lines) + f"\n(over the {len(chosen)} Table 1 images)",
+                fontsize=8,
+            )
+            _save(figure, out / f"{dataset}_fig2_standard_vs_robust.png", written)
+            plt.close(figure)
     echo("")
     echo(format_table(results))
     echo("")
@@ -174,6 +208,18 @@ def _run_demo(
     for path in written:
         echo(f"  {path}")
     return results
+
+
+def robust_twin(entry) -> WeightsEnum | None:
+    """The shipped robust weights of ``entry``'s architecture on its data set (a member
+    whose recipe trained against an attack), or ``None``."""
+    members = [m for m in type(entry.weights) if m.meta["dataset"] == entry.weights.meta["dataset"]]
+    return next((m for m in members if m.meta["recipe"].get("attack")), None)
+
+
+def _readability_line(summary: ReadabilitySummary) -> str:
+    wrong = "" if summary.wrong_target is None else f", wrong-target {summary.wrong_target:.0f} %"
+    return f"judge reads {summary.judge:.0f} %, IoU {summary.iou:.2f}, AUC {summary.auc:.2f}{wrong}"
 
 
 def format_table(results: dict[str, ConsistencyCounts], models: dict[str, str] | None = None) -> str:
@@ -199,10 +245,12 @@ def format_readability(summaries: dict[str, ReadabilitySummary], n_images: dict[
         "| judge reads T(fill) | wrong-target control |",
         "|---|---|---|---|---|---|---|",
     ]
-    for dataset, summary in summaries.items():
+    for key, summary in summaries.items():
+        dataset, _, twin = key.partition(", ")  # "mnist", or "mnist, robust": the robust twin
         wrong = "—" if summary.wrong_target is None else f"{summary.wrong_target:.1f} %"
+        model = shipped_model(dataset).name + (f" ({twin})" if twin else "")
         lines.append(
-            f"| {dataset} | {shipped_model(dataset).name} | {n_images[dataset]} | {summary.auc:.2f} | "
+            f"| {dataset} | {model} | {n_images[dataset]} | {summary.auc:.2f} | "
             f"{summary.iou:.2f} | {summary.judge:.1f} % | {wrong} |"
         )
     lines.append(

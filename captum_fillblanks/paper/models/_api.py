@@ -32,6 +32,7 @@ __all__ = [
     "recipe",
     "mnist_5k_meta",
     "build_model",
+    "robust_accuracy_meta",
     "ShippedModel",
     "MODELS",
     "register_shipped_model",
@@ -152,6 +153,30 @@ def mnist_5k_meta(t10k_accuracy: float, num_params: int, recipe: dict[str, Any],
         **more,
         "recipe": recipe,
     }
+
+
+#: The attacks a robust file's ``meta["robust_accuracy"]`` is measured with: 20 PGD
+#: steps with a random start, on the first 1,000 test images.
+ROBUST_EVALUATION = {"l2": ("L2 1.0", "l2", 1.0), "linf": ("L-inf 0.1", "linf", 0.1)}
+ROBUST_EVALUATION_IMAGES = 1000
+
+
+def robust_accuracy_meta(**measured: tuple[float, float]) -> dict[str, dict[str, Any]]:
+    """``meta["robust_accuracy"]``: per attack of :data:`ROBUST_EVALUATION` (by its key),
+    ``(ours, art)``, the robust accuracy under :func:`~..robust.robust_accuracy` and under
+    the Adversarial Robustness Toolbox's PGD (:func:`~..robust.art_robust_accuracy`)."""
+    from ..robust import PGD
+
+    meta = {}
+    for key, (ours, art) in measured.items():
+        label, norm, epsilon = ROBUST_EVALUATION[key]
+        meta[label] = {
+            "attack": PGD(norm, epsilon, steps=20).as_meta(),
+            "images": ROBUST_EVALUATION_IMAGES,
+            "accuracy": ours,
+            "art_accuracy": art,
+        }
+    return meta
 
 
 def build_model(
