@@ -119,3 +119,70 @@ def test_token_view_errors_name_the_argument():
     model = Bag().eval()
     with pytest.raises(ValueError, match="n_steps must be"):
         progressive_tokens(LayerMaskFill(model, model.embedding), torch.tensor([3, 4]), MASK, n_steps=3)
+
+
+def _view():
+    model = Bag().eval()
+    return model, torch.tensor([[5, 7, 3, 9, 4]]), model.embedding.weight[MASK].detach()
+
+
+def test_exclude_is_read_once_whatever_iterable_it_is_and_duplicates_are_one_id():
+    model, ids, blank = _view()
+    fill = torch.randn(1, 5, DIM, generator=torch.Generator().manual_seed(0))
+    listed = token_scores(fill, model.embedding, blank, k=VOCAB, exclude=[PAD, UNK, MASK])
+    for exclude in ((i for i in (PAD, UNK, MASK)), [PAD, PAD, UNK, MASK, MASK], torch.tensor([PAD, UNK, MASK])):
+        scores = token_scores(fill, model.embedding, blank, k=VOCAB, exclude=exclude)
+        assert torch.equal(scores.ids, listed.ids) and scores.ids.shape[-1] == VOCAB - 3
+        assert bool(scores.scores.isfinite().all())  # no excluded id comes back with -inf
+    # as many duplicates as the vocabulary is no refusal: three ids are excluded
+    token_scores(fill, model.embedding, blank, exclude=[PAD] * VOCAB + [UNK, MASK])
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda m, ids, b: token_scores(torch.zeros(5, DIM), m.embedding, b, exclude=None), TypeError, "exclude must"),
+        (lambda m, ids, b: token_scores(torch.zeros(5, DIM), m.embedding, b, exclude="01"), TypeError, "exclude must"),
+        (
+            lambda m, ids, b: filled_tokens(ids, [0.0] * 5, m.embedding, b, blanks=ids > 4),
+            TypeError,
+            "fill must be a Tensor",
+        ),
+        (
+            lambda m, ids, b: filled_tokens(
+                ids, torch.zeros(1, 5, DIM), m.embedding, torch.full((DIM,), float("nan")), blanks=ids > 4
+            ),
+            ValueError,
+            "blank holds NaN",
+        ),
+        (
+            lambda m, ids, b: text_prototype(
+                ids, torch.zeros(1, 5, DIM), m.embedding, b, attention_mask=torch.ones(1, 4)
+            ),
+            ValueError,
+            "attention_mask must be shaped like token_ids",
+        ),
+    ],
+    ids=["exclude-None", "exclude-str", "fill-list", "nan-blank", "mask-length"],
+)
+def test_bad_token_view_arguments_are_refused_by_name(call, error, message):
+    model, ids, blank = _view()
+    with pytest.raises(error, match=message):
+        call(model, ids, blank)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"token_ids": torch.tensor([[5, 7, 3], [4, 9, 3]])}, "one text, \\(L,\\) or \\(1, L\\), got shape \\(2, 3\\)"),
+        ({"blank_id": VOCAB}, f"blank_id must be a token id in \\[0, {VOCAB}\\)"),
+        ({"blank_id": -1}, "blank_id must be a token id"),
+        ({"attention_mask": torch.ones(4)}, "attention_mask must be shaped like token_ids"),
+    ],
+    ids=["batch", "blank-too-large", "blank-negative", "mask-length"],
+)
+def test_the_progressive_rebuild_refuses_what_would_glue_texts_or_read_outside_the_vocabulary(kwargs, message):
+    model = Bag().eval()
+    arguments = {"token_ids": torch.tensor([5, 7, 3]), "blank_id": MASK, "n_steps": 2, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        progressive_tokens(LayerMaskFill(model, model.embedding), **arguments)

@@ -329,3 +329,27 @@ def test_the_baseline_reproduces_its_recorded_test_scores(splits):
     scores = score_predictions(predicted, splits.test.labels)
     assert round(scores.accuracy, 4) == baseline["test_accuracy"]
     assert round(scores.macro_f1, 4) == baseline["test_macro_f1"]
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda t: t.batch_encode("a str"), TypeError, "texts must be a sequence of str"),
+        (lambda t: t.batch_encode([]), ValueError, "texts is empty"),
+        (lambda t: t.batch_encode([None]), TypeError, "texts\\[0\\] must be a str"),
+        (lambda t: t.batch_encode(["late"], max_length=-1), ValueError, "max_length must be an int >= 1"),
+        (lambda t: t.encode(b"bytes"), TypeError, "text must be a str"),
+        (lambda t: TweetTokenizer.fit(["a a b b"], max_size=3), ValueError, "max_size must be an int >= 6"),
+        (lambda t: TweetTokenizer([*t.vocab, "two\nlines"]), ValueError, "one non-empty line"),
+    ],
+    ids=["str", "empty", "none", "max_length", "bytes", "max_size", "newline"],
+)
+def test_the_tokenizer_refuses_what_it_would_read_wrong(tokenizer, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tokenizer)
+
+
+def test_a_typed_pad_token_is_unknown_not_a_hole_in_the_attention_mask(tokenizer):
+    ids, attention = tokenizer.batch_encode(["the <pad> flight", "late"])
+    assert ids[0].tolist() == [tokenizer.encode("the")[0], tokenizer.unk_id, tokenizer.encode("flight")[0]]
+    assert attention[0].tolist() == [1, 1, 1] and attention[1].tolist() == [1, 0, 0]

@@ -46,10 +46,31 @@ def _embedding_matrix(embedding: nn.Embedding | Tensor) -> Tensor:
     return weight.detach()
 
 
-def _all_scores(fill: Tensor, embedding: nn.Embedding | Tensor, blank: Any, exclude: Sequence[int]) -> Tensor:
-    """``s_i(w)`` for every position and token: ``(..., L, vocabulary)``, ``-inf`` at ``exclude``."""
+def _excluded_ids(exclude: Any) -> list[int]:
+    """``exclude`` as a sorted list of distinct ids (any iterable of ints, read once)."""
+    if isinstance(exclude, (str, bytes)) or exclude is None:
+        raise TypeError(f"exclude must be a sequence of token ids, got {type(exclude).__name__}")
+    try:
+        ids = list(exclude)
+    except TypeError:
+        raise TypeError(f"exclude must be a sequence of token ids, got {type(exclude).__name__}") from None
+    if not all(
+        isinstance(i, int)
+        and not isinstance(i, bool)
+        or (isinstance(i, Tensor) and i.numel() == 1 and not i.is_floating_point())
+        for i in ids
+    ):
+        raise TypeError(f"exclude must hold integer token ids, got {ids!r:.80}")
+    return sorted({int(i) for i in ids})
+
+
+def _all_scores(fill: Tensor, embedding: nn.Embedding | Tensor, blank: Any, exclude: list[int]) -> Tensor:
+    """``s_i(w)`` for every position and token: ``(..., L, vocabulary)``, ``-inf`` at
+    ``exclude`` (distinct ids, :func:`_excluded_ids`)."""
     weight = _embedding_matrix(embedding)
-    if not isinstance(fill, Tensor) or fill.dim() < 2 or fill.shape[-1] != weight.shape[1]:
+    if not isinstance(fill, Tensor):
+        raise TypeError(f"fill must be a Tensor, a LayerMaskFill fill at the embedding, got {type(fill).__name__}")
+    if fill.dim() < 2 or fill.shape[-1] != weight.shape[1]:
         given = tuple(fill.shape) if isinstance(fill, Tensor) else type(fill).__name__
         raise ValueError(
             f"fill must be (..., length, {weight.shape[1]}), a LayerMaskFill fill at this embedding, got {given}"
@@ -59,14 +80,17 @@ def _all_scores(fill: Tensor, embedding: nn.Embedding | Tensor, blank: Any, excl
         raise ValueError(
             f"blank must be a scalar or the blank's ({weight.shape[1]},) embedding, got {tuple(blank.shape)}"
         )
+    if not bool(blank.isfinite().all()):
+        raise ValueError("blank holds NaN or infinite values: no token would score better than another")
     fill = fill.detach().to(weight.dtype)
+    if not bool(fill.isfinite().all()):
+        raise ValueError("fill holds NaN or infinite values: no token would score better than another")
     scores = fill @ weight.T - (fill * blank).sum(-1, keepdim=True)
-    excluded = [int(i) for i in exclude]
-    if any(not 0 <= i < weight.shape[0] for i in excluded):
-        raise ValueError(f"exclude holds ids outside the vocabulary [0, {weight.shape[0]}): {excluded}")
-    if len(excluded) >= weight.shape[0]:
+    if any(not 0 <= i < weight.shape[0] for i in exclude):
+        raise ValueError(f"exclude holds ids outside the vocabulary [0, {weight.shape[0]}): {exclude}")
+    if len(exclude) >= weight.shape[0]:
         raise ValueError("exclude leaves no token to write")
-    scores[..., excluded] = -torch.inf
+    scores[..., exclude] = -torch.inf
     return scores
 
 
@@ -91,8 +115,9 @@ def token_scores(
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
+    exclude = _excluded_ids(exclude)
     scores = _all_scores(fill, embedding, blank, exclude)
-    values, ids = scores.topk(min(k, scores.shape[-1] - len(set(exclude))), dim=-1)
+    values, ids = scores.topk(min(k, scores.shape[-1] - len(exclude)), dim=-1)
     return TokenScores(values, ids)
 
 
@@ -120,9 +145,11 @@ def filled_tokens(
     if not isinstance(blanks, Tensor) or blanks.dtype != torch.bool or blanks.shape != token_ids.shape:
         given = f"{blanks.dtype} {tuple(blanks.shape)}" if isinstance(blanks, Tensor) else type(blanks).__name__
         raise ValueError(f"blanks must be a bool Tensor shaped like token_ids {tuple(token_ids.shape)}, got {given}")
+    if not isinstance(fill, Tensor):
+        raise TypeError(f"fill must be a Tensor, a LayerMaskFill fill at the embedding, got {type(fill).__name__}")
     if fill.shape[:-1] != token_ids.shape:
         raise ValueError(f"fill of shape {tuple(fill.shape)} does not match token_ids {tuple(token_ids.shape)}")
-    best = _all_scores(fill, embedding, blank, exclude).argmax(-1).to(token_ids.device, token_ids.dtype)
+    best = _all_scores(fill, embedding, blank, _excluded_ids(exclude)).argmax(-1).to(token_ids.device, token_ids.dtype)
     return torch.where(blanks.to(token_ids.device), best, token_ids)
 
 
@@ -137,6 +164,13 @@ def text_prototype(
 ) -> Tensor:
     """The text prototype: the best token written at every real position (where
     ``attention_mask`` is non-zero; every position without one). Padding stays."""
+    if attention_mask is not None and (
+        not isinstance(attention_mask, Tensor) or attention_mask.shape != getattr(token_ids, "shape", None)
+    ):
+        given = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+        raise ValueError(
+            f"attention_mask must be shaped like token_ids {tuple(getattr(token_ids, 'shape', ()))}, got {given}"
+        )
     real = torch.ones_like(token_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
     return filled_tokens(token_ids, fill, embedding, blank, blanks=real, exclude=exclude)
 
@@ -196,8 +230,23 @@ def progressive_tokens(
     """
     if not isinstance(method, LayerMaskFill) or not isinstance(method.layer, nn.Embedding):
         raise TypeError("method must be a LayerMaskFill at the model's nn.Embedding")
+    if not isinstance(token_ids, Tensor) or token_ids.is_floating_point():
+        raise TypeError("token_ids must be an integer Tensor of token ids")
+    if not (token_ids.dim() == 1 or (token_ids.dim() == 2 and token_ids.shape[0] == 1)) or token_ids.numel() == 0:
+        raise ValueError(
+            f"token_ids must be one text, (L,) or (1, L), got shape {tuple(token_ids.shape)}: rebuild a batch "
+            "one text at a time"
+        )
     ids = token_ids.reshape(1, -1).clone()
     length = ids.shape[1]
+    vocabulary = method.layer.weight.shape[0]
+    if isinstance(blank_id, bool) or not isinstance(blank_id, int) or not 0 <= blank_id < vocabulary:
+        raise ValueError(f"blank_id must be a token id in [0, {vocabulary}), got {blank_id!r}")
+    if attention_mask is not None and (
+        not isinstance(attention_mask, Tensor) or attention_mask.numel() != length or attention_mask.dim() > 2
+    ):
+        given = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must be shaped like token_ids {tuple(token_ids.shape)}, got {given}")
     real = torch.ones(length, dtype=torch.bool) if attention_mask is None else attention_mask.reshape(-1).bool()
     n_real = int(real.sum())
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= n_real:
@@ -210,7 +259,7 @@ def progressive_tokens(
     groups[real.cpu()] = partition_units(n_real, n_steps, generator)
     weight = method.layer.weight
     blank = weight[blank_id].detach()
-    exclude = sorted({*map(int, exclude), int(blank_id)})  # writing the blank back says nothing
+    exclude = sorted({*_excluded_ids(exclude), blank_id})  # writing the blank back says nothing
     with torch.no_grad():
         start_logits = method.forward_func(ids.clone(), *extra)
     target = int(start_logits.argmax(1)) if target is None else target

@@ -203,6 +203,13 @@ class TweetTokenizer:
 
     def __init__(self, vocab: Sequence[str]) -> None:
         reserved = self.SPECIAL_TOKENS + self.PLACEHOLDER_TOKENS
+        if isinstance(vocab, (str, bytes)) or not all(isinstance(token, str) for token in vocab):
+            raise TypeError("a TweetTokenizer vocabulary is a sequence of str tokens")
+        broken = [token for token in vocab if token.splitlines() != [token]]
+        if broken:
+            raise ValueError(
+                f"a vocabulary token must be one non-empty line (the file holds one per line), got {broken[:3]!r}"
+            )
         if tuple(vocab[: len(reserved)]) != reserved or len(set(vocab)) != len(vocab):
             raise ValueError(
                 f"a TweetTokenizer vocabulary starts with {', '.join(reserved)} and holds no token twice; "
@@ -231,13 +238,24 @@ class TweetTokenizer:
         """The vocabulary of ``texts``: tokens seen at least ``min_count`` times, most
         frequent first (ties in alphabetical order), at most ``max_size`` ids in all."""
         reserved = cls.SPECIAL_TOKENS + cls.PLACEHOLDER_TOKENS
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < len(reserved):
+            raise ValueError(f"max_size must be an int >= {len(reserved)} (the reserved ids), got {max_size!r}")
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a sequence of str, not one str")
         counts = Counter(token for text in texts for token in cls.tokenize(text) if token not in reserved)
         ranked = sorted((token for token, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
         return cls([*reserved, *ranked[: max_size - len(reserved)]])
 
     def encode(self, text: str) -> list[int]:
-        """The ids of ``text``'s tokens; a token out of the vocabulary is ``<unk>`` (1)."""
-        return [self._ids.get(token, self.unk_id) for token in self.tokenize(text)]
+        """The ids of ``text``'s tokens; a token out of the vocabulary is ``<unk>`` (1), and
+        so is a ``<pad>`` typed in the text (padding is only ever added after a text, so
+        that the attention mask has no hole inside it)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        ids = [self._ids.get(token, self.unk_id) for token in self.tokenize(text)]
+        return [self.unk_id if i == self.pad_id else i for i in ids]
 
     def decode(self, ids: Iterable[int]) -> str:
         """The tokens of ``ids`` joined by spaces, padding left out; ``encode`` reads it back
@@ -256,6 +274,15 @@ class TweetTokenizer:
             ``(B, L)`` (1 for a token, 0 for padding), ``L`` the longest kept length (at
             least 1).
         """
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a sequence of str (one per text), got {type(texts).__name__}")
+        if len(texts) == 0:
+            raise ValueError("texts is empty: give at least one text")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be an int >= 1, got {max_length!r}")
         encoded = [self.encode(text)[:max_length] for text in texts]
         token_ids = torch.zeros(len(encoded), max(1, *map(len, encoded)), dtype=torch.int64)
         for row, ids in enumerate(encoded):
