@@ -212,8 +212,12 @@ def _reproduce(args: argparse.Namespace) -> int:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
     command = "captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     if text:
-        if args.tolerance is not None:
-            raise SystemExit("captum-fillblanks reproduce: --tolerance is for the image data sets")
+        for option in ("tolerance", "arch", "weights", "normalization"):
+            if getattr(args, option) is not None:
+                raise SystemExit(
+                    f"captum-fillblanks reproduce: --{option} is for the image data sets; --dataset tweets runs the "
+                    "shipped TweetTransformer, leave it out"
+                )
         return _reproduce_tweets(args, command)
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():

@@ -72,3 +72,67 @@ def test_train_model_refuses_sizes_and_seeds_by_name(name, value):
     arguments = {"epochs": 1, name: value}
     with pytest.raises(ValueError, match=f"{name}={value}"):
         train_model(simple_cnn(), data, show_progress=False, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [("bogus", "device='bogus' is not a torch device")]
+    + [("cuda", "no CUDA device")] * (not __import__("torch").cuda.is_available()),
+)
+def test_the_mask_study_names_a_device_that_is_not_there(tmp_path, device, expected):
+    argv = ["mask-study", "--dataset", "mnist", "--data-dir", str(SHARED / "mnist"), "--out", str(tmp_path)]
+    assert expected in one_line_error([*argv, "--n-images", "2", "--n-samples", "2", "--device", device])
+
+
+def _corpus(folder: Path, content: bytes, *, compress: bool = True) -> Path:
+    import gzip
+
+    folder.mkdir(exist_ok=True)
+    (folder / "tweets.csv.gz").write_bytes(gzip.compress(content) if compress else content)
+    return folder
+
+
+HEADER = b"sentiment,confidence,text\n"
+
+
+@pytest.mark.parametrize("command", ["reproduce", "train"])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: _corpus(d, HEADER + b"positive,1,great\n" * 50, compress=False), "is not a gzip file"),
+        (
+            lambda d: (
+                _corpus(d, HEADER + b"positive,1,great\n" * 500),
+                (d / "tweets.csv.gz").write_bytes((d / "tweets.csv.gz").read_bytes()[:60]),
+            ),
+            "is cut short or damaged",
+        ),
+        (
+            lambda d: _corpus(d, HEADER + b'positive,1,"' + b"a" * 200_000 + b'"\n'),
+            "is not the tweet corpus: field larger",
+        ),
+        (lambda d: _corpus(d, HEADER), "holds no tweet"),
+        (lambda d: _corpus(d, HEADER + b"positive,1,great\n"), "has no validation tweet"),
+    ],
+    ids=["plain-csv", "truncated", "huge-field", "empty", "no-split"],
+)
+def test_a_damaged_tweet_corpus_is_named_in_one_line(tmp_path, command, make, expected):
+    if command == "train" and expected == "has no validation tweet":
+        pytest.skip("training needs no validation tweet to start")
+    make(tmp_path / "corpus")
+    argv = ["--dataset", "tweets", "--data-dir", str(tmp_path / "corpus"), "--out", str(tmp_path / "out")]
+    assert expected in one_line_error([command, *argv, *(["--no-progress"] if command == "reproduce" else [])])
+
+
+@pytest.mark.parametrize("option", [["--weights", "MNIST_5K"], ["--arch", "resnet5"], ["--normalization", "min_max"]])
+def test_image_options_with_the_tweets_are_refused_not_ignored(tmp_path, option):
+    argv = ["reproduce", "--dataset", "tweets", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), *option]
+    assert f"{option[0]} is for the image data sets" in one_line_error(argv)
+
+
+def test_a_bad_demo_tolerance_from_python_writes_nothing(tmp_path):
+    from captum_fillblanks.paper.demo import run_demo
+
+    with pytest.raises(ValueError, match="tolerance must be a positive finite number"):
+        run_demo(tmp_path / "demo", tolerance=float("nan"), echo=lambda text: None)
+    assert not (tmp_path / "demo").exists()

@@ -178,3 +178,18 @@ def test_the_iou_is_nan_for_an_image_with_no_ink_or_all_ink_as_documented():
     agreement = inpainting_agreement(fill, images)
     assert agreement.iou[:2].isnan().all() and not agreement.iou[2].isnan()
     assert agreement.auc[:2].isnan().all()
+
+
+def test_the_wrong_target_control_draws_among_the_models_own_classes():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    with pytest.raises(ValueError, match="n_classes=30 but the model gives 10 class scores"):
+        wrong_target_control(model, torch.rand(2, 1, 4, 4), n_classes=30, n_samples=2)
+
+
+def test_the_summary_names_its_own_argument_for_the_wrong_target_masks():
+    from captum_fillblanks.attr.readability import readability_summary
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    images = torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="wrong_target_samples must be an int >= 1 or None, got 0"):
+        readability_summary(model, model, images, torch.rand(2, 1, 4, 4), n_classes=10, wrong_target_samples=0)

@@ -243,8 +243,15 @@ def wrong_target_control(
         and the targets ``(batch,)``.
     """
     with torch.no_grad():
-        labels = model(images).argmax(1)
-    targets = wrong_targets(labels, n_classes, seed=seed).to(images.device)
+        scores = model(images)
+    if not isinstance(scores, Tensor) or scores.dim() != 2:
+        raise ValueError("model must return (batch, classes) scores for the wrong-target control")
+    if n_classes != scores.shape[1]:
+        raise ValueError(
+            f"n_classes={n_classes!r} but the model gives {scores.shape[1]} class scores: the wrong targets are "
+            "drawn among the model's own classes"
+        )
+    targets = wrong_targets(scores.argmax(1), n_classes, seed=seed).to(images.device)
     fill = MaskFill(model).attribute(
         images,
         target=targets,
@@ -299,6 +306,10 @@ def readability_summary(
 
     A random-init model's summary beside a trained one's is the scale to read it on.
     """
+    if wrong_target_samples is not None and (
+        isinstance(wrong_target_samples, bool) or not isinstance(wrong_target_samples, int) or wrong_target_samples < 1
+    ):
+        raise ValueError(f"wrong_target_samples must be an int >= 1 or None, got {wrong_target_samples!r}")
     agreement = inpainting_agreement(
         fill, images, transform=transform, ink_threshold=ink_threshold, input_range=input_range
     )

@@ -66,7 +66,11 @@ def run_demo(
     for name, value in (("n_samples", n_samples), ("images_per_class", images_per_class)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    resolve_seed(seed)  # the check MaskFill makes, before the first mask is drawn
+    resolve_seed(seed)  # the checks MaskFill makes, before the first figure is written
+    if tolerance is not None and (
+        isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < float("inf")
+    ):
+        raise ValueError(f"tolerance must be a positive finite number or None, got {tolerance!r}")
     with torch.random.fork_rng(devices=[]):
         return _run_demo(Path(out), n_samples, tolerance, images_per_class, seed, show_progress, echo, readability)
 

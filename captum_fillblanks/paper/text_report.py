@@ -103,6 +103,13 @@ def _evaluate(model, random_model, tokenizer, tweets: TweetTable, chosen, run: T
     for start in range(0, len(chosen), run.batch_size):
         indices = chosen[start : start + run.batch_size]
         ids, attention = tokenizer.batch_encode([tweets.texts[i] for i in indices], run.max_length)
+        empty = (attention.sum(1) == 0).nonzero().flatten().tolist()
+        if empty:
+            index = indices[empty[0]]
+            raise ValueError(
+                f"tweet #{index} of its split ({tweets.texts[index]!r:.80}) has no token the tokenizer reads, so "
+                "there is nothing to blank: remove it from the corpus"
+            )
         fills = text_fills(model, ids, attention, blank_id, n_samples=run.n_samples, seed=run.seed,
                            mask_ratio=run.mask_ratio, show_progress=progress)  # fmt: skip
         random_fills = None
@@ -155,6 +162,12 @@ def reproduce_tweets(
     started = time.perf_counter()
     out = Path(out)
     splits = load_tweet_splits(data_dir)
+    for name in ("validation", "test"):
+        if not getattr(splits, name).texts:
+            raise ValueError(
+                f"the corpus in {data_dir} has no {name} tweet (of {sum(len(part.texts) for part in splits)}; "
+                "tweet_split puts one in ten there): the tweet report needs the whole corpus"
+            )
     weights = TweetTransformer_Weights.DEFAULT
     tokenizer = weights.get_tokenizer()
     model = tweet_transformer(weights=weights)

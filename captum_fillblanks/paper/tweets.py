@@ -22,6 +22,7 @@ import hashlib
 import html
 import io
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib.resources import files
@@ -95,7 +96,8 @@ def load_tweets(root: str | Path) -> TweetTable:
 
     Raises:
         FileNotFoundError: no ``tweets.csv.gz`` at ``root``.
-        ValueError: the file is not the corpus (another header, an unknown label).
+        ValueError: the file is not the corpus (not gzip, cut short, another header, an
+            unknown label, a field past the CSV reader's limit, no rows).
 
     Examples::
 
@@ -110,8 +112,18 @@ def load_tweets(root: str | Path) -> TweetTable:
             f"No tweet corpus at {str(root)!r}: expected {_FILE_NAME} in that folder "
             "(e.g. ../shared/data/tweets-sentiment), or the path of the file itself."
         )
-    with gzip.open(path, "rt", encoding="latin-1") as handle:
-        return _read_rows(handle, str(path))
+    try:
+        with gzip.open(path, "rt", encoding="latin-1") as handle:
+            tweets = _read_rows(handle, str(path))
+    except gzip.BadGzipFile:
+        raise ValueError(f"{path} is not a gzip file; the corpus is a gzipped CSV ({_FILE_NAME})") from None
+    except (EOFError, zlib.error) as error:
+        raise ValueError(f"{path} is cut short or damaged ({error}); fetch the corpus again") from None
+    except csv.Error as error:
+        raise ValueError(f"{path} is not the tweet corpus: {error}") from None
+    if not tweets.texts:
+        raise ValueError(f"{path} holds no tweet: only a header")
+    return tweets
 
 
 def tweet_split(text: str) -> str:

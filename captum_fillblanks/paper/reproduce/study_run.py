@@ -12,6 +12,7 @@ from ...attr.mask_fill import RECOMMENDED_CAP, RECOMMENDED_TOLERANCE
 from ...attr.masks import apply_masks
 from ...attr.readability import wrong_target_control
 from ..data import CLASS_NAMES
+from ..distributed import Ranks, resolve_device
 from ..files import load_tensors_file, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
 from .config import RunConfig
@@ -134,7 +135,7 @@ def mask_study(
     config = RunConfig.create(
         dataset, arch=arch, weights=weights, n_images=n_images, n_samples=n_samples, shard_size=shard_size, seed=seed
     )
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device, Ranks())  # a bogus name, or CUDA on a machine without it: one line
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images, labels, _ = load_test_images(config, str(data_dir))
