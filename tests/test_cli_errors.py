@@ -136,3 +136,12 @@ def test_a_bad_demo_tolerance_from_python_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="tolerance must be a positive finite number"):
         run_demo(tmp_path / "demo", tolerance=float("nan"), echo=lambda text: None)
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_test_tweet_with_no_token_is_named_with_its_index(tmp_path):
+    # "ääääää" is mojibake only (no token) and falls in the test split, as the others do in theirs
+    rows = ["positive,1,great flight 12", "positive,1,great flight 16", "negative,1,late again 10", "negative,1,ääääää"]
+    _corpus(tmp_path / "corpus", HEADER + "".join(f"{row}\n" for row in rows).encode("latin-1"))
+    argv = ["reproduce", "--dataset", "tweets", "--data-dir", str(tmp_path / "corpus"), "--out", str(tmp_path / "out")]
+    message = one_line_error([*argv, "--n-images", "2", "--n-samples", "2", "--n-validation", "1", "--no-progress"])
+    assert "tweet #1 of its split ('ääääää') has no token the tokenizer reads" in message
