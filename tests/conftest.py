@@ -1,6 +1,13 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
+
+#: The repository, the tests folder and the shared data beside the checkout (CI has it too).
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 class SoftmaxRegression(nn.Module):

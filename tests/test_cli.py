@@ -1,10 +1,10 @@
 """The command-line front on the bundled data: real images, real weights, tiny settings."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import ROWS, TRANSFORMED_ROWS
@@ -75,7 +75,7 @@ def test_format_table_reports_scores_of_each_row():
     assert "| 75.0 |" in table
 
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SHARED_MNIST = SHARED_DATA / "mnist"
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")

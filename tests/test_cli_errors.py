@@ -4,12 +4,13 @@ work that would be lost; and a data folder of the other data set is refused."""
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, reproduce
 from captum_fillblanks.paper.training import train_model
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 
 
 def one_line_error(argv: list[str]) -> str:

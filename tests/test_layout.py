@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import REPO
+
 import captum_fillblanks
 import captum_fillblanks.attr as attr
 
@@ -46,7 +48,7 @@ def test_tests_and_benchmarks_import_no_private_name_of_the_package():
     whose names are public.)"""
     import ast
 
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     found = []
     for path in sorted([*(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.files import load_tensors_file, save_tensors_file, write_atomically
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SHARED_MNIST = SHARED_DATA / "mnist"
 
 
 class RunsCode:

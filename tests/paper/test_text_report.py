@@ -1,14 +1,13 @@
 """The text reproduction end to end on the real corpus, small: every row, the recovery
 table, the blank token's choice, the figure and Captum's text records are written."""
 
-from pathlib import Path
-
 import pytest
+from conftest import SHARED_DATA
 
 from captum_fillblanks.cli import main
 from captum_fillblanks.paper.text_table import TEXT_ROWS
 
-TWEETS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tweets-sentiment"
+TWEETS = SHARED_DATA / "tweets-sentiment"
 
 
 @pytest.mark.skipif(not (TWEETS / "tweets.csv.gz").is_file(), reason="needs ../shared/data")

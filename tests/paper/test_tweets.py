@@ -4,10 +4,10 @@ import csv
 import gzip
 import math
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, SHARED_DATA
 from torch import nn
 
 from captum_fillblanks.cli import main
@@ -28,7 +28,7 @@ from captum_fillblanks.paper.tweets import (
     tweet_split,
 )
 
-TWEETS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tweets-sentiment"
+TWEETS = SHARED_DATA / "tweets-sentiment"
 needs_tweets = pytest.mark.skipif(not (TWEETS / "tweets.csv.gz").is_file(), reason="needs ../shared/data")
 
 
@@ -201,7 +201,7 @@ def test_the_shipped_weights_load_with_their_tokenizer():
     tokenizer = weights.get_tokenizer()
     assert len(tokenizer) == model.embedding.num_embeddings == weights.builder_kwargs["vocab_size"]
     assert weights.meta["categories"] == TWEET_CLASSES
-    assert (Path(__file__).parents[1] / "captum_fillblanks/paper/weights" / weights.file_name).stat().st_size < 3e6
+    assert (REPO / "captum_fillblanks/paper/weights" / weights.file_name).stat().st_size < 3e6
     with pytest.raises(ValueError, match="trained with embedding_dim=64; got embedding_dim=32"):
         tweet_transformer(weights="TWEETS", embedding_dim=32)
     with pytest.raises(ValueError, match="tweet_transformer\\(\\) got weights='MNIST_5K'"):

@@ -1,9 +1,8 @@
 """The reference models: shapes, the shipped weights, and the ``weights=`` argument."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import SHARED_DATA
 from torch import nn
 
 from captum_fillblanks.paper.data import load_samples
@@ -230,7 +229,7 @@ def test_the_registry_names_each_models_builder_weights_and_name():
         shipped_model("fashion-mnist", "simple-cnn")
 
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SHARED_MNIST = SHARED_DATA / "mnist"
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")

@@ -3,10 +3,10 @@ its own kept draws, and the mask study reads every count and every tolerance off
 run."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import scoring_blank
@@ -152,7 +152,7 @@ def test_bootstrap_errors_and_paired_changes():
     assert lines[4].startswith("| tolerance 0.1 | 10 (100 %) | 100 % |")
 
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SHARED_MNIST = SHARED_DATA / "mnist"
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from captum_fillblanks.paper.data import (
     MNIST,
@@ -19,7 +20,6 @@ from captum_fillblanks.paper.data import (
     split_training_set,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
 N_SMALL = 30
 

@@ -4,12 +4,11 @@ nothing the caller gave (inputs, model parameters, gradients, hooks) is changed.
 import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from captum.attr import FeatureAblation, IntegratedGradients, Saliency
-from conftest import TinyCNN
+from conftest import TESTS, TinyCNN
 
 from captum_fillblanks import BFGSMaskFill, MaskFill, ProgressiveMaskFill
 
@@ -208,7 +207,7 @@ def test_inference_mode_gets_an_error_that_says_why(name, images):
 def test_target_errors_hold_under_python_optimize_and_for_float_tensors(name):
     method, kwargs = METHODS[name]
     code = (
-        f"import sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); from conftest import TinyCNN; "
+        f"import sys, torch; sys.path.insert(0, {str(TESTS)!r}); from conftest import TinyCNN; "
         f"from captum_fillblanks import {name}; "
         f"{name}(TinyCNN().eval()).attribute(torch.rand(3, 1, 6, 6), target=[0, 1], **{kwargs!r})"
     )
