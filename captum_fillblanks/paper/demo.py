@@ -10,6 +10,7 @@ study of the reproduction measured it to be enough (``docs/reproduction/*/masks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -56,7 +57,9 @@ def run_demo(
     the same fills (:func:`~captum_fillblanks.attr.readability.readability_summary`,
     the data set's judge, the wrong-target control with
     :data:`WRONG_TARGET_SAMPLES` masks, at most ``n_samples``) are printed beside Table 1, and stored per data
-    set in ``readability`` if a dict is given.
+    set in ``readability`` if a dict is given. A data set whose model has a shipped robust
+    twin (:func:`robust_twin`: MNIST's SimpleCNN) also gets Fig. 2 of both models side by
+    side on the same samples, and the twin's checks (under ``"DATASET, robust"``).
 
     The caller's process state is left as it was: torch's global random state (the demo
     runs under :func:`torch.random.fork_rng`: building a model draws its initial weights
@@ -158,15 +161,17 @@ def _run_demo(
             fill=fills,
         )
         judge = shipped_model(dataset, JUDGE_ARCH[dataset]).build()
-        summaries[dataset] = readability_summary(
-            model,
-            judge,
-            images[chosen],
-            fills,
+
+        # the same checks, images, judge and masks for the model and its robust twin
+        check_readability = partial(
+            readability_summary,
+            judge=judge,
+            images=images[chosen],
             n_classes=n_classes,
             wrong_target_samples=min(WRONG_TARGET_SAMPLES, n_samples),
             seed=seed,
         )
+        summaries[dataset] = check_readability(model, fill=fills)
 
         # Fig. 2 beside a robust twin: the same images filled by the data set's robust
         # model (trained against small L2 perturbations), with both readability lines
@@ -176,15 +181,7 @@ def _run_demo(
             robust_fills = MaskFill(robust).attribute(
                 images[chosen], n_samples=n_samples, tolerance=tolerance, seed=seed, show_progress=show_progress
             )
-            summaries[f"{dataset}, robust"] = readability_summary(
-                robust,
-                judge,
-                images[chosen],
-                robust_fills,
-                n_classes=n_classes,
-                wrong_target_samples=min(WRONG_TARGET_SAMPLES, n_samples),
-                seed=seed,
-            )
+            summaries[f"{dataset}, robust"] = check_readability(robust, fill=robust_fills)
             lines = [
                 f"{label}: {_readability_line(summaries[key])}"
                 for label, key in (("standard", dataset), ("robust", f"{dataset}, robust"))
