@@ -361,10 +361,10 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
     )
     robust.add_argument("--epsilon", type=float, help="the attack's radius (with --attack)")
     robust.add_argument(
-        "--attack-steps", type=int, default=7, help="PGD steps (default 7; 1: fast adversarial training)"
+        "--attack-steps", type=int, help="PGD steps (with --attack; default 7; 1: fast adversarial training)"
     )
     robust.add_argument(
-        "--warmup", type=float, default=0.2, help="fraction of training over which epsilon grows to its value (0.2)"
+        "--warmup", type=float, help="fraction of training over which epsilon grows to its value (with --attack; 0.2)"
     )
     parser.set_defaults(run=_train)
 
@@ -378,12 +378,18 @@ def _robust_settings(args: argparse.Namespace, recipe: dict) -> tuple[float, PGD
     elif args.attack is not None:
         if args.epsilon is None:
             raise SystemExit("captum-fillblanks train: --attack needs --epsilon, the attack's radius")
+        steps = 7 if args.attack_steps is None else args.attack_steps
+        warmup = 0.2 if args.warmup is None else args.warmup
         try:
-            attack = PGD(args.attack, args.epsilon, steps=args.attack_steps, warmup=args.warmup)
+            attack = PGD(args.attack, args.epsilon, steps=steps, warmup=warmup)
         except ValueError as error:
             raise SystemExit(f"captum-fillblanks train: {error}") from None
-    elif args.epsilon is not None:
-        raise SystemExit("captum-fillblanks train: --epsilon needs --attack l2 or --attack linf")
+    if args.attack in (None, "none"):
+        given = [
+            f"--{k.replace('_', '-')}" for k in ("epsilon", "attack_steps", "warmup") if getattr(args, k) is not None
+        ]
+        if given:
+            raise SystemExit(f"captum-fillblanks train: {', '.join(given)} need --attack l2 or --attack linf")
     if noise_std < 0:
         raise SystemExit(f"captum-fillblanks train: --noise-std must be >= 0, got {noise_std}")
     return noise_std, attack

@@ -173,7 +173,9 @@ def test_train_model_refuses_bad_robust_settings_by_name(tiny_set, settings, mes
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--epsilon", "2"], "--epsilon needs --attack"),
+        (["--epsilon", "2"], "--epsilon need --attack"),
+        (["--attack-steps", "1"], "--attack-steps need --attack"),
+        (["--attack", "none", "--warmup", "0.1"], "--warmup need --attack"),
         (["--attack", "l2"], "--attack needs --epsilon"),
         (["--attack", "l2", "--epsilon", "-1"], "epsilon must be a number > 0"),
         (["--noise-std", "-0.5"], "--noise-std must be >= 0"),
