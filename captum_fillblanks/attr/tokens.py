@@ -54,12 +54,13 @@ def _excluded_ids(exclude: Any) -> list[int]:
         ids = list(exclude)
     except TypeError:
         raise TypeError(f"exclude must be a sequence of token ids, got {type(exclude).__name__}") from None
-    if not all(
-        isinstance(i, int)
-        and not isinstance(i, bool)
-        or (isinstance(i, Tensor) and i.numel() == 1 and not i.is_floating_point())
-        for i in ids
-    ):
+
+    def is_id(value: Any) -> bool:  # a Python int, or a one-element integer tensor
+        if isinstance(value, Tensor):
+            return value.numel() == 1 and not value.is_floating_point()
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not all(is_id(i) for i in ids):
         raise TypeError(f"exclude must hold integer token ids, got {ids!r:.80}")
     return sorted({int(i) for i in ids})
 

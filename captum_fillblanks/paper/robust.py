@@ -11,6 +11,8 @@ measuring robust accuracy (:func:`robust_accuracy`); one step with a random star
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -181,21 +183,28 @@ def robust_accuracy(
             f"robust_accuracy() needs as many labels as images, at least one; got {len(images)} images and "
             f"{len(labels)} labels"
         )
-    was_training = model.training
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    model.eval()
     correct = 0
-    try:
+    with _in_eval_mode(model):
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device)
             truth = labels[start : start + batch_size].to(device)
             attacked = attack.perturb(model, batch, truth, generator=generator)
             with torch.no_grad():
                 correct += int((model(attacked).argmax(1) == truth).sum())
+    return correct / len(images)
+
+
+@contextmanager
+def _in_eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block, in the mode it was in after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
     finally:
         model.train(was_training)
-    return correct / len(images)
 
 
 def art_robust_accuracy(
@@ -231,37 +240,34 @@ def art_robust_accuracy(
         ) from error
     import numpy as np
 
-    was_training = model.training
     device = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        n_classes = model(images[:1].to(device)).shape[1]
-    classifier = PyTorchClassifier(
-        model,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=tuple(images.shape[1:]),
-        nb_classes=n_classes,
-        clip_values=attack.input_range,
-        device_type="gpu" if device.type == "cuda" else "cpu",
-    )
-    pgd = ProjectedGradientDescent(
-        classifier,
-        norm=2 if attack.norm == "l2" else np.inf,
-        eps=attack.epsilon,
-        eps_step=attack.step,
-        max_iter=attack.steps,
-        num_random_init=restarts if attack.random_start else 0,
-        batch_size=batch_size,
-        verbose=False,
-    )
     state = np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _in_eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.no_grad():
+            n_classes = model(images[:1].to(device)).shape[1]
+        classifier = PyTorchClassifier(
+            model,
+            loss=nn.CrossEntropyLoss(),
+            input_shape=tuple(images.shape[1:]),
+            nb_classes=n_classes,
+            clip_values=attack.input_range,
+            device_type="gpu" if device.type == "cuda" else "cpu",
+        )
+        pgd = ProjectedGradientDescent(
+            classifier,
+            norm=2 if attack.norm == "l2" else np.inf,
+            eps=attack.epsilon,
+            eps_step=attack.step,
+            max_iter=attack.steps,
+            num_random_init=restarts if attack.random_start else 0,
+            batch_size=batch_size,
+            verbose=False,
+        )
+        try:
             np.random.seed(seed)
             torch.manual_seed(seed)
             attacked = pgd.generate(x=images.cpu().numpy(), y=labels.cpu().numpy())
             predicted = classifier.predict(attacked, batch_size=batch_size).argmax(1)
-    finally:
-        np.random.set_state(state)
-        model.train(was_training)
+        finally:
+            np.random.set_state(state)
     return float((torch.from_numpy(predicted) == labels.cpu()).double().mean())

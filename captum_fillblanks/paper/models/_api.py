@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..robust import PGD
+
 __all__ = [
     "MNIST_CLASSES",
     "FASHION_MNIST_CLASSES",
@@ -165,8 +167,6 @@ def robust_accuracy_meta(**measured: tuple[float, float]) -> dict[str, dict[str,
     """``meta["robust_accuracy"]``: per attack of :data:`ROBUST_EVALUATION` (by its key),
     ``(ours, art)``, the robust accuracy under :func:`~..robust.robust_accuracy` and under
     the Adversarial Robustness Toolbox's PGD (:func:`~..robust.art_robust_accuracy`)."""
-    from ..robust import PGD
-
     meta = {}
     for key, (ours, art) in measured.items():
         label, norm, epsilon = ROBUST_EVALUATION[key]
