@@ -51,7 +51,7 @@ from captum_fillblanks.attr.readability import inpainting_agreement, wrong_targe
 from captum_fillblanks.paper.data import CLASS_NAMES, load_tensors, split_training_set
 from captum_fillblanks.paper.files import load_tensors_file, save_tensors_file, write_atomically
 from captum_fillblanks.paper.models import JUDGE_ARCH, shipped_model, shipped_weights
-from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
+from captum_fillblanks.paper.reproduce import RunConfig, validation_images
 from captum_fillblanks.paper.robust import PGD, robust_accuracy
 from captum_fillblanks.paper.training import evaluate_accuracy, train_model
 
@@ -67,6 +67,9 @@ VARIANTS = {
     "linf-0.3": {"attack": PGD("linf", 0.3, warmup=0.2)},
     "fast-l2-2": {"attack": PGD("l2", 2.0, steps=1, warmup=0.2)},
     "fast-l2-1": {"attack": PGD("l2", 1.0, steps=1, warmup=0.2)},
+    "fast-l2-0.5": {"attack": PGD("l2", 0.5, steps=1, warmup=0.2)},
+    "fast-l2-1.5": {"attack": PGD("l2", 1.5, steps=1, warmup=0.2)},
+    "pgd3-l2-1": {"attack": PGD("l2", 1.0, steps=3, warmup=0.2)},
 }
 
 #: Robust accuracy is measured with these attacks, on the first 1,000 t10k images.
@@ -133,9 +136,8 @@ def split_images(dataset: str, data_dir: Path, split: str, n: int) -> tuple[torc
     if split == "test":
         images, labels = load_tensors(dataset, data_dir / dataset, train=False)
         return images[:n], labels[:n], config.seed
-    images, labels = load_tensors(dataset, data_dir / dataset, train=True)
-    chosen = class_balanced(split_training_set(dataset, labels).validation, labels, n)
-    return images[chosen], labels[chosen], config.validation_seed
+    images, labels = validation_images(dataset, data_dir / dataset, n)
+    return images, labels, config.validation_seed
 
 
 def rebuilt(model, images: torch.Tensor, seed: int, fixed: torch.Tensor | None) -> torch.Tensor:

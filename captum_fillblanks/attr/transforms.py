@@ -61,7 +61,7 @@ NORMALIZATIONS = ("max_abs", "min_max")
 #: The default threshold ``tau`` of ``T``. With :data:`DEFAULT_SCALE_PERCENTILE`, the
 #: binarized setting that a reader sees best: chosen on the 200 validation images of
 #: the shipped MNIST models by an independent judge's reading of the prototypes plus
-#: their IoU with the image's ink (``benchmarks/choose_display.py``, ``docs/choosing.rst``;
+#: their IoU with the image's ink (``experiments/choose_display.py``, ``docs/choosing.rst``;
 #: it was 0.2 with the largest-value scale, chosen by the model's own reading).
 DEFAULT_THRESHOLD = 0.5
 

@@ -21,9 +21,9 @@ from .cache import FillCache, FillJob
 from .config import RunConfig
 from .prototypes import class_prototypes
 from .report import PAPER_TABLE_1, kept_summary
-from .run import reproduce
+from .run import RunFills, reproduce, run_fills
 from .settings import CANDIDATE_SETTINGS, CRITERIA, best_settings, choose_settings
-from .stages import class_balanced, same_run_everywhere
+from .stages import class_balanced, same_run_everywhere, validation_images
 
 __all__ = [
     "reproduce",
@@ -38,5 +38,8 @@ __all__ = [
     "FillJob",
     "kept_summary",
     "class_balanced",
+    "validation_images",
+    "run_fills",
+    "RunFills",
     "same_run_everywhere",
 ]

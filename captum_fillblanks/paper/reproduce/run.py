@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ...attr.transforms import TransformSetting
 from ..data import load_tensors, sample_indices
 from ..distributed import Ranks, finish, launch
 from ..files import PARTIAL_SUFFIX, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
-from .cache import FillCache
+from .cache import FillCache, FillJob
 from .config import RunConfig
 from .figures import draw_figures
 from .report import RunRecord, write_report
@@ -29,7 +31,7 @@ from .stages import (
     validation_job,
 )
 
-__all__ = ["reproduce", "load_test_images"]
+__all__ = ["reproduce", "load_test_images", "RunFills", "run_fills"]
 
 
 def reproduce(
@@ -145,6 +147,35 @@ def load_test_images(config: RunConfig, data_dir: str):
         keep[sample_indices(config.dataset)] = False
     test_index = keep.nonzero().squeeze(1)[: config.n_images]
     return test_images[test_index], test_labels[test_index], int(test_labels.max()) + 1
+
+
+@dataclass
+class RunFills:
+    """The fill files of a finished run, read back: each job (its images, mask count and
+    seed, and ``first``, its first test image) with what its file holds (``fill``,
+    ``control_fill``, ``predicted``, and ``n_kept``/``converged`` where saved)."""
+
+    validation: tuple[FillJob, dict[str, Tensor]]
+    test: list[tuple[FillJob, dict[str, Tensor]]]
+
+
+def run_fills(config: RunConfig, data_dir: str, out: Path) -> RunFills:
+    """The fills that :func:`reproduce` with ``config`` kept under ``out``: the jobs are
+    planned as the run plans them (so their names, images and seeds are the run's, not
+    parsed back from file names) and each file is checked as the run checks it. Only
+    reads: a missing file, or a folder whose manifest is another run's, is a
+    ``ValueError`` naming it."""
+    folder = config.shards_folder(Path(out))
+    if not (folder / "manifest.json").is_file():
+        raise ValueError(f"out: {folder} holds no fills of this run; is it the run's --out, with its --weights?")
+    cache = FillCache(folder, None, None, config)
+    images, _, _ = load_test_images(config, data_dir)
+    jobs = [validation_job(config, data_dir, torch.device("cpu")), *shard_jobs(images, config)]
+    missing = [job.name for job in jobs if not cache.has(job.name)]
+    if missing:
+        raise ValueError(f"out: {folder} lacks {len(missing)} of the run's fill files, e.g. {missing[0]}")
+    loaded = [(job, cache.load(job)) for job in jobs]
+    return RunFills(loaded[0], loaded[1:])
 
 
 def _fill_everything(cache: FillCache, jobs, ranks: Ranks, say, show_progress: bool) -> list[str]:

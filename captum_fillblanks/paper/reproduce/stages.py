@@ -32,6 +32,7 @@ __all__ = [
     "Choice",
     "Table",
     "class_balanced",
+    "validation_images",
     "validation_job",
     "shard_jobs",
     "choose_on_validation",
@@ -81,15 +82,25 @@ def class_balanced(indices: Tensor, labels: Tensor, n: int) -> Tensor:
     return indices[order[:n]]
 
 
+def validation_images(dataset: str, data_dir: str | Path, n: int = 200) -> tuple[Tensor, Tensor]:
+    """The reproduction's validation images and their labels: the first ``n`` of the
+    training file's held-out split (:func:`~..data.split_training_set`), taken in turn
+    from each class (:func:`class_balanced`), so that 200 are 20 per class and a prefix
+    of 10 is one of each class, in class order. Held out of every shipped model's
+    training: the images a display, a recipe or an epsilon is chosen on. ``data_dir`` is
+    the folder of the data set's IDX files."""
+    images, labels = load_tensors(dataset, data_dir, train=True)
+    chosen = class_balanced(split_training_set(dataset, labels).validation, labels, n)
+    return images[chosen], labels[chosen]
+
+
 def validation_job(config: RunConfig, data_dir: str, device: torch.device) -> FillJob:
-    """The validation images (held out of the training file, the same number per class),
-    with ``min(n_samples, figure_samples)`` kept masks each."""
-    train_images, train_labels = load_tensors(config.dataset, data_dir, train=True)
-    held_out = split_training_set(config.dataset, train_labels).validation
-    validation = class_balanced(held_out, train_labels, config.n_validation)
+    """The validation images (:func:`validation_images`), with
+    ``min(n_samples, figure_samples)`` kept masks each."""
+    images, _ = validation_images(config.dataset, data_dir, config.n_validation)
     n_samples, seed = min(config.n_samples, config.figure_samples), config.validation_seed
-    name = f"validation_{len(validation)}_{n_samples}_{seed}{config.fill_suffix}.pt"
-    return FillJob(name, train_images[validation].to(device), n_samples, seed, config.tolerance)
+    name = f"validation_{len(images)}_{n_samples}_{seed}{config.fill_suffix}.pt"
+    return FillJob(name, images.to(device), n_samples, seed, config.tolerance)
 
 
 def shard_jobs(images: Tensor, config: RunConfig) -> list[FillJob]:

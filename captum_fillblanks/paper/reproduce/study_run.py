@@ -217,7 +217,7 @@ def mask_study(
         f"cap). Every column uses the package's default T ({DEFAULT_T}: binarized at tau "
         f"{DEFAULT_T.threshold:g} after dividing by the {DEFAULT_T.scale_percentile:g}th percentile of |fill| over "
         "the blanks, clipped; chosen on validation images by what an independent judge reads, "
-        "`benchmarks/choose_display.py`); the columns marked *earlier T* use the earlier default "
+        "`experiments/choose_display.py`); the columns marked *earlier T* use the earlier default "
         f"({MAX_SCALED_T}: tau {MAX_SCALED_T.threshold:g} after dividing by the largest |fill|).",
         "",
         f"Each image is scored under its own mask (the first of seed {seed} + {SCORING_SEED_OFFSET:,} + its index). "

@@ -1,8 +1,8 @@
 """What limits the inpainting AUC and the IoU: the fill, or how it is shown? (#22)
 
-    python benchmarks/fill_limits.py --data-dir ../shared/data --study STUDY.pt \\
+    python experiments/fill_limits.py --data-dir ../shared/data --study STUDY.pt \\
         [--dataset mnist --arch resnet5 --weights MNIST_5K_FLATTEN]
-    python benchmarks/fill_limits.py --data-dir ../shared/data --validation \\
+    python experiments/fill_limits.py --data-dir ../shared/data --validation \\
         [--dataset mnist --arch resnet5 --weights MNIST_5K_FLATTEN --n-samples 1000]
 
 The fills: either those a mask study saved (``captum-fillblanks mask-study``: the first
@@ -29,16 +29,27 @@ import argparse
 from pathlib import Path
 
 import torch
-from fill_smoothing import blur  # the Gaussian of benchmarks/fill_smoothing.py
+import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.readability import ink, inpainting_agreement, judge_accuracy, roc_auc
 from captum_fillblanks.attr.transforms import TransformSetting, prototype
-from captum_fillblanks.paper.data import load_tensors, split_training_set
+from captum_fillblanks.paper.data import load_tensors
 from captum_fillblanks.paper.files import load_tensors_file
 from captum_fillblanks.paper.models import JUDGE_ARCH, shipped_model
-from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
+from captum_fillblanks.paper.reproduce import RunConfig, validation_images
 from captum_fillblanks.paper.reproduce.run import load_test_images
+
+
+def blur(fill: torch.Tensor, sigma: float) -> torch.Tensor:
+    """torchvision's Gaussian blur of width ``sigma`` (radius ``3 sigma``), zero outside
+    the image; ``sigma = 0``: unchanged. Not part of the method: a diagnosis."""
+    if sigma == 0:
+        return fill
+    radius = int(3 * sigma + 0.5)
+    padded = F.pad(fill, (radius,) * 4)
+    return gaussian_blur(padded, [2 * radius + 1] * 2, [sigma] * 2)[..., radius:-radius, radius:-radius]
 
 
 def best_iou(fill: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -62,17 +73,17 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet5")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-images", type=int, default=200, help="with --validation")
     args = parser.parse_args()
     folder = args.data_dir / args.dataset
     train_images, train_labels = load_tensors(args.dataset, folder, train=True)
     entry = shipped_model(args.dataset, args.arch)
     if args.validation:
         config = RunConfig.create(args.dataset, arch=args.arch, weights=args.weights)
-        chosen = class_balanced(split_training_set(args.dataset, train_labels).validation, train_labels, 200)
-        images, labels = train_images[chosen], train_labels[chosen]
+        images, labels = validation_images(args.dataset, folder, args.n_images)
         model = entry.build(config.weights)
         fill = MaskFill(model).attribute(images, n_samples=args.n_samples, seed=config.validation_seed)
-        source = f"200 validation images, {args.n_samples:,} kept masks"
+        source = f"{len(images)} validation images, {args.n_samples:,} kept masks"
     else:
         study = load_tensors_file(args.study)
         fill = study["fill"][-1]

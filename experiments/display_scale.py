@@ -1,7 +1,7 @@
 """Does the display lose what the fill knows? The prototype drawn with other scales of T,
 read by the shipped judge and compared with the image's ink (issue #22, step 2).
 
-    python benchmarks/display_scale.py [--dataset mnist] [--n-samples 1000]
+    python experiments/display_scale.py [--dataset mnist] [--n-samples 1000]
 
 The images: all 100 bundled samples of the data set (10 per class, held out of every
 shipped model's training), so no choice is made on test images. Each shipped model's

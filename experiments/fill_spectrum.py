@@ -8,10 +8,12 @@ last column repeats the period-2 share (``k = 14``) with the image shifted by on
 before filling and the fill shifted back, so that the 2x2 mask patches no longer line
 up with the model's pooling windows.
 
-    python benchmarks/fill_spectrum.py
+    python experiments/fill_spectrum.py
 
 Recorded in ``docs/reproduction/README.md`` ("The grid in ResNet5's fills").
 """
+
+import argparse
 
 import torch
 
@@ -34,6 +36,9 @@ def spectrum(fill: torch.Tensor) -> list:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=500)
+    args = parser.parse_args()
     models = [
         ("ResNet5, Fashion-MNIST", resnet5(weights=ResNet5_Weights.FASHION_MNIST), "fashion-mnist"),
         ("ResNet5, MNIST", resnet5(weights=ResNet5_Weights.MNIST_5K), "mnist"),
@@ -45,8 +50,8 @@ def main() -> None:
         images, _ = load_samples(dataset)
         x = images[torch.arange(10) * 10]
         method = MaskFill(model)
-        fill = method.attribute(x, n_samples=500, seed=0, selection="all")
-        shifted = method.attribute(torch.roll(x, (1, 1), (2, 3)), n_samples=500, seed=0, selection="all")
+        fill = method.attribute(x, n_samples=args.n_samples, seed=0, selection="all")
+        shifted = method.attribute(torch.roll(x, (1, 1), (2, 3)), n_samples=args.n_samples, seed=0, selection="all")
         shifted = torch.roll(shifted, (-1, -1), (2, 3))
         print(f"| {name} | {spectrum(fill)} | {spectrum(shifted)[14]} |")
 

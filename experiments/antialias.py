@@ -1,8 +1,8 @@
 """ResNet5 with and without anti-aliased downsampling: the grid in its fills, and what a
 reader sees of them (#22).
 
-    python benchmarks/antialias.py --data-dir ../shared/data [--n-samples 1000]
-    python benchmarks/antialias.py --data-dir ../shared/data --figure docs/figures/antialias_prototypes.png
+    python experiments/antialias.py --data-dir ../shared/data [--n-samples 1000]
+    python experiments/antialias.py --data-dir ../shared/data --figure docs/figures/antialias_prototypes.png
 
 Each shipped ResNet5 weight file beside its ``antialias=True`` twin (the same recipe:
 data, epochs, seed; :class:`~captum_fillblanks.paper.models.BlurPool2d` before every
@@ -13,7 +13,7 @@ fills them as the package's defaults do (``MaskFill``, ``selection="correct"``,
 
 - t10k: the weights' test accuracy (their meta);
 - k = 7, k = 14: the share (percent) of the fills' spectral energy at the period-4 and
-  period-2 frequencies of the 28-pixel side (``benchmarks/fill_spectrum.py``; a
+  period-2 frequencies of the 28-pixel side (``experiments/fill_spectrum.py``; a
   smooth spectrum has about 2 and 0.5 there);
 - AUC, IoU: the median inpainting AUC of the fill and IoU of the prototype ``T(fill)``
   with the image's ink (``x > 0.5``);
@@ -40,9 +40,9 @@ from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import classification_scores, consistency_counts
 from captum_fillblanks.attr.readability import readability_summary
 from captum_fillblanks.attr.transforms import TransformSetting, prototype
-from captum_fillblanks.paper.data import CLASS_NAMES, load_tensors, split_training_set
+from captum_fillblanks.paper.data import CLASS_NAMES
 from captum_fillblanks.paper.models import JUDGE_ARCH, ResNet5_Weights, resnet5, shipped_model
-from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
+from captum_fillblanks.paper.reproduce import RunConfig, validation_images
 
 PAIRS = {
     "mnist": [
@@ -64,11 +64,6 @@ def spectral_share(fill: torch.Tensor, k: int) -> float:
     return 100 * float(rows + cols) / 2
 
 
-def validation_images(dataset: str, data_dir: Path, n: int = 200) -> torch.Tensor:
-    images, labels = load_tensors(dataset, data_dir / dataset, train=True)
-    return images[class_balanced(split_training_set(dataset, labels).validation, labels, n)]
-
-
 def draw_pairs(data_dir: Path, n_samples: int, path: Path) -> None:
     """For each pair: the first validation image of each class, then for the plain model
     and its twin the fill (signed, each panel at its 99th percentile of |fill|) and
@@ -82,7 +77,7 @@ def draw_pairs(data_dir: Path, n_samples: int, path: Path) -> None:
     figure, axes = plt.subplots(5 * len(pairs), 10, figsize=(11.5, 1.15 * 5 * len(pairs) + 0.6))
     shown = TransformSetting(binarized=False)
     for p, (dataset, pair) in enumerate(pairs):
-        images = validation_images(dataset, data_dir)[:10]  # class_balanced: one of each class first, in order
+        images, _ = validation_images(dataset, data_dir / dataset, 10)  # one of each class, in order
         seed = RunConfig.create(dataset).validation_seed
         rows = [("x", images, "gray")]
         for member in pair:
@@ -116,23 +111,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-images", type=int, default=200)
+    parser.add_argument("--wrong-target-samples", type=int, default=300)
     parser.add_argument("--figure", type=Path, help="draw the prototypes figure there instead of the table")
     args = parser.parse_args()
     if args.figure is not None:
         draw_pairs(args.data_dir, args.n_samples, args.figure)
         return
-    print(f"200 validation images per data set, {args.n_samples} kept masks, default T\n")
+    print(f"{args.n_images} validation images per data set, {args.n_samples} kept masks, default T\n")
     print("| weights | t10k | k = 7 | k = 14 | AUC | IoU | judge | wrong target | paper-style | control | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for dataset, pairs in PAIRS.items():
-        images = validation_images(dataset, args.data_dir)
+        images, _ = validation_images(dataset, args.data_dir / dataset, args.n_images)
         seed = RunConfig.create(dataset).validation_seed
         judge = shipped_model(dataset, JUDGE_ARCH[dataset]).build()
         for member in (m for pair in pairs for m in pair):
             began = time.perf_counter()
             model = resnet5(weights=member)
             fill = MaskFill(model).attribute(images, n_samples=args.n_samples, seed=seed)
-            summary = readability_summary(model, judge, images[:100], fill[:100], n_classes=10, seed=seed)
+            summary = readability_summary(
+                model,
+                judge,
+                images[:100],
+                fill[:100],
+                n_classes=10,
+                wrong_target_samples=args.wrong_target_samples,
+                seed=seed,
+            )
             judged = readability_summary(model, judge, images, fill, n_classes=10, wrong_target_samples=None)
             counts = consistency_counts(
                 model, images, n_classes=10, fill=fill, rows=("control", "paper-style"), seed=seed

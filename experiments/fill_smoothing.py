@@ -1,11 +1,13 @@
 """Would smoothing the fill before T close ResNet5's gap to the paper? (Not the method.)
 
 ResNet5's fills carry the stride of its downsampling (a period-4 grid, pixel speckle on
-MNIST's strokes; ``fill_spectrum.py``). This check blurs the cached fills of a finished
-``reproduce`` run with a Gaussian of width ``sigma`` before ``T``, chooses the setting of
-``T`` for each row on the run's validation fills (best macro F1 among the ``max_abs``
-settings, as ``reproduce`` chooses), and scores the paper-style and strict rows of
-Table 1 on the run's test shards with the same masks and labels as the report.
+MNIST's strokes; ``fill_spectrum.py``). This check blurs the kept fills of a finished
+``reproduce`` run (read back by :func:`~captum_fillblanks.paper.reproduce.run_fills`)
+with a Gaussian of width ``sigma`` before ``T``, chooses the setting of ``T`` for each
+row on the run's validation fills (best macro F1 among the ``max_abs`` settings, as
+``reproduce`` chooses), and scores the paper-style and strict rows of Table 1 on the
+run's test images as the report scores them: the same labels and each image under its
+own scoring mask (:func:`~captum_fillblanks.paper.reproduce.study_report.per_image_blanks`).
 ``sigma = 0`` reproduces the report's rows where the report chose a ``max_abs`` setting.
 Only forward passes: a minute or two on a CPU.
 
@@ -14,62 +16,66 @@ every candidate setting of ``T`` (min-max too). It asks whether another choice o
 would have closed the gap; nothing is chosen from it, since the test images are the
 ones scored.
 
-``--scoring-masks N`` adds another: the paper-style row under each of the first ``N``
-masks of every shard's seed, the fill and the chosen ``T`` fixed. The report scores
-each image under one random mask, the first of these; the others show how far that one
-draw moves the row.
+``--scoring-masks N`` adds another: the paper-style row under each image's first ``N``
+scoring masks (draw ``k`` of an image: the ``k``-th mask of its scoring seed), the fill
+and the chosen ``T`` fixed. The report scores each image under the first; the others
+show how far that one draw moves the row.
 
-    python benchmarks/fill_smoothing.py --run RUN_DIR --dataset mnist --arch resnet5 \\
-        --data-dir ../shared/data/mnist [--weights MNIST_5K_FLATTEN] [--every-setting] \\
-        [--scoring-masks 20]
+    python experiments/fill_smoothing.py --run RUN_DIR --dataset mnist --arch resnet5 \\
+        --data-dir ../shared/data/mnist [--weights MNIST_5K_FLATTEN] [--n-images 500] \\
+        [--tolerance T] [--every-setting] [--scoring-masks 20]
 
-Recorded in ``docs/reproduction/README.md`` (MNIST, ResNet5, both heads).
+(the run's own ``--n-images``, ``--n-samples``, ``--seed``, ``--weights``,
+``--tolerance``, ``--shard-size``, ``--n-validation`` and ``--figure-samples``).
+
+Recorded in ``docs/reproduction/README.md`` (MNIST, ResNet5, both heads). Those numbers
+were measured when the report scored every image of a shard under one shared mask,
+before the per-image scoring masks; a rerun scores as the report now does.
 """
 
 import argparse
-import re
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from captum_fillblanks import filled_image, random_patch_masks
 from captum_fillblanks.attr.masks import apply_masks
 from captum_fillblanks.attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
-from captum_fillblanks.paper.data import load_tensors, sample_indices, split_training_set
-from captum_fillblanks.paper.files import load_tensors_file
 from captum_fillblanks.paper.models import shipped_model
-from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, RunConfig, best_settings, class_balanced
+from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, RunConfig, best_settings, run_fills
+from captum_fillblanks.paper.reproduce.study_report import SCORING_SEED_OFFSET, per_image_blanks
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
 
 
 def blur(fill: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of each channel, zero padding; ``sigma = 0``: unchanged."""
+    """torchvision's Gaussian blur of width ``sigma`` (radius ``3 sigma``), zero outside
+    the image; ``sigma = 0``: unchanged."""
     if sigma == 0:
         return fill
     radius = int(3 * sigma + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=fill.dtype)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = fill.shape[1]
-    rows = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
-    out = F.conv2d(fill, rows, padding=(0, radius), groups=channels)
-    return F.conv2d(out, rows.transpose(2, 3), padding=(radius, 0), groups=channels)
+    padded = F.pad(fill, (radius,) * 4)
+    return gaussian_blur(padded, [2 * radius + 1] * 2, [sigma] * 2)[..., radius:-radius, radius:-radius]
 
 
-def scoring_masks(images, seed, masks: dict, n: int = 1) -> torch.Tensor:
-    """The first ``n`` masks of ``seed``, as blank indicators shaped like ``images``;
-    the first is the one ``consistency_counts`` scores with (``scoring_blank``)."""
-    drawn = random_patch_masks(n, *images.shape[-2:], **masks, generator=torch.Generator().manual_seed(seed))
-    return (drawn == 0)[:, None, None].expand(n, *images.shape)
+def scoring_masks(images, config: RunConfig, first: int, n: int) -> torch.Tensor:
+    """Draw ``k`` of each image's scoring masks, ``k < n``, as blank indicators shaped
+    ``(n, *images.shape)``; draw 0 is :func:`per_image_blanks`, the report's."""
+    base = config.seed + SCORING_SEED_OFFSET + first
+    draws = []
+    for i in range(len(images)):
+        generator = torch.Generator().manual_seed(base + i)
+        draws.append(random_patch_masks(n, *images.shape[-2:], **config.masks, generator=generator) == 0)
+    return torch.stack(draws, 1)[:, :, None].expand(n, *images.shape)
 
 
-def score(model, images, fill, seed, settings, counts: dict, masks: dict) -> None:
-    """Add the two rows, for each setting, as ``consistency_counts`` builds them."""
+def score(model, images, fill, seed, blank, settings, counts: dict, masks: dict) -> None:
+    """Add the two rows, for each setting, as the report builds them."""
     for setting in settings:
-        rebuilt = rebuild_rows(model, images, transform=setting, fill=fill, seed=seed, rows=ROWS, **masks)
+        rebuilt = rebuild_rows(model, images, transform=setting, fill=fill, seed=seed, rows=ROWS, blank=blank, **masks)
         counts[setting] = ConsistencyCounts.combine(
             [counts[setting], score_rows(model, rebuilt, counts[setting].n_classes)]
         )
@@ -84,6 +90,11 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=10000, help="the run's --n-samples")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed")
     parser.add_argument("--weights", default=None, help="the run's --weights (default: the model's own)")
+    parser.add_argument("--n-images", type=int, default=500, help="the run's --n-images")
+    parser.add_argument("--tolerance", type=float, default=None, help="the run's --tolerance")
+    parser.add_argument("--shard-size", type=int, default=50, help="the run's --shard-size")
+    parser.add_argument("--n-validation", type=int, default=200, help="the run's --n-validation")
+    parser.add_argument("--figure-samples", type=int, default=2000, help="the run's --figure-samples")
     parser.add_argument(
         "--every-setting", action="store_true", help="also score the test images under every candidate T (diagnosis)"
     )
@@ -95,38 +106,32 @@ def main() -> None:
         args.dataset,
         arch=args.arch,
         weights=args.weights,
+        n_images=args.n_images,
         n_samples=args.n_samples,
+        shard_size=args.shard_size,
+        n_validation=args.n_validation,
+        figure_samples=args.figure_samples,
         seed=args.seed,
         candidates=CANDIDATE_SETTINGS,
+        tolerance=args.tolerance,
     )
     model = shipped_model(args.dataset, args.arch).build(config.weights)
-    shards, masks = config.shards_folder(Path(args.run)), config.masks
+    masks = config.masks
     settings = [s for s in CANDIDATE_SETTINGS if s.normalization == "max_abs"]
     n_classes = 10
+    try:
+        fills = run_fills(config, args.data_dir, Path(args.run))
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
-    train_images, train_labels = load_tensors(args.dataset, args.data_dir, train=True)
-    validation_file = next(shards.glob("validation_*.pt"), None)
-    if validation_file is None:
-        raise SystemExit(f"{shards} holds no validation fills: is --run the run's --out, with its --weights?")
-    n_validation, _, validation_seed = map(int, re.findall(r"\d+", validation_file.stem))
-    validation = class_balanced(split_training_set(args.dataset, train_labels).validation, train_labels, n_validation)
-    test_images, _ = load_tensors(args.dataset, args.data_dir, train=False)
-    keep = torch.ones(len(test_images), dtype=torch.bool)
-    if args.dataset == "fashion-mnist":  # as reproduce: the bundled samples are left out
-        keep[sample_indices(args.dataset)] = False
-    test_images = test_images[keep]
-    test_shards = sorted(shards.glob(f"shard_*_{args.n_samples}_{args.seed}.pt"))
-    ends = [tuple(map(int, re.findall(r"\d+", path.stem)[:2])) for path in test_shards]
-    if not ends or ends[0][0] != 0 or any(a[1] != b[0] for a, b in zip(ends, ends[1:])):
-        raise SystemExit(f"{shards}: the shards for --n-samples {args.n_samples} --seed {args.seed} do not tile 0..n")
-
-    # every cached fill is read once: (images, fill, mask seed) per shard
-    validation_images = train_images[validation]
-    validation_fill = load_tensors_file(validation_file)["fill"]
+    # every kept fill is read once: (images, fill, mask seed, scoring masks, first image) per job
+    validation_job, saved = fills.validation
+    validation = (validation_job.images, saved["fill"], validation_job.seed)
+    n_validation = len(validation_job.images)
     test = []
-    for path in test_shards:
-        start, end, _, base_seed = map(int, re.findall(r"\d+", path.stem))
-        test.append((test_images[start:end], load_tensors_file(path)["fill"], base_seed + start))
+    for job, saved in fills.test:
+        blank = per_image_blanks(job.images, config, first=job.first)
+        test.append((job.images, saved["fill"], job.seed, blank, job.first))
 
     print(f"{len(test)} test shards, {n_validation} validation images, {args.dataset} {args.arch}")
     print("| sigma | row | T (chosen on validation) | validation macro F1 | test accuracy | test macro F1 |")
@@ -134,14 +139,13 @@ def main() -> None:
     with torch.no_grad():
         for sigma in SIGMAS:
             on_validation = {s: ConsistencyCounts(n_classes) for s in settings}
-            score(
-                model, validation_images, blur(validation_fill, sigma), validation_seed, settings, on_validation, masks
-            )
+            images, fill, seed = validation
+            score(model, images, blur(fill, sigma), seed, None, settings, on_validation, masks)
             f1 = {row: {s: on_validation[s].scores()[row]["macro_f1"] for s in settings} for row in ROWS}
             chosen = best_settings(f1, settings)
             on_test = {s: ConsistencyCounts(n_classes) for s in set(chosen.values())}
-            for images, fill, seed in test:
-                score(model, images, blur(fill, sigma), seed, list(on_test), on_test, masks)
+            for images, fill, seed, blank, _ in test:
+                score(model, images, blur(fill, sigma), seed, blank, list(on_test), on_test, masks)
             if sigma == 0:
                 chosen_unblurred = chosen
             for row, setting in chosen.items():
@@ -153,8 +157,8 @@ def main() -> None:
                 )
         if args.every_setting:
             on_test = {s: ConsistencyCounts(n_classes) for s in CANDIDATE_SETTINGS}
-            for images, fill, seed in test:
-                score(model, images, fill, seed, CANDIDATE_SETTINGS, on_test, masks)
+            for images, fill, seed, blank, _ in test:
+                score(model, images, fill, seed, blank, CANDIDATE_SETTINGS, on_test, masks)
             print("\nEvery candidate on the test images (diagnosis only: nothing is chosen from it)")
             print("| T | paper-style accuracy | paper-style correct | strict accuracy |")
             print("|---|---|---|---|")
@@ -172,12 +176,12 @@ def main() -> None:
             print("| draw | accuracy | correct |")
             print("|---|---|---|")
             correct = torch.zeros(args.scoring_masks, dtype=torch.long)
-            for images, fill, seed in test:  # each shard's labels and masks once, for every draw
+            for images, fill, _, _, first in test:  # each shard's labels and masks once, for every draw
                 reference = model(images).argmax(1)
-                for draw, blank in enumerate(scoring_masks(images, seed, masks, args.scoring_masks)):
+                for draw, blank in enumerate(scoring_masks(images, config, first, args.scoring_masks)):
                     rebuilt = filled_image(apply_masks(images, blank, 0.0), fill, blank, transform=setting)
                     correct[draw] += int((model(rebuilt).argmax(1) == reference).sum())
-            total = sum(len(images) for images, _, _ in test)
+            total = sum(len(images) for images, *_ in test)
             accuracies = []
             for draw, right in enumerate(correct.tolist()):
                 accuracies.append(100 * right / total)

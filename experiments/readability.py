@@ -2,7 +2,7 @@
 the shipped judge's reading of the prototypes and the wrong-target control, for the
 shipped models of a data set and a random-init one.
 
-    python benchmarks/readability.py [--dataset mnist] [--n-images 40] [--n-samples 1000]
+    python experiments/readability.py [--dataset mnist] [--n-images 40] [--n-samples 1000]
 
 The images: the first ``n_images / 10`` bundled samples of each class (held out from
 every shipped model's training). Inpainting agreement and the wrong-target control use

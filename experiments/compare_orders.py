@@ -4,7 +4,7 @@ For MNIST test images and the shipped SimpleCNN, computes MaskFill and BFGSMaskF
 the same seed (so the same masks) and reports the cosine similarity between the two
 fills per image, and the time each method took.
 
-    python benchmarks/compare_orders.py --data-dir ../shared/data/mnist [--n-images 100]
+    python experiments/compare_orders.py --data-dir ../shared/data/mnist [--n-images 100]
 """
 
 from __future__ import annotations

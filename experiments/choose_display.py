@@ -1,6 +1,6 @@
 """Choose the display of ``T`` by what a reader sees, on validation images (issue #22).
 
-    python benchmarks/choose_display.py --data-dir ../shared/data [--n-samples 1000] [--cache DIR]
+    python experiments/choose_display.py --data-dir ../shared/data [--n-samples 1000] [--cache DIR]
 
 The images: the reproduction's 200 validation images of each data set (20 per class,
 held out of every shipped model's training; never a test image). Each shipped model's
@@ -27,9 +27,8 @@ import torch
 
 from captum_fillblanks import MaskFill, TransformSetting, prototype
 from captum_fillblanks.attr.readability import ink, intersection_over_union, judge_accuracy, wrong_target_control
-from captum_fillblanks.paper.data import load_tensors, split_training_set
 from captum_fillblanks.paper.models import JUDGE_ARCH, list_shipped_models, shipped_model
-from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
+from captum_fillblanks.paper.reproduce import RunConfig, validation_images
 
 PERCENTILES = (100.0, 99.0, 98.0, 95.0, 90.0, 80.0)
 TAUS = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -38,12 +37,6 @@ TAUS = (0.05, 0.1, 0.2, 0.3, 0.5)
 def settings() -> list[TransformSetting]:
     grid = [TransformSetting(threshold=tau, scale_percentile=p) for p in PERCENTILES for tau in TAUS]
     return grid + [TransformSetting(binarized=False, scale_percentile=p) for p in PERCENTILES]
-
-
-def validation_images(dataset: str, data_dir: Path, n: int = 200) -> torch.Tensor:
-    images, labels = load_tensors(dataset, data_dir / dataset, train=True)
-    held_out = split_training_set(dataset, labels).validation
-    return images[class_balanced(held_out, labels, n)]
 
 
 def model_fills(dataset: str, images: torch.Tensor, n_samples: int, cache: Path | None):
@@ -71,12 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding mnist/ and fashion-mnist/")
     parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-images", type=int, default=200)
+    parser.add_argument("--wrong-target-samples", type=int, default=300)
     parser.add_argument("--cache", type=Path, help="keep the validation fills here")
     args = parser.parse_args()
     grid = settings()
     scores: dict[str, dict[TransformSetting, tuple[float, float]]] = {}
     for dataset in ("mnist", "fashion-mnist"):
-        images = validation_images(dataset, args.data_dir)
+        images, _ = validation_images(dataset, args.data_dir / dataset, args.n_images)
         truth = ink(images)
         judge = shipped_model(dataset, JUDGE_ARCH[dataset]).build()
         for name, model, fill in model_fills(dataset, images, args.n_samples, args.cache):
@@ -104,14 +99,17 @@ def main() -> None:
         cells = [f"{scores[k][setting][0]:.0f} % / {scores[k][setting][1]:.2f}" for k in scores]
         print(f"| {setting} | {merit(setting):.3f} | " + " | ".join(cells) + " |")
     # the wrong-target control (SPEC: it must stay low) under the choice and the largest-value scale
-    print("\nwrong-target control on the first 100 of the same images (selection='all', 300 masks):")
+    print(
+        f"\nwrong-target control on the first 100 of the same images (selection='all', "
+        f"{args.wrong_target_samples} masks):"
+    )
     for dataset in ("mnist", "fashion-mnist"):
-        images = validation_images(dataset, args.data_dir)
+        images, _ = validation_images(dataset, args.data_dir / dataset, args.n_images)
         for name, model, _ in model_fills(dataset, images, args.n_samples, args.cache):
             rates = []
             for setting in (best, TransformSetting(scale_percentile=100.0)):
                 rate, _ = wrong_target_control(
-                    model, images[:100], n_classes=10, n_samples=300, transform=setting, seed=1
+                    model, images[:100], n_classes=10, n_samples=args.wrong_target_samples, transform=setting, seed=1
                 )
                 rates.append(f"{setting}: {rate:.1f} %")
             print(f"- {dataset}: {name}: " + "; ".join(rates), flush=True)

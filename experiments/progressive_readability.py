@@ -1,6 +1,6 @@
 """Why the progressive rebuild decays into dots, and what an averaged step changes (#22).
 
-    python benchmarks/progressive_readability.py --data-dir ../shared/data [--split validation|test]
+    python experiments/progressive_readability.py --data-dir ../shared/data [--split validation|test]
         [--weights simple-cnn:MNIST_5K resnet5:MNIST_5K_FLATTEN ...] [--variants 1:0.25 64:0.5 ...]
 
 The images: 200 MNIST images, either the reproduction's validation images (20 per
@@ -38,9 +38,9 @@ import torch.nn.functional as F
 
 from captum_fillblanks import ProgressiveMaskFill
 from captum_fillblanks.attr.readability import ink, intersection_over_union
-from captum_fillblanks.paper.data import load_tensors, split_training_set
+from captum_fillblanks.paper.data import load_tensors
 from captum_fillblanks.paper.models import JUDGE_ARCH, list_shipped_models, shipped_model
-from captum_fillblanks.paper.reproduce import RunConfig, class_balanced
+from captum_fillblanks.paper.reproduce import RunConfig, validation_images
 
 #: (n_samples, context_ratio): the paper's step, then averaged steps
 VARIANTS = ((1, 0.25), (4, 0.25), (16, 0.25), (64, 0.25), (64, 0.5), (256, 0.25))
@@ -51,8 +51,7 @@ def mnist_images(data_dir: Path, split: str, n: int = 200) -> torch.Tensor:
     if split == "test":
         images, _ = load_tensors("mnist", data_dir / "mnist", train=False)
         return images[:n]
-    images, labels = load_tensors("mnist", data_dir / "mnist", train=True)
-    return images[class_balanced(split_training_set("mnist", labels).validation, labels, n)]
+    return validation_images("mnist", data_dir / "mnist", n)[0]
 
 
 def isolated_share(images: torch.Tensor) -> torch.Tensor:
@@ -98,12 +97,13 @@ def main() -> None:
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     parser.add_argument("--variants", nargs="+", help="only these, as N_SAMPLES:CONTEXT_RATIO (default: VARIANTS)")
     parser.add_argument("--weights", nargs="+", help="only these, as ARCH:MEMBER (default: every MNIST one)")
+    parser.add_argument("--n-images", type=int, default=200)
     args = parser.parse_args()
     variants = VARIANTS
     if args.variants:
         variants = tuple((int(n), float(r)) for n, r in (v.split(":") for v in args.variants))
     torch.manual_seed(0)
-    images = mnist_images(args.data_dir, args.split)
+    images = mnist_images(args.data_dir, args.split, args.n_images)
     seed = RunConfig.create("mnist").validation_seed if args.split == "validation" else RunConfig.create("mnist").seed
     judge = shipped_model("mnist", JUDGE_ARCH["mnist"]).build()
     truth = ink(images)
