@@ -276,7 +276,7 @@ def _mask_study(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from .paper.reproduce.study_run import mask_study
+    from .paper.mask_study import mask_study
 
     _draw_off_screen()
     for name in ("n_images", "n_samples"):

@@ -127,9 +127,10 @@ PUBLIC_MODULES = [
     "captum_fillblanks.paper.text_table",
     "captum_fillblanks.paper.text_figures",
     "captum_fillblanks.paper.text_report",
-    "captum_fillblanks.paper.reproduce.study",
-    "captum_fillblanks.paper.reproduce.study_report",
-    "captum_fillblanks.paper.reproduce.study_run",
+    "captum_fillblanks.paper.scoring",
+    "captum_fillblanks.paper.mask_study.fills",
+    "captum_fillblanks.paper.mask_study.report",
+    "captum_fillblanks.paper.mask_study.run",
 ]
 
 logger = logging.getLogger(__name__)

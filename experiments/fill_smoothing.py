@@ -7,7 +7,7 @@ with a Gaussian of width ``sigma`` before ``T``, chooses the setting of ``T`` fo
 row on the run's validation fills (best macro F1 among the ``max_abs`` settings, as
 ``reproduce`` chooses), and scores the paper-style and strict rows of Table 1 on the
 run's test images as the report scores them: the same labels and each image under its
-own scoring mask (:func:`~captum_fillblanks.paper.reproduce.study_report.per_image_blanks`).
+own scoring mask (:func:`~captum_fillblanks.paper.scoring.per_image_blanks`).
 ``sigma = 0`` reproduces the report's rows where the report chose a ``max_abs`` setting.
 Only forward passes: a minute or two on a CPU.
 
@@ -45,7 +45,7 @@ from captum_fillblanks.attr.masks import apply_masks
 from captum_fillblanks.attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
 from captum_fillblanks.paper.models import shipped_model
 from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, RunConfig, best_settings, run_fills
-from captum_fillblanks.paper.reproduce.study_report import SCORING_SEED_OFFSET, per_image_blanks
+from captum_fillblanks.paper.scoring import SCORING_SEED_OFFSET, per_image_blanks
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)

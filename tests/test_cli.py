@@ -141,7 +141,7 @@ def test_reproduce_scores_each_image_under_its_own_mask_and_reads_it_with_the_ju
     from captum_fillblanks.attr.readability import inpainting_agreement
     from captum_fillblanks.paper.models import lenet5
     from captum_fillblanks.paper.reproduce import RunConfig
-    from captum_fillblanks.paper.reproduce.study_report import per_image_blanks
+    from captum_fillblanks.paper.scoring import per_image_blanks
 
     sizes = {"n_images": 6, "n_samples": 4, "n_validation": 10, "figure_samples": 4}
     columns = {}

@@ -8,6 +8,9 @@
   :mod:`~captum_fillblanks.paper.text_training`: the tweet sentiment corpus, its
   tokenizer, the reference text classifier with shipped weights, and its training;
 - :mod:`~captum_fillblanks.paper.reproduce`: Figs. 2-6 and Table 1 into a report;
+- :mod:`~captum_fillblanks.paper.mask_study`: how many masks a result needs;
+- :mod:`~captum_fillblanks.paper.scoring`: how the reports score a fill, image by image
+  or text by text, and their error bars;
 - :mod:`~captum_fillblanks.paper.demo`: the offline demo.
 
 Everything here calls the public API of :mod:`captum_fillblanks.attr`, as a user would.

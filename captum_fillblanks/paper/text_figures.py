@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..attr import filled_tokens, token_scores
-from .text_table import predict_texts, scoring_blanks, text_fills
+from .scoring import per_text_blanks
+from .text_table import predict_texts, text_fills
 from .tweets import TWEET_CLASSES, TweetTable, TweetTokenizer
 
 __all__ = ["FigureExample", "figure_indices", "figure_examples", "top_words_figure", "blank_records_html"]
@@ -62,7 +63,7 @@ def figure_examples(model: nn.Module, tokenizer: TweetTokenizer, tweets: TweetTa
     exclude = sorted(tokenizer.special_ids.values())
     fills = text_fills(model, ids, attention, blank_id, n_samples=run.n_samples, seed=run.seed,
                        mask_ratio=run.mask_ratio)  # fmt: skip
-    blanks = scoring_blanks(attention, indices, run.seed, run.mask_ratio)
+    blanks = per_text_blanks(attention, indices, run.seed, run.mask_ratio)
     weight = model.embedding.weight.detach()
     top = token_scores(fills.fills, weight, fills.blank, k=5, exclude=exclude)
     filled = filled_tokens(ids, fills.fills, weight, fills.blank, blanks=blanks, exclude=exclude)

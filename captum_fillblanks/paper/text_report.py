@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .files import write_atomically
+from .scoring import per_text_blanks
 from .text_models import TweetTransformer_Weights, tweet_transformer
 from .text_table import (
     TEXT_ROWS,
@@ -26,7 +27,6 @@ from .text_table import (
     frequent_tokens,
     predict_texts,
     score_rows,
-    scoring_blanks,
     text_fills,
     text_rows,
     token_counts,
@@ -116,7 +116,7 @@ def _evaluate(model, random_model, tokenizer, tweets: TweetTable, chosen, run: T
         if complete:
             random_fills = text_fills(random_model, ids, attention, blank_id, n_samples=run.n_samples,
                                       seed=run.seed, mask_ratio=run.mask_ratio, selection="all")  # fmt: skip
-        blanks = scoring_blanks(attention, indices, run.seed, run.mask_ratio)
+        blanks = per_text_blanks(attention, indices, run.seed, run.mask_ratio)
         rows = text_rows(model, ids, attention, fills, random_fills, random_model, blanks, blank_id=blank_id,
                          exclude=exclude, n_steps=run.n_steps, seed=run.seed, indices=indices,
                          rows=TEXT_ROWS if complete else ("control", "paper-style"))  # fmt: skip

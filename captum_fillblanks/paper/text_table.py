@@ -30,39 +30,24 @@ import torch
 from torch import Tensor, nn
 
 from ..attr import LayerMaskFill, filled_tokens, progressive_tokens, text_prototype, token_layer_mask, token_scores
-from ..attr.masks import n_blank_units
+from .scoring import standard_error
 from .text_training import score_predictions
 from .tweets import TweetTokenizer
 
 __all__ = [
     "TEXT_ROWS",
     "TextFills",
-    "scoring_blanks",
     "text_fills",
     "predict_texts",
     "text_rows",
     "blank_recovery",
     "token_counts",
     "frequent_tokens",
-    "bootstrap_error",
     "score_rows",
 ]
 
 #: The rows of the text Table 1, in the report's order.
 TEXT_ROWS = ("control", "paper-style", "strict", "progressive", "random-init model", "random tokens")
-
-
-def scoring_blanks(attention: Tensor, indices: Sequence[int], seed: int, mask_ratio: float = 0.25) -> Tensor:
-    """One scoring mask per text: ``(B, L)`` bool, ``n_blank_units(n_real, mask_ratio)``
-    of each text's real tokens, chosen by a generator seeded by ``seed`` and the text's
-    index in its split (``indices``), so a text's mask does not depend on its batch."""
-    blanks = torch.zeros(attention.shape, dtype=torch.bool)
-    for row, index in enumerate(indices):
-        real = attention[row].bool().nonzero().squeeze(1).cpu()
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + int(index))
-        chosen = real[torch.randperm(len(real), generator=generator)[: n_blank_units(len(real), mask_ratio)]]
-        blanks[row, chosen] = True
-    return blanks.to(attention.device)
 
 
 @dataclass
@@ -205,20 +190,11 @@ def blank_recovery(
     return int((chosen[:, 0] == truth).sum()), int((chosen == truth[:, None]).any(1).sum()), int(counted.sum())
 
 
-def bootstrap_error(hits: Tensor, n_resamples: int = 1000, seed: int = 0) -> float:
-    """Standard error of a rate over texts, by resampling the texts (each text has its own
-    scoring mask, so texts are the independent units)."""
-    hits = hits.float().cpu()
-    generator = torch.Generator().manual_seed(seed)
-    resampled = hits[torch.randint(0, len(hits), (n_resamples, len(hits)), generator=generator)].mean(1)
-    return float(resampled.std())
-
-
 def score_rows(predicted: dict[str, Tensor], reference: Tensor) -> dict[str, tuple[float, float, float]]:
     """Per row: accuracy against ``reference`` (the model's labels), its bootstrap
     standard error and the macro F1."""
     scores = {}
     for name, labels in predicted.items():
         result = score_predictions(labels.cpu(), reference.cpu())
-        scores[name] = (result.accuracy, bootstrap_error(labels.cpu() == reference.cpu()), result.macro_f1)
+        scores[name] = (result.accuracy, standard_error(labels.cpu() == reference.cpu()), result.macro_f1)
     return scores

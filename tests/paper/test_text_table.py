@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from captum_fillblanks.attr.masks import n_blank_units
+from captum_fillblanks.paper.scoring import per_text_blanks, standard_error
 from captum_fillblanks.paper.text_models import TweetTransformer
 from captum_fillblanks.paper.text_table import (
     TEXT_ROWS,
     TextFills,
     blank_recovery,
-    bootstrap_error,
     frequent_tokens,
-    scoring_blanks,
     text_fills,
     text_rows,
 )
@@ -34,16 +33,16 @@ def setup():
 
 def test_scoring_masks_blank_a_quarter_of_each_text_own_tokens_whatever_the_batch(setup):
     _, _, _, ids, attention = setup
-    blanks = scoring_blanks(attention, range(6), seed=3)
+    blanks = per_text_blanks(attention, range(6), seed=3)
     for row in range(6):
         n_real = int(attention[row].sum())
         assert int(blanks[row].sum()) == n_blank_units(n_real, 0.25)
         assert not bool(blanks[row, n_real:].any())
     # text 4 alone, with its own length, gets the same mask as in the batch
     n_real = int(attention[4].sum())
-    alone = scoring_blanks(attention[4:5, :n_real], [4], seed=3)
+    alone = per_text_blanks(attention[4:5, :n_real], [4], seed=3)
     assert torch.equal(alone[0], blanks[4, :n_real])
-    assert not torch.equal(scoring_blanks(attention, range(6), seed=4), blanks)
+    assert not torch.equal(per_text_blanks(attention, range(6), seed=4), blanks)
 
 
 def test_each_row_rewrites_only_what_it_says(setup):
@@ -52,7 +51,7 @@ def test_each_row_rewrites_only_what_it_says(setup):
     mask_id = tokenizer.mask_id
     fills = text_fills(model, ids, attention, mask_id, n_samples=8, seed=0, selection="all")
     random_fills = text_fills(random_model, ids, attention, mask_id, n_samples=8, seed=0, selection="all")
-    blanks = scoring_blanks(attention, range(6), seed=0)
+    blanks = per_text_blanks(attention, range(6), seed=0)
     rows = text_rows(
         model, ids, attention, fills, random_fills, random_model, blanks,
         blank_id=mask_id, exclude=exclude, n_steps=2, seed=0, indices=range(6),
@@ -90,7 +89,7 @@ def test_frequent_tokens_rank_the_words_of_the_texts(setup):
     assert [tokenizer.vocab[i] for i in ranked] == ["good", "bad"]
 
 
-def test_bootstrap_error_is_the_binomial_error_for_independent_texts():
+def test_standard_error_is_the_binomial_error_for_independent_texts():
     hits = torch.tensor([1, 0] * 200)
-    assert bootstrap_error(hits, n_resamples=4000) == pytest.approx(math.sqrt(0.25 / 400), rel=0.1)
-    assert bootstrap_error(torch.ones(50)) == 0.0
+    assert standard_error(hits) == pytest.approx(math.sqrt(0.25 / 400), rel=0.1)
+    assert standard_error(torch.ones(50)) == 0.0

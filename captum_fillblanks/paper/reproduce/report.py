@@ -3,7 +3,6 @@ chosen on validation, and the figures."""
 
 from __future__ import annotations
 
-import functools
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,18 +13,14 @@ from torch import Tensor
 from ...attr.metrics import ROWS, ConsistencyCounts
 from ...attr.transforms import TransformSetting
 from ..models import JUDGE_ARCH, shipped_model
+from ..scoring import DEFAULT_T, N_RESAMPLES, standard_error
 from .config import RunConfig
 from .stages import Choice, Table
-from .study_report import DEFAULT_T, bootstrap
 
-__all__ = ["PAPER_TABLE_1", "RunRecord", "kept_summary", "standard_error", "table_lines", "write_report"]
+__all__ = ["PAPER_TABLE_1", "RunRecord", "kept_summary", "table_lines", "write_report"]
 
 #: The paper's Table 1 (MNIST, "ResNet5"), in percent: accuracy, macro F1, weighted F1.
 PAPER_TABLE_1 = {"random": (99, 99, 99), "progressive": (93, 93, 93)}
-
-#: Resamples of the images behind every standard error of the report (a bootstrap,
-#: seeded, so that a rescored report is identical).
-N_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -78,22 +73,6 @@ def kept_summary(
     return text
 
 
-@functools.lru_cache(maxsize=4)
-def _resamples(n: int) -> Tensor:
-    """:data:`N_RESAMPLES` resamples of ``n`` images, from seed 0: drawn once per report."""
-    return torch.randint(n, (N_RESAMPLES, n), generator=torch.Generator().manual_seed(0))
-
-
-def standard_error(values: Tensor, median: bool = False) -> float:
-    """The bootstrap standard error of the mean (or ``median``, NaN left out) of per-image
-    ``values``: the standard deviation of it over :data:`N_RESAMPLES` resamples of the
-    images (drawn from seed 0, so the same images give the same error), as the mask
-    study's :func:`~.study_report.bootstrap` computes it."""
-    _, spread = bootstrap(values.double(), not median, _resamples(len(values)))
-    spread = spread[~spread.isnan()]  # a resample of NaN only has no median
-    return float(spread.std()) if median else float(spread.std()) / 100  # bootstrap's means are in percent
-
-
 def table_lines(
     counts: ConsistencyCounts,
     settings: dict[str, TransformSetting],
@@ -102,7 +81,7 @@ def table_lines(
 ) -> list[str]:
     """Table 1 as Markdown lines: one row per row of :data:`ROWS` that ``counts`` scored.
 
-    With ``per_image`` (:func:`~.stages.image_columns` of every image) the accuracy has
+    With ``per_image`` (:func:`~captum_fillblanks.paper.scoring.image_columns` of every image) the accuracy has
     its standard error (:func:`standard_error`) and a last column gives the judge's
     reading of the row's rebuilt image as ``y_0``, with its own."""
     scores = counts.scores()

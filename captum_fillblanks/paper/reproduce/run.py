@@ -74,7 +74,7 @@ def reproduce(
     class (``"class_means"``, ``"class_counts"``), and the draws each image kept: per
     test shard (``"n_kept"``) and for the validation images (``"validation_n_kept"``),
     ``None`` for fills saved before the counts were; and every test image's readability
-    columns (``"per_image"``, :func:`~.stages.image_columns`: the model's and the
+    columns (``"per_image"``, :func:`~captum_fillblanks.paper.scoring.image_columns`: the model's and the
     judge's reading of each row's rebuilt image, the inpainting AUC and IoU). Every image
     is scored under its own random mask, seeded by its index among the test images (the
     mask study's), so the report's standard errors (a bootstrap over the images) need no

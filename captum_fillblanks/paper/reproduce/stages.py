@@ -17,16 +17,15 @@ from torch import Tensor
 
 from ...attr._captum_compat import progress
 from ...attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
-from ...attr.readability import inpainting_agreement
 from ...attr.transforms import TransformSetting
 from ..data import load_tensors, split_training_set
 from ..distributed import Ranks
 from ..files import write_atomically
+from ..scoring import image_columns, per_image_blanks
 from .cache import FillCache, FillJob
 from .config import RunConfig
 from .prototypes import add_per_class
 from .settings import best_settings, choose_settings
-from .study_report import DEFAULT_T, per_image_blanks
 
 __all__ = [
     "Choice",
@@ -37,7 +36,6 @@ __all__ = [
     "shard_jobs",
     "choose_on_validation",
     "score_test_images",
-    "image_columns",
     "same_run_everywhere",
 ]
 
@@ -161,31 +159,6 @@ def choose_on_validation(
         )
     min_max_only = best_settings(merged, min_max) if min_max else None
     return Choice(chosen, min_max_only, merged, len(job.images), job.n_samples, saved.get("n_kept"))
-
-
-def image_columns(
-    model: Callable,
-    judge: Callable,
-    images: Tensor,
-    fill: Tensor,
-    predicted: Tensor,
-    rebuilt: dict[str, tuple[Tensor, Tensor]],
-) -> dict[str, Tensor]:
-    """Per image (float64 on the CPU): for each row of ``rebuilt`` (:func:`rebuild_rows`),
-    ``"model: ROW"``, 1 where the model gives the rebuilt image the row's label, and
-    ``"judge: ROW"``, 1 where ``judge`` (another architecture, trained separately, on the
-    CPU) gives it ``predicted``, the model's label ``y_0`` of the image (saved with the
-    fills); and ``"auc"`` and ``"iou"``, the inpainting agreement of ``fill`` with the
-    image's own ink (the IoU of the package's default ``T``)."""
-    columns = {}
-    y_0 = predicted.cpu()
-    with torch.no_grad():
-        for row, (batch, label) in rebuilt.items():
-            columns[f"model: {row}"] = (model(batch.clone()).argmax(1).cpu() == label.cpu()).double()
-            columns[f"judge: {row}"] = (judge(batch.cpu()).argmax(1) == y_0).double()
-    agreement = inpainting_agreement(fill.cpu().float(), images.cpu(), transform=DEFAULT_T)
-    columns["auc"], columns["iou"] = agreement.auc, agreement.iou
-    return columns
 
 
 def _score_shard(model, judge, saved, job: FillJob, choice: Choice, config: RunConfig, n_classes: int):

@@ -43,7 +43,7 @@ def test_table_1_parses_back_to_the_scores_of_each_row():
 
 
 def test_table_1_with_per_image_columns_gives_standard_errors_and_the_judges_reading():
-    from captum_fillblanks.paper.reproduce.report import standard_error
+    from captum_fillblanks.paper.scoring import standard_error
 
     counts = ConsistencyCounts(2)
     per_image = {"auc": torch.rand(8), "iou": torch.rand(8)}

@@ -13,7 +13,7 @@ from torch import Tensor
 from ...attr.masks import apply_masks
 from ...attr.transforms import TransformSetting, filled_image, prototype
 from ..files import write_atomically
-from .study import stopped_by_tolerance
+from .fills import stopped_by_tolerance
 
 __all__ = ["draw_study_curves", "draw_study_per_image", "draw_study_prototypes", "first_of_each_class"]
 

@@ -11,22 +11,16 @@ from conftest import SHARED_DATA
 from captum_fillblanks import MaskFill
 from captum_fillblanks.attr.metrics import scoring_blank
 from captum_fillblanks.paper.data import load_samples
-from captum_fillblanks.paper.models import simple_cnn
-from captum_fillblanks.paper.reproduce import RunConfig
-from captum_fillblanks.paper.reproduce.study import (
+from captum_fillblanks.paper.mask_study.fills import (
     recorded_counts,
     stopped_by_tolerance,
     study_fills,
     tolerance_checks,
 )
-from captum_fillblanks.paper.reproduce.study_report import (
-    STUDY_COLUMNS,
-    StudyRow,
-    bootstrap,
-    per_image_blanks,
-    study_table,
-    summarize,
-)
+from captum_fillblanks.paper.mask_study.report import STUDY_COLUMNS, StudyRow, study_table, summarize
+from captum_fillblanks.paper.models import simple_cnn
+from captum_fillblanks.paper.reproduce import RunConfig
+from captum_fillblanks.paper.scoring import bootstrap, per_image_blanks
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +172,7 @@ def test_the_mask_study_command_writes_its_report_and_reuses_its_fills(tmp_path)
 
 
 def test_the_per_image_figure_takes_the_first_images_of_each_class_in_order():
-    from captum_fillblanks.paper.reproduce.study_figures import first_of_each_class
+    from captum_fillblanks.paper.mask_study.figures import first_of_each_class
 
     labels = torch.tensor([2, 0, 2, 1, 0, 2, 0])
     # rank by rank; class 1 has one image, so its second and third slots are empty
@@ -187,7 +181,7 @@ def test_the_per_image_figure_takes_the_first_images_of_each_class_in_order():
 
 def test_the_per_image_figure_draws_the_image_fill_prototype_and_paper_style_image(tmp_path, monkeypatch):
     from captum_fillblanks.attr.transforms import TransformSetting, filled_image, prototype
-    from captum_fillblanks.paper.reproduce.study_figures import draw_study_per_image
+    from captum_fillblanks.paper.mask_study.figures import draw_study_per_image
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(4, 1, 28, 28, generator=generator)
@@ -234,7 +228,7 @@ def test_the_per_image_figure_draws_the_image_fill_prototype_and_paper_style_ima
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
 def test_a_foreign_study_file_is_refused_not_read(tmp_path):
-    from captum_fillblanks.paper.reproduce.study_run import mask_study
+    from captum_fillblanks.paper.mask_study.run import mask_study
 
     torch.save({"fill": torch.zeros(3)}, tmp_path / "study_mnist_simple-cnn_MNIST_5K_4_64_0.pt")
     with pytest.raises(ValueError, match="not a complete mask study.*delete it"):
@@ -245,7 +239,7 @@ def test_a_foreign_study_file_is_refused_not_read(tmp_path):
 @pytest.fixture(scope="module")
 def saved_study(tmp_path_factory):
     """A real study file of the first 4 test images at 64 masks, and its name."""
-    from captum_fillblanks.paper.reproduce.study_run import mask_study
+    from captum_fillblanks.paper.mask_study.run import mask_study
 
     if not SHARED_MNIST.is_dir():
         pytest.skip("needs ../shared/data/mnist")
@@ -278,7 +272,7 @@ def _replaced(**fields):
     ids=["predicted-cut", "counts-relabelled", "n_kept-shape", "n_kept-count", "labels", "images", "fifo"],
 )
 def test_a_study_file_that_is_not_this_runs_is_refused_with_the_way_out(saved_study, tmp_path, damage, reason):
-    from captum_fillblanks.paper.reproduce.study_run import mask_study
+    from captum_fillblanks.paper.mask_study.run import mask_study
 
     planted = tmp_path / saved_study.name
     planted.write_bytes(saved_study.read_bytes())

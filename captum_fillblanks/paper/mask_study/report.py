@@ -15,33 +15,21 @@ import torch
 from torch import Tensor
 
 from ...attr.masks import apply_masks
-from ...attr.metrics import scoring_blank
 from ...attr.readability import inpainting_agreement, intersection_over_union
-from ...attr.transforms import TransformSetting, filled_image, prototype
-from .config import RunConfig
-from .study import STUDY_COUNTS, STUDY_TOLERANCES, stopped_by_tolerance
+from ...attr.transforms import filled_image, prototype
+from ..reproduce.config import RunConfig
+from ..scoring import DEFAULT_T, MAX_SCALED_T, N_RESAMPLES, bootstrap, per_image_blanks, resamples
+from .fills import STUDY_COUNTS, STUDY_TOLERANCES, stopped_by_tolerance
 
 __all__ = [
     "STUDY_COLUMNS",
-    "per_image_blanks",
     "image_scores",
-    "bootstrap",
     "StudyRow",
     "study_rows",
     "Summary",
     "summarize",
     "study_table",
 ]
-
-#: Offset of the per-image scoring masks' seeds from the run's seed (apart from the
-#: fills' shard seeds and the validation's).
-SCORING_SEED_OFFSET = 3 * 10**6
-
-#: The transforms of the study: the package's default ``T`` (``TransformSetting()``,
-#: chosen on validation by what a reader sees) and, beside it, tau 0.2 with the fill
-#: scaled by its largest value (the reports call it "earlier T": the package's default
-#: before the choice).
-DEFAULT_T, MAX_SCALED_T = TransformSetting(), TransformSetting(threshold=0.2, scale_percentile=100.0)
 
 #: The study's columns: per-image values, and whether the summary is a mean in percent
 #: (``True``) or a median.
@@ -55,15 +43,6 @@ STUDY_COLUMNS = {
     "iou, earlier T": ("median IoU with the ink, earlier T", False),
     "same as largest": ("median IoU of T(fill) with the largest count's", False),
 }
-
-
-def per_image_blanks(images: Tensor, config: RunConfig, first: int = 0) -> Tensor:
-    """One scoring mask per image, the first mask of seed ``seed + 3,000,000 + i`` for
-    the ``i``-th test image (``images`` start at test image ``first``): each image's
-    score is independent of the others', and an image has the same mask in every shard
-    layout, in the mask study and in ``reproduce``."""
-    base = config.seed + SCORING_SEED_OFFSET + first
-    return torch.cat([scoring_blank(images[i : i + 1], seed=base + i, **config.masks) for i in range(len(images))])
 
 
 def image_scores(
@@ -91,19 +70,6 @@ def image_scores(
             "iou, earlier T": inpainting_agreement(fill, images, transform=MAX_SCALED_T).iou,
             "same as largest": intersection_over_union(drawn > 0.5, reference > 0.5),
         }
-
-
-def _summary(values: Tensor, mean: bool) -> Tensor:
-    """Over the last dimension of ``values``: the mean in percent, or the median (NaN
-    left out)."""
-    return 100.0 * values.mean(-1) if mean else values.nanmedian(-1).values
-
-
-def bootstrap(values: Tensor, mean: bool, resamples: Tensor) -> tuple[float, Tensor]:
-    """The summary of per-image ``values`` ``(N,)`` and its value on each image resample
-    of ``resamples`` ``(R, N)`` (their standard deviation is the standard error; the same
-    resamples for two columns give the error of their difference)."""
-    return float(_summary(values, mean)), _summary(values[resamples], mean)
 
 
 @dataclass
@@ -161,18 +127,16 @@ class Summary:
     change_se: float
 
 
-def summarize(rows: list[StudyRow], n_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Summary]]:
+def summarize(rows: list[StudyRow], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, dict[str, Summary]]:
     """Per row and column, the :class:`Summary` over a bootstrap of the images."""
-    n_images = len(rows[0].n_kept)
-    generator = torch.Generator().manual_seed(seed)
-    resamples = torch.randint(0, n_images, (n_resamples, n_images), generator=generator)
+    drawn = resamples(len(rows[0].n_kept), n_resamples, seed)
     largest = [row for row in rows if row.converged is None][-1]
     result = {}
     for row in rows:
         result[row.label] = {}
         for key, (_, mean) in STUDY_COLUMNS.items():
-            value, spread = bootstrap(row.scores[key], mean, resamples)
-            top, top_spread = bootstrap(largest.scores[key], mean, resamples)
+            value, spread = bootstrap(row.scores[key], mean, drawn)
+            top, top_spread = bootstrap(largest.scores[key], mean, drawn)
             result[row.label][key] = Summary(
                 value, float(spread.std()), value - top, float((spread - top_spread).std())
             )

@@ -15,21 +15,12 @@ from ..data import CLASS_NAMES
 from ..distributed import Ranks, resolve_device
 from ..files import load_tensors_file, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
-from .config import RunConfig
-from .run import load_test_images
-from .study import STUDY_COUNTS, images_digest, recorded_counts, study_fills
-from .study_figures import draw_study_curves, draw_study_per_image, draw_study_prototypes
-from .study_report import (
-    DEFAULT_T,
-    MAX_SCALED_T,
-    SCORING_SEED_OFFSET,
-    STUDY_COLUMNS,
-    Summary,
-    per_image_blanks,
-    study_rows,
-    study_table,
-    summarize,
-)
+from ..reproduce.config import RunConfig
+from ..reproduce.run import load_test_images
+from ..scoring import DEFAULT_T, MAX_SCALED_T, SCORING_SEED_OFFSET, per_image_blanks
+from .figures import draw_study_curves, draw_study_per_image, draw_study_prototypes
+from .fills import STUDY_COUNTS, images_digest, recorded_counts, study_fills
+from .report import STUDY_COLUMNS, Summary, study_rows, study_table, summarize
 
 __all__ = ["mask_study"]
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ...attr._captum_compat import progress
 from ...attr.mask_fill import FIRST_TOLERANCE_CHECK, MaskFill
-from .config import RunConfig
+from ..reproduce.config import RunConfig
 
 __all__ = [
     "STUDY_COUNTS",
