@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from captum_fillblanks import LayerMaskFill, token_layer_mask
 from captum_fillblanks.attr.masks import MaskSequence, n_blank_units
-from captum_fillblanks.paper.text_models import TweetTransformer_Weights, tweet_transformer
-from captum_fillblanks.paper.tweets import load_tweet_samples
+from captum_fillblanks.paper.models.tweet_transformer import TweetTransformer_Weights, tweet_transformer
+from captum_fillblanks.paper.text.data import load_tweet_samples
 
 
 def floor_pass(model, ids, attention, masked, labels, chunk):

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from .attr.transforms import NORMALIZATIONS
-from .paper.data import DATASETS, load_tensors, split_training_set
+from .paper.data import load_tensors, split_training_set
+from .paper.datasets import DATA_SETS, IMAGE_REPRODUCTION, TEXT_REPRODUCTION, DataSet, data_sets
 from .paper.demo import DEMO_TOLERANCE
 from .paper.files import save_tensors_file
 from .paper.models import DEFAULT_ARCH, WeightsEnum, list_shipped_models, shipped_model, shipped_weights
@@ -27,7 +28,7 @@ from .paper.training import evaluate_accuracy, train_model
 __all__ = ["main", "build_parser"]
 
 # the shipped models' registry, shared with the reproduction
-_ARCHS = sorted({arch for _, arch in list_shipped_models()})
+_ARCHS = sorted({arch for dataset in data_sets("images") for _, arch in list_shipped_models(dataset)})
 
 
 def _draw_off_screen() -> None:
@@ -140,12 +141,10 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
-        choices=(*DATASETS, "tweets"),
-        help="tweets: the text Table 1 of the tweet sentiment model (LayerMaskFill at its embedding)",
+        choices=data_sets(),
+        help=f"{', '.join(data_sets('texts'))}: the text Table 1 of its shipped model (LayerMaskFill at its embedding)",
     )
-    parser.add_argument(
-        "--data-dir", required=True, help="folder of IDX files (plain or .gz); for tweets, the one with tweets.csv.gz"
-    )
+    parser.add_argument("--data-dir", required=True, help=_data_dir_help())
     parser.add_argument(
         "--arch",
         choices=_ARCHS,
@@ -158,10 +157,18 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
         "(e.g. MNIST_5K_FLATTEN for resnet5 on mnist); default: the model's own",
     )
     parser.add_argument(
-        "--n-images", type=int, default=None, help="test images (tweets) scored (default: 500; tweets: all 3,698)"
+        "--n-images",
+        type=int,
+        default=None,
+        help=f"test images (texts) scored (default: {IMAGE_REPRODUCTION.n_items}; texts: "
+        f"{TEXT_REPRODUCTION.n_items or 'the whole test split'})",
     )
     parser.add_argument(
-        "--n-samples", type=int, default=None, help="kept masks per image (tweet) (default: 10000; tweets: 500)"
+        "--n-samples",
+        type=int,
+        default=None,
+        help=f"kept masks per image (text) (default: {IMAGE_REPRODUCTION.n_samples}; texts: "
+        f"{TEXT_REPRODUCTION.n_samples})",
     )
     parser.add_argument(
         "--device",
@@ -195,30 +202,48 @@ def _add_reproduce(subcommands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_reproduce)
 
 
+def _data_dir_help() -> str:
+    return "; ".join(f"{name}: {entry.data_dir}" for name, entry in DATA_SETS.items())
+
+
+def _refuse_options(command: str, data_set: DataSet, args: argparse.Namespace, options: tuple[str, ...]) -> None:
+    """One line for an option the data set's kit does not take (an option left at its
+    default of ``None`` is not given)."""
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name, None) is not None]
+    if given:
+        raise SystemExit(
+            f"captum-fillblanks {command}: {', '.join(given)} {'is' if len(given) == 1 else 'are'} not for "
+            f"--dataset {data_set.name} (its {data_set.kind} kit runs its shipped model); leave "
+            f"{'it' if len(given) == 1 else 'them'} out"
+        )
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from .paper.reproduce import reproduce
-
     _draw_off_screen()
-    text = args.dataset == "tweets"
-    if args.n_images is None and not text:  # tweets: the whole test split
-        args.n_images = 500
+    data_set = DATA_SETS[args.dataset]
+    if args.n_images is None:
+        args.n_images = data_set.reproduce.n_items
     if args.n_samples is None:
-        args.n_samples = 500 if text else 10_000
+        args.n_samples = data_set.reproduce.n_samples
     for name in ("n_images", "n_samples", "shard_size", "n_validation", "figure_samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"captum-fillblanks reproduce: --{name.replace('_', '-')} must be >= 1")
+    _refuse_options("reproduce", data_set, args, data_set.not_for_reproduce)
+    if data_set.devices is not None and args.device is not None and args.device not in data_set.devices:
+        raise SystemExit(
+            f"captum-fillblanks reproduce: --dataset {data_set.name} runs on {' or '.join(data_set.devices)} only "
+            "(a small model)"
+        )
     command = "captum-fillblanks " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
-    if text:
-        for option in ("tolerance", "arch", "weights", "normalization"):
-            if getattr(args, option) is not None:
-                raise SystemExit(
-                    f"captum-fillblanks reproduce: --{option} is for the image data sets; --dataset tweets runs the "
-                    "shipped TweetTransformer, leave it out"
-                )
-        return _reproduce_tweets(args, command)
+    return _REPRODUCE[data_set.kind](args, command)
+
+
+def _reproduce_images(args: argparse.Namespace, command: str) -> int:
+    from .paper.reproduce import reproduce
+
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():
         raise SystemExit(f"captum-fillblanks reproduce: no shipped weights for {arch} on {args.dataset}")
@@ -247,6 +272,20 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_texts(args: argparse.Namespace, command: str) -> int:
+    from .paper.text.report import TextRun, reproduce_tweets
+
+    run = TextRun(n_texts=args.n_images, n_samples=args.n_samples, n_validation=args.n_validation, seed=args.seed)
+    out = args.out or Path(f"reproduce-{args.dataset}")
+    report = reproduce_tweets(args.data_dir, out, run, command=command, show_progress=not args.no_progress)
+    print(f"wrote {report}")
+    return 0
+
+
+#: The kit that reproduces each kind of data set (:data:`~.paper.datasets.DATA_SETS`).
+_REPRODUCE = {"images": _reproduce_images, "texts": _reproduce_texts}
+
+
 def _add_mask_study(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "mask-study",
@@ -259,7 +298,9 @@ def _add_mask_study(subcommands: argparse._SubParsersAction) -> None:
             "and 0.05, with bootstrap errors. The fills are kept in OUT and reused by a rerun."
         ),
     )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument(
+        "--dataset", required=True, choices=tuple(name for name, entry in DATA_SETS.items() if entry.mask_study)
+    )
     parser.add_argument("--data-dir", required=True, help="folder of IDX files (plain or .gz)")
     parser.add_argument("--arch", choices=_ARCHS, help="shipped model (default: the data set's, as reproduce)")
     parser.add_argument("--weights", help="another shipped weights member of the model (as reproduce)")
@@ -300,19 +341,6 @@ def _mask_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reproduce_tweets(args: argparse.Namespace, command: str) -> int:
-    from .paper.text_report import TextRun, reproduce_tweets
-
-    if args.device not in (None, "cpu"):
-        raise SystemExit("captum-fillblanks reproduce: --dataset tweets runs on the CPU only (a small model)")
-    run = TextRun(n_texts=args.n_images, n_samples=args.n_samples, n_validation=args.n_validation, seed=args.seed)
-    report = reproduce_tweets(
-        args.data_dir, args.out or Path("reproduce-tweets"), run, command=command, show_progress=not args.no_progress
-    )
-    print(f"wrote {report}")
-    return 0
-
-
 def _add_train(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "train",
@@ -326,24 +354,20 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
             "split for comparison."
         ),
     )
-    parser.add_argument("--dataset", required=True, choices=(*DATASETS, "tweets"))
+    parser.add_argument("--dataset", required=True, choices=data_sets())
     parser.add_argument(
         "--arch",
         choices=_ARCHS,
-        help="model; default: simple-cnn for mnist, resnet5 for fashion-mnist",
+        help="model; default: the data set's ("
+        + ", ".join(f"{DEFAULT_ARCH[name]} for {name}" for name in data_sets("images"))
+        + ")",
     )
     parser.add_argument(
         "--weights",
         help="which of the model's shipped weights on the data set to rebuild "
         "(e.g. MNIST_5K_FLATTEN for resnet5 on mnist); default: the model's own",
     )
-    parser.add_argument(
-        "--data-dir",
-        required=True,
-        type=Path,
-        help="folder with the data set's IDX files, plain or .gz (train-* and t10k-*); for tweets, the folder "
-        "with tweets.csv.gz",
-    )
+    parser.add_argument("--data-dir", required=True, type=Path, help=_data_dir_help())
     parser.add_argument(
         "--out",
         type=Path,
@@ -396,11 +420,15 @@ def _robust_settings(args: argparse.Namespace, recipe: dict) -> tuple[float, PGD
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.dataset == "tweets":
-        return _train_tweets(args)
+    data_set = DATA_SETS[args.dataset]
+    _refuse_options("train", data_set, args, data_set.not_for_train)
+    return _TRAIN[data_set.kind](args)
+
+
+def _train_images(args: argparse.Namespace) -> int:
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     if (args.dataset, arch) not in list_shipped_models():
-        shipped = ", ".join(f"--dataset {d} --arch {a}" for d, a in list_shipped_models())
+        shipped = ", ".join(f"--dataset {d} --arch {a}" for d in data_sets("images") for _, a in list_shipped_models(d))
         raise SystemExit(
             f"captum-fillblanks train: no shipped weights for {arch} on {args.dataset}; "
             f"it rebuilds {shipped}. Use captum_fillblanks.paper.training.train_model for others."
@@ -484,23 +512,14 @@ def _make_out_folder(out: Path) -> None:
         raise SystemExit(f"captum-fillblanks train: cannot write into {out.parent} (--out {out})")
 
 
-def _train_tweets(args: argparse.Namespace) -> int:
-    from .paper.text_models import TweetTransformer_Weights
-    from .paper.text_training import score_predictions, score_tweets, tfidf_logistic_regression, train_tweet_transformer
-    from .paper.tweets import load_tweet_splits
+def _train_texts(args: argparse.Namespace) -> int:
+    from .paper.text.data import load_tweet_splits
+    from .paper.text.training import score_predictions, score_tweets, tfidf_logistic_regression, train_tweet_transformer
 
-    if args.arch is not None:
-        raise SystemExit(
-            f"captum-fillblanks train: --arch {args.arch} is an image model; --dataset tweets trains the "
-            "TweetTransformer, leave --arch out"
-        )
-    robust = [f"--{k.replace('_', '-')}" for k in ("noise_std", "attack", "epsilon") if getattr(args, k) is not None]
-    if robust:
-        raise SystemExit(
-            f"captum-fillblanks train: {', '.join(robust)} train image models; --dataset tweets trains the "
-            "TweetTransformer without them, leave them out"
-        )
-    weights = TweetTransformer_Weights.verify(args.weights or "DEFAULT", "tweet_transformer")
+    try:
+        weights = shipped_weights(args.dataset, DEFAULT_ARCH[args.dataset], args.weights)
+    except ValueError as error:
+        raise SystemExit(f"captum-fillblanks train: {error}") from None
     recipe = weights.meta["recipe"]
     epochs, seed, out = _training_settings(args, weights)
     vocabulary_out = out.with_suffix(".vocab.txt")
@@ -546,6 +565,10 @@ def _train_tweets(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.0f} s): test {scores}"
     )
     return 0
+
+
+#: The kit that trains each kind of data set's shipped model.
+_TRAIN = {"images": _train_images, "texts": _train_texts}
 
 
 if __name__ == "__main__":

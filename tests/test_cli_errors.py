@@ -125,10 +125,23 @@ def test_a_damaged_tweet_corpus_is_named_in_one_line(tmp_path, command, make, ex
     assert expected in one_line_error([command, *argv, *(["--no-progress"] if command == "reproduce" else [])])
 
 
-@pytest.mark.parametrize("option", [["--weights", "MNIST_5K"], ["--arch", "resnet5"], ["--normalization", "min_max"]])
+@pytest.mark.parametrize(
+    "option",
+    [["--weights", "MNIST_5K"], ["--arch", "resnet5"], ["--normalization", "min_max"], ["--tolerance", "0.1"]],
+)
 def test_image_options_with_the_tweets_are_refused_not_ignored(tmp_path, option):
     argv = ["reproduce", "--dataset", "tweets", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), *option]
-    assert f"{option[0]} is for the image data sets" in one_line_error(argv)
+    assert f"{option[0]} is not for --dataset tweets (its texts kit" in one_line_error(argv)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--arch", "resnet5"], ["--noise-std", "0.5"], ["--attack-steps", "3"], ["--epsilon", "1", "--warmup", "0.1"]],
+)
+def test_image_training_options_with_the_tweets_are_refused_not_ignored(tmp_path, options):
+    argv = ["train", "--dataset", "tweets", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out.pt"), *options]
+    named = [option for option in options if option.startswith("--")]
+    assert f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not for --dataset tweets" in one_line_error(argv)
 
 
 def test_a_bad_demo_tolerance_from_python_writes_nothing(tmp_path):

@@ -97,3 +97,21 @@ def test_the_reproduction_package_has_no_module_over_300_lines():
     package = Path(captum_fillblanks.__file__).parent / "paper" / "reproduce"
     lengths = {p.name: len(p.read_text().splitlines()) for p in package.glob("*.py")}
     assert len(lengths) >= 8 and max(lengths.values()) <= 300, lengths
+
+
+def test_the_command_line_branches_on_no_data_sets_name():
+    """What differs between data sets is read from ``paper.datasets.DATA_SETS`` (and the
+    model registry), not written as ``if args.dataset == "tweets"`` in the CLI."""
+    import ast
+
+    from captum_fillblanks.paper.datasets import DATA_SETS
+
+    source = (Path(captum_fillblanks.__file__).parent / "cli.py").read_text()
+    named = [
+        (node.lineno, constant.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Compare, ast.Subscript, ast.Dict, ast.Tuple, ast.List))
+        for constant in ast.walk(node)
+        if isinstance(constant, ast.Constant) and constant.value in DATA_SETS
+    ]
+    assert named == []

@@ -4,9 +4,9 @@
 - :mod:`~captum_fillblanks.paper.data`: MNIST and Fashion-MNIST from IDX folders, and
   the bundled samples;
 - :mod:`~captum_fillblanks.paper.training`: seeded training of the shipped weights;
-- :mod:`~captum_fillblanks.paper.tweets`, :mod:`~captum_fillblanks.paper.text_models`,
-  :mod:`~captum_fillblanks.paper.text_training`: the tweet sentiment corpus, its
-  tokenizer, the reference text classifier with shipped weights, and its training;
+- :mod:`~captum_fillblanks.paper.text`: the text kit, in the same shape: the tweet
+  sentiment corpus and its tokenizer, the training of the reference text classifier
+  (whose weights ship with the image models) and the text Table 1 into a report;
 - :mod:`~captum_fillblanks.paper.reproduce`: Figs. 2-6 and Table 1 into a report;
 - :mod:`~captum_fillblanks.paper.mask_study`: how many masks a result needs;
 - :mod:`~captum_fillblanks.paper.scoring`: how the reports score a fill, image by image

@@ -32,6 +32,8 @@ from torchvision import datasets
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import extract_archive
 
+from .datasets import data_sets
+
 __all__ = [
     "DATASETS",
     "CLASS_NAMES",
@@ -47,7 +49,8 @@ __all__ = [
     "split_training_set",
 ]
 
-DATASETS = ("mnist", "fashion-mnist")
+#: The image data sets (:data:`~captum_fillblanks.paper.datasets.DATA_SETS` of kind ``"images"``).
+DATASETS = data_sets("images")
 
 #: The names of each data set's classes, by label (Fashion-MNIST's as torchvision
 #: names them), for captions and figure titles.

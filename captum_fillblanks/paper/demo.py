@@ -21,9 +21,9 @@ from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts, scoring_
 from ..attr.progressive import ProgressiveMaskFill
 from ..attr.readability import ReadabilitySummary, readability_summary
 from ..attr.transforms import TransformSetting, prototype
-from .data import CLASS_NAMES, load_samples
+from .data import CLASS_NAMES, DATASETS, load_samples
 from .files import write_atomically
-from .models import DEFAULT_ARCH, JUDGE_ARCH, WeightsEnum, shipped_model
+from .models import JUDGE_ARCH, WeightsEnum, shipped_model
 
 #: The demo's fills stop once their relative Monte-Carlo error is at most this
 #: (``MaskFill``'s ``tolerance``), at most ``n_samples`` kept masks.
@@ -94,7 +94,7 @@ def _run_demo(
     written: list[Path] = []
     results: dict[str, ConsistencyCounts] = {}
     summaries: dict[str, ReadabilitySummary] = {}
-    for dataset in DEFAULT_ARCH:
+    for dataset in DATASETS:  # the image data sets
         entry = shipped_model(dataset)
         model, name = entry.build(), entry.name
         images, labels = load_samples(dataset)
@@ -225,7 +225,7 @@ def _readability_line(summary: ReadabilitySummary) -> str:
 
 def format_table(results: dict[str, ConsistencyCounts], models: dict[str, str] | None = None) -> str:
     """Table 1 as Markdown: one row per data set and way of rebuilding the image."""
-    models = models or {name: shipped_model(name).name for name in results if name in DEFAULT_ARCH}
+    models = models or {name: shipped_model(name).name for name in results if name in DATASETS}
     lines = [
         "| data set | model | images | rebuilt image | accuracy | macro F1 | weighted F1 |",
         "|---|---|---|---|---|---|---|",

@@ -207,7 +207,14 @@ def test_shipped_weights_picks_the_default_or_a_named_member_of_the_data_set():
 
 
 def test_the_registry_names_each_models_builder_weights_and_name():
-    from captum_fillblanks.paper.models import MODELS, ShippedModel, list_shipped_models, resnet5, shipped_model
+    from captum_fillblanks.paper.models import (
+        MODELS,
+        ShippedModel,
+        TweetTransformer_Weights,
+        list_shipped_models,
+        resnet5,
+        shipped_model,
+    )
 
     assert list_shipped_models() == [
         ("mnist", "simple-cnn"),
@@ -215,7 +222,9 @@ def test_the_registry_names_each_models_builder_weights_and_name():
         ("fashion-mnist", "resnet5"),
         ("mnist", "lenet5"),
         ("fashion-mnist", "lenet5"),
+        ("tweets", "tweet-transformer"),
     ]
+    assert shipped_model("tweets").weights is TweetTransformer_Weights.TWEETS
     assert list_shipped_models("fashion-mnist") == [("fashion-mnist", "resnet5"), ("fashion-mnist", "lenet5")]
     entry = shipped_model("mnist", "resnet5")
     assert isinstance(entry, ShippedModel) and entry is MODELS["mnist", "resnet5"]

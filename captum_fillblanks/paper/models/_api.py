@@ -211,10 +211,11 @@ class ShippedModel:
     """A model the package ships trained weights for, on one data set.
 
     Attributes:
-        dataset (str): ``"mnist"`` or ``"fashion-mnist"``.
-        arch (str): ``"simple-cnn"`` or ``"resnet5"``.
+        dataset (str): ``"mnist"``, ``"fashion-mnist"`` or ``"tweets"``.
+        arch (str): ``"simple-cnn"``, ``"resnet5"``, ``"lenet5"`` or
+            ``"tweet-transformer"``.
         builder (Callable): the torchvision-style builder (:func:`simple_cnn`,
-            :func:`resnet5`).
+            :func:`resnet5`, :func:`lenet5`, :func:`tweet_transformer`).
         weights (WeightsEnum): the member the model is built with unless told otherwise.
         name (str): the display name of the architecture (``"ResNet5"``).
     """
@@ -245,7 +246,7 @@ def register_shipped_model(model: ShippedModel) -> ShippedModel:
 
 
 #: The architecture each data set uses unless told otherwise (the paper's Figs. 1-2).
-DEFAULT_ARCH = MappingProxyType({"mnist": "simple-cnn", "fashion-mnist": "resnet5"})
+DEFAULT_ARCH = MappingProxyType({"mnist": "simple-cnn", "fashion-mnist": "resnet5", "tweets": "tweet-transformer"})
 
 
 #: The judge of each data set's readability checks (:func:`~captum_fillblanks.attr.readability.judge_accuracy`):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...attr.transforms import TransformSetting
+from ..datasets import IMAGE_REPRODUCTION
 from ..models import DEFAULT_ARCH, WeightsEnum, shipped_model, shipped_weights
 from .settings import CANDIDATE_SETTINGS
 
@@ -69,8 +70,8 @@ class RunConfig:
         *,
         arch: str | None = None,
         weights: str | None = None,
-        n_images: int = 500,
-        n_samples: int = 10_000,
+        n_images: int = IMAGE_REPRODUCTION.n_items,
+        n_samples: int = IMAGE_REPRODUCTION.n_samples,
         shard_size: int = 50,
         n_validation: int = 200,
         figure_samples: int = 2000,

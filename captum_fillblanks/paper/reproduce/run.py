@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ...attr.transforms import TransformSetting
 from ..data import load_tensors, sample_indices
+from ..datasets import IMAGE_REPRODUCTION
 from ..distributed import Ranks, finish, launch
 from ..files import PARTIAL_SUFFIX, save_tensors_file, write_atomically
 from ..models import JUDGE_ARCH, shipped_model
@@ -41,8 +42,8 @@ def reproduce(
     *,
     arch: str | None = None,
     weights: str | None = None,
-    n_images: int = 500,
-    n_samples: int = 10_000,
+    n_images: int = IMAGE_REPRODUCTION.n_items,
+    n_samples: int = IMAGE_REPRODUCTION.n_samples,
     device: str | None = None,
     shard_size: int = 50,
     n_validation: int = 200,

@@ -1,7 +1,7 @@
 """A reference text classifier for fill in the blanks on text, with trained weights.
 
 :class:`TweetTransformer` classifies the sentiment of a tweet (negative, neutral,
-positive) from the token ids of :class:`~captum_fillblanks.paper.tweets.TweetTokenizer`;
+positive) from the token ids of :class:`~captum_fillblanks.paper.text.data.TweetTokenizer`;
 the builder follows the image models' (:mod:`~captum_fillblanks.paper.models`)::
 
     model = tweet_transformer(weights="DEFAULT")          # TweetTransformer_Weights.TWEETS
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .models import Weights, WeightsEnum
-from .tweets import TWEET_CLASSES, TweetTokenizer
+from ..text.data import TWEET_CLASSES, TweetTokenizer
+from ._api import ShippedModel, Weights, WeightsEnum, register_shipped_model
 
 __all__ = ["TweetTransformer", "TweetTransformer_Weights", "tweet_transformer"]
 
@@ -84,7 +84,7 @@ class TweetTransformer(nn.Module):
         """Logits ``(B, num_classes)`` of token ids ``(B, L)``.
 
         ``attention_mask`` ``(B, L)`` is 1 (or True) at real tokens and 0 at padding,
-        as :meth:`~captum_fillblanks.paper.tweets.TweetTokenizer.batch_encode` gives it;
+        as :meth:`~captum_fillblanks.paper.text.data.TweetTokenizer.batch_encode` gives it;
         ``None``: every non-zero id is a real token.
         """
         length = token_ids.shape[1]
@@ -124,14 +124,14 @@ class TweetTransformer_Weights(WeightsEnum):
             "dataset": "tweets",
             "training_split": (
                 "the 30,724 train-split rows of the tweet sentiment corpus (see "
-                "captum_fillblanks.paper.tweets.tweet_split); settings chosen on the 3,736 validation rows"
+                "captum_fillblanks.paper.text.data.tweet_split); settings chosen on the 3,736 validation rows"
             ),
             "validation_accuracy": 0.7535,
             "validation_macro_f1": 0.7369,
             "test_accuracy": 0.7539,
             "test_macro_f1": 0.7352,
             "baseline": {
-                "name": "TF-IDF + logistic regression (text_training.tfidf_logistic_regression)",
+                "name": "TF-IDF + logistic regression (paper.text.training.tfidf_logistic_regression)",
                 "validation_accuracy": 0.7655,
                 "validation_macro_f1": 0.7446,
                 "test_accuracy": 0.7623,
@@ -165,7 +165,7 @@ class TweetTransformer_Weights(WeightsEnum):
 
     def get_tokenizer(self) -> TweetTokenizer:
         """The tokenizer the weights were trained with, read from the package."""
-        resource = files(__package__).joinpath("weights", self.meta["vocabulary_file"])
+        resource = files("captum_fillblanks.paper").joinpath("weights", self.meta["vocabulary_file"])
         with resource.open("r", encoding="utf-8") as handle:
             return TweetTokenizer.load(handle)
 
@@ -208,3 +208,8 @@ def tweet_transformer(
     model = TweetTransformer(**{**given, **trained})
     model.load_state_dict(weights.get_state_dict())
     return model.eval()
+
+
+register_shipped_model(
+    ShippedModel("tweets", "tweet-transformer", tweet_transformer, TweetTransformer_Weights.TWEETS, "TweetTransformer")
+)

@@ -11,15 +11,12 @@ from conftest import REPO, SHARED_DATA
 from torch import nn
 
 from captum_fillblanks.cli import main
-from captum_fillblanks.paper.text_models import TweetTransformer, TweetTransformer_Weights, tweet_transformer
-from captum_fillblanks.paper.text_training import (
-    score_predictions,
-    score_tweets,
-    tfidf_logistic_regression,
-    train_tweet_transformer,
+from captum_fillblanks.paper.models.tweet_transformer import (
+    TweetTransformer,
+    TweetTransformer_Weights,
+    tweet_transformer,
 )
-from captum_fillblanks.paper.training import random_token_blanks
-from captum_fillblanks.paper.tweets import (
+from captum_fillblanks.paper.text.data import (
     TWEET_CLASSES,
     TweetTokenizer,
     load_tweet_samples,
@@ -27,6 +24,13 @@ from captum_fillblanks.paper.tweets import (
     load_tweets,
     tweet_split,
 )
+from captum_fillblanks.paper.text.training import (
+    score_predictions,
+    score_tweets,
+    tfidf_logistic_regression,
+    train_tweet_transformer,
+)
+from captum_fillblanks.paper.training import random_token_blanks
 
 TWEETS = SHARED_DATA / "tweets-sentiment"
 needs_tweets = pytest.mark.skipif(not (TWEETS / "tweets.csv.gz").is_file(), reason="needs ../shared/data")
@@ -318,7 +322,9 @@ def test_train_tweets_writes_the_model_and_its_vocabulary_and_prints_both_scores
 
 
 def test_train_tweets_refuses_an_image_arch_in_one_line(tmp_path):
-    with pytest.raises(SystemExit, match="--arch resnet5 is an image model; --dataset tweets trains"):
+    with pytest.raises(
+        SystemExit, match="--arch is not for --dataset tweets \\(its texts kit runs its shipped model\\)"
+    ):
         main(["train", "--dataset", "tweets", "--arch", "resnet5", "--data-dir", str(tmp_path)])
 
 

@@ -1,7 +1,7 @@
 """Seeded training of the shipped tweet classifier, its scores, and its baseline.
 
 What ``captum-fillblanks train --dataset tweets`` runs: fit the tokenizer on the train
-split, train :class:`~captum_fillblanks.paper.text_models.TweetTransformer` with
+split, train :class:`~captum_fillblanks.paper.models.TweetTransformer` with
 :func:`~captum_fillblanks.paper.training.train_model` (``<mask>`` tokens as the blanks
 of its ``mask_augment``), and fit a TF-IDF and logistic-regression baseline on the same
 tweets, each scored by accuracy and macro-average F1::
@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .text_models import TweetTransformer, tweet_transformer
-from .training import train_model
-from .tweets import TweetTable, TweetTokenizer
+from ..models.tweet_transformer import TweetTransformer, tweet_transformer
+from ..training import train_model
+from .data import TweetTable, TweetTokenizer
 
 __all__ = ["TextScores", "score_predictions", "score_tweets", "train_tweet_transformer", "tfidf_logistic_regression"]
 

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .files import write_atomically
+from ..files import write_atomically
 
 __all__ = [
     "TWEET_CLASSES",
@@ -159,7 +159,11 @@ def load_tweet_samples() -> TweetTable:
         >>> len(samples.texts), all(tweet_split(text) == "train" for text in samples.texts)
         (500, True)
     """
-    with files(__package__).joinpath("samples", "tweets.csv").open("r", encoding="utf-8", newline="") as handle:
+    with (
+        files("captum_fillblanks.paper")
+        .joinpath("samples", "tweets.csv")
+        .open("r", encoding="utf-8", newline="") as handle
+    ):
         return _read_rows(handle, "samples/tweets.csv")
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from captum_fillblanks.attr.masks import n_blank_units
+from captum_fillblanks.paper.models.tweet_transformer import TweetTransformer
 from captum_fillblanks.paper.scoring import per_text_blanks, standard_error
-from captum_fillblanks.paper.text_models import TweetTransformer
-from captum_fillblanks.paper.text_table import (
+from captum_fillblanks.paper.text.data import TweetTokenizer, load_tweet_samples
+from captum_fillblanks.paper.text.table import (
     TEXT_ROWS,
     TextFills,
     blank_recovery,
@@ -17,7 +18,6 @@ from captum_fillblanks.paper.text_table import (
     text_fills,
     text_rows,
 )
-from captum_fillblanks.paper.tweets import TweetTokenizer, load_tweet_samples
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..attr import filled_tokens, token_scores
-from .scoring import per_text_blanks
-from .text_table import predict_texts, text_fills
-from .tweets import TWEET_CLASSES, TweetTable, TweetTokenizer
+from ...attr import filled_tokens, token_scores
+from ..scoring import per_text_blanks
+from .data import TWEET_CLASSES, TweetTable, TweetTokenizer
+from .table import predict_texts, text_fills
 
 __all__ = ["FigureExample", "figure_indices", "figure_examples", "top_words_figure", "blank_records_html"]
 

@@ -2,7 +2,7 @@
 recovery, a figure of the words the model writes and Captum's text records.
 
 Everything goes through the public API (:class:`~captum_fillblanks.LayerMaskFill`, the
-token view, :mod:`~captum_fillblanks.paper.text_table`); the figures are drawn with
+token view, :mod:`~captum_fillblanks.paper.text.table`); the figures are drawn with
 matplotlib's object API, and the process's random state and backend are left alone.
 """
 
@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .files import write_atomically
-from .scoring import per_text_blanks
-from .text_models import TweetTransformer_Weights, tweet_transformer
-from .text_table import (
+from ..datasets import TEXT_REPRODUCTION
+from ..files import write_atomically
+from ..models.tweet_transformer import TweetTransformer_Weights, tweet_transformer
+from ..scoring import per_text_blanks
+from .data import TWEET_CLASSES, TweetTable, load_tweet_splits
+from .table import (
     TEXT_ROWS,
     blank_recovery,
     frequent_tokens,
@@ -31,7 +33,6 @@ from .text_table import (
     text_rows,
     token_counts,
 )
-from .tweets import TWEET_CLASSES, TweetTable, load_tweet_splits
 
 __all__ = ["TextRun", "reproduce_tweets", "evenly_spaced", "BLANK_CANDIDATES"]
 
@@ -47,8 +48,8 @@ class TextRun:
     validation tweets (evenly spaced) to choose the blank token, ``n_steps`` progressive
     groups, texts per batch."""
 
-    n_texts: int | None = None
-    n_samples: int = 500
+    n_texts: int | None = TEXT_REPRODUCTION.n_items
+    n_samples: int = TEXT_REPRODUCTION.n_samples
     n_validation: int = 200
     n_steps: int = 4
     mask_ratio: float = 0.25
@@ -157,7 +158,7 @@ def reproduce_tweets(
 ) -> Path:
     """Run the text Table 1 on the corpus in ``data_dir`` with the shipped model and
     write ``out/report.md``, ``out/top_words.png`` and ``out/blanks.html``."""
-    from .text_figures import blank_records_html, figure_examples, top_words_figure
+    from .figures import blank_records_html, figure_examples, top_words_figure
 
     started = time.perf_counter()
     out = Path(out)

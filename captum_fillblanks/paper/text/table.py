@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..attr import LayerMaskFill, filled_tokens, progressive_tokens, text_prototype, token_layer_mask, token_scores
-from .scoring import standard_error
-from .text_training import score_predictions
-from .tweets import TweetTokenizer
+from ...attr import LayerMaskFill, filled_tokens, progressive_tokens, text_prototype, token_layer_mask, token_scores
+from ..scoring import standard_error
+from .data import TweetTokenizer
+from .training import score_predictions
 
 __all__ = [
     "TEXT_ROWS",

@@ -5,7 +5,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from captum_fillblanks.cli import main
-from captum_fillblanks.paper.text_table import TEXT_ROWS
+from captum_fillblanks.paper.text.table import TEXT_ROWS
 
 TWEETS = SHARED_DATA / "tweets-sentiment"
 
