@@ -128,6 +128,7 @@ PUBLIC_MODULES = [
     "captum_fillblanks.paper.text.figures",
     "captum_fillblanks.paper.text.report",
     "captum_fillblanks.paper.scoring",
+    "captum_fillblanks.paper.figures",
     "captum_fillblanks.paper.mask_study.fills",
     "captum_fillblanks.paper.mask_study.report",
     "captum_fillblanks.paper.mask_study.run",

@@ -11,6 +11,9 @@
 - :mod:`~captum_fillblanks.paper.mask_study`: how many masks a result needs;
 - :mod:`~captum_fillblanks.paper.scoring`: how the reports score a fill, image by image
   or text by text, and their error bars;
+- :mod:`~captum_fillblanks.paper.figures`: the paper's figures as recipes (figure and
+  caption), shared by the report, the demo and the docs;
+- :mod:`~captum_fillblanks.paper.datasets`: what differs between the data sets;
 - :mod:`~captum_fillblanks.paper.demo`: the offline demo.
 
 Everything here calls the public API of :mod:`captum_fillblanks.attr`, as a user would.

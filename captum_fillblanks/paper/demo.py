@@ -18,7 +18,6 @@ import torch
 from ..attr.mask_fill import MaskFill
 from ..attr.masks import random_patch_masks, resolve_seed
 from ..attr.metrics import ROWS, ConsistencyCounts, consistency_counts, scoring_blank
-from ..attr.progressive import ProgressiveMaskFill
 from ..attr.readability import ReadabilitySummary, readability_summary
 from ..attr.transforms import TransformSetting, prototype
 from .data import CLASS_NAMES, DATASETS, load_samples
@@ -83,12 +82,8 @@ def _run_demo(
 ) -> dict[str, ConsistencyCounts]:
     from matplotlib import pyplot as plt
 
-    from ..attr.visualization import (
-        visualize_expected_fill,
-        visualize_mask_fill,
-        visualize_progressive,
-        visualize_prototypes,
-    )
+    from ..attr.visualization import visualize_expected_fill, visualize_mask_fill, visualize_prototypes
+    from .figures import progressive_figure
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -140,12 +135,9 @@ def _run_demo(
         plt.close(figure)
 
         # Fig. 3: progressive filling of one image
-        progressive = ProgressiveMaskFill(model)
-        progressive.attribute(images[first[3:4]], n_steps=4, seed=seed)
-        steps = progressive.steps
-        figure, _ = visualize_progressive(steps.images, steps.groups, steps.labels, image=images[first[3:4]])
-        _save(figure, out / f"{dataset}_fig3_progressive.png", written)
-        plt.close(figure)
+        drawn = progressive_figure(model, images[first[3:4]], n_steps=4, seed=seed)
+        _save(drawn.figure, out / f"{dataset}_fig3_progressive.png", written)
+        plt.close(drawn.figure)
 
         # Table 1 on a few images per class, with a random-initialized control
         torch.default_generator.manual_seed(seed)  # the CPU's only, under run_demo's fork_rng

@@ -32,22 +32,29 @@ from captum.attr import IntegratedGradients, Occlusion, Saliency  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from captum_fillblanks import DEFAULT_THRESHOLD, MaskFill, ProgressiveMaskFill, prototype, random_patch_masks  # noqa: E402
-from captum_fillblanks.attr.transforms import DEFAULT_SCALE_PERCENTILE  # noqa: E402
+from captum_fillblanks.attr.transforms import (
+    DEFAULT_SCALE_PERCENTILE,  # noqa: E402
+    TransformSetting,  # noqa: E402
+)
 from captum_fillblanks.attr.visualization import (  # noqa: E402
-    visualize_comparison,
     visualize_expected_fill,
     visualize_mask_fill,
     visualize_methods,
-    visualize_parameter_grid,
-    visualize_progressive,
     visualize_prototypes,
 )
 from captum_fillblanks.paper.data import load_samples, load_tensors, split_training_set  # noqa: E402
+from captum_fillblanks.paper.figures import (  # noqa: E402
+    binarized_figure,
+    orders_figure,
+    progressive_figure,
+    ratio_patch_figure,
+)
 from captum_fillblanks.paper.models import lenet5, simple_cnn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
 N_SAMPLES = 1000  # kept draws per image (the paper: > 10,000)
+SELECTION = "the first bundled MNIST sample of {} (held out of training), its true class the target"
 
 
 def load_model(weights: str | None) -> torch.nn.Module:
@@ -68,9 +75,14 @@ def load_images(data: str | None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def save(figure, name: str) -> None:
+    """Write ``figure`` (a :class:`PaperFigure`: its caption is printed too) as ``name``."""
     path = HERE / name
+    caption = getattr(figure, "caption", None)
+    figure = getattr(figure, "figure", figure)
     figure.savefig(path, dpi=100)
     print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
+    if caption:
+        print(f"  {caption}")
 
 
 def first_of(labels: torch.Tensor, digits) -> torch.Tensor:
@@ -114,14 +126,13 @@ def fig2(model, images, labels) -> None:
 
 
 def fig3_progressive(model, images, labels) -> None:
-    """Fig. 3: four disjoint masks, the part predicted so far, the image after each step."""
+    """Fig. 3: four disjoint masks, the part predicted so far, the image after each step
+    (every step fills towards the true class; the titles give what the model predicts)."""
     chosen = first_of(labels, [3])
-    fill = ProgressiveMaskFill(model)
-    # every step fills towards the true class; the titles give what the model predicts
-    fill.attribute(images[chosen], target=labels[chosen], n_steps=4, seed=SEED)
-    steps = fill.steps
-    figure, _ = visualize_progressive(steps.images, steps.groups, steps.labels, image=images[chosen])
-    save(figure, "fig3_progressive.png")
+    drawn = progressive_figure(
+        model, images[chosen], target=labels[chosen], n_steps=4, seed=SEED, selection=SELECTION.format("digit 3")
+    )
+    save(drawn, "fig3_progressive.png")
 
 
 def fig3_progressive_classes(model, images, labels) -> None:
@@ -171,63 +182,49 @@ def fig4_grid(model, images, labels) -> None:
     """Fig. 4: the prototype of one digit over mask ratio x patch size (not binarized,
     so the whole normalized fill shows, not only what passes the threshold)."""
     chosen = first_of(labels, [3])
-    ratios, patches = [0.1, 0.25, 0.5], [1, 2, 4]
-    grid = [
-        [
-            prototype(
-                MaskFill(model).attribute(
-                    images[chosen],
-                    target=labels[chosen],
-                    n_samples=N_SAMPLES // 2,
-                    mask_ratio=ratio,
-                    patch_size=patch,
-                    seed=SEED,
-                ),
-                binarized=False,
-            )[0]
-            for patch in patches
-        ]
-        for ratio in ratios
-    ]
-    figure, _ = visualize_parameter_grid(grid, ratios, patches)
-    figure.suptitle("T(fill) not binarized, one digit 3")
-    save(figure, "fig4_grid.png")
+    drawn = ratio_patch_figure(
+        model,
+        images[chosen],
+        target=labels[chosen],
+        n_samples=N_SAMPLES // 2,
+        seed=SEED,
+        transform=TransformSetting(binarized=False),
+        selection=SELECTION.format("digit 3"),
+    )
+    save(drawn, "fig4_grid.png")
 
 
 def fig5_second_order(model, images, labels) -> None:
     """Fig. 5: prototypes from first-order and BFGS (second-order) updates, binarized
     and not."""
-    from captum_fillblanks.attr.bfgs import BFGSMaskFill
-
     chosen = first_of(labels, [0, 3, 5, 8])
-    kwargs = dict(target=labels[chosen], n_samples=N_SAMPLES // 4, seed=SEED)
-    first = MaskFill(model).attribute(images[chosen], **kwargs)
-    second = BFGSMaskFill(model).attribute(images[chosen], n_iter=5, **kwargs)
-    columns = {
-        "x": images[chosen],
-        "T(fill), Δx₁": prototype(first),
-        "T(fill), Δx₂ (BFGS)": prototype(second),
-        "not binarized, Δx₁": prototype(first, binarized=False),
-        "not binarized, Δx₂": prototype(second, binarized=False),
-    }
-    figure, _ = visualize_comparison(columns, fig_size=(10.5, 8.6))
-    save(figure, "fig5_first_vs_second_order.png")
+    drawn = orders_figure(
+        model,
+        images[chosen],
+        target=labels[chosen],
+        n_samples=N_SAMPLES // 4,
+        seed=SEED,
+        transform=TransformSetting(),
+        selection=SELECTION.format("digits 0, 3, 5 and 8"),
+    )
+    save(drawn, "fig5_first_vs_second_order.png")
 
 
 def fig6_binarized(model, images, labels) -> None:
     """Fig. 6: binarized vs not, for random masks (4.1) and progressive masks (4.2)."""
     chosen = first_of(labels, [2, 4, 7])
-    x, y = images[chosen], labels[chosen]
-    fills = MaskFill(model).attribute(x, target=y, n_samples=N_SAMPLES, seed=SEED)
-    progressive = ProgressiveMaskFill(model)
-    columns = {
-        "random, binarized": prototype(fills),
-        "random, not binarized": prototype(fills, binarized=False),
-        "progressive, binarized": progressive.attribute(x, target=y, seed=SEED),
-        "progressive, not binarized": progressive.attribute(x, target=y, seed=SEED, binarized=False),
-    }
-    figure, _ = visualize_comparison(columns, fig_size=(9.2, 6.6))
-    save(figure, "fig6_binarized.png")
+    drawn = binarized_figure(
+        model,
+        images[chosen],
+        target=labels[chosen],
+        n_samples=N_SAMPLES,
+        n_steps=4,
+        seed=SEED,
+        transform=TransformSetting(),
+        progressive_transform=TransformSetting(),
+        selection=SELECTION.format("digits 2, 4 and 7"),
+    )
+    save(drawn, "fig6_binarized.png")
 
 
 def methods_comparison(model, images, labels) -> None:
