@@ -31,6 +31,7 @@ SHIPPED = [
     (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN_ROBUST, "mnist"),
     (resnet5, ResNet5_Weights.FASHION_MNIST, "fashion-mnist"),
     (resnet5, ResNet5_Weights.FASHION_MNIST_ANTIALIAS, "fashion-mnist"),
+    (resnet5, ResNet5_Weights.FASHION_MNIST_ROBUST, "fashion-mnist"),
     (lenet5, LeNet5_Weights.MNIST_5K, "mnist"),
     (lenet5, LeNet5_Weights.FASHION_MNIST, "fashion-mnist"),
 ]
@@ -239,31 +240,38 @@ def test_the_registry_names_each_models_builder_weights_and_name():
         shipped_model("fashion-mnist", "simple-cnn")
 
 
-SHARED_MNIST = SHARED_DATA / "mnist"
-
-
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist")
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data")
 @pytest.mark.parametrize(
-    ("builder", "weights", "standard"),
+    ("builder", "weights", "standard", "dataset", "attack"),
     [
-        (simple_cnn, SimpleCNN_Weights.MNIST_5K_ROBUST, SimpleCNN_Weights.MNIST_5K),
-        (resnet5, ResNet5_Weights.MNIST_5K_FLATTEN_ROBUST, ResNet5_Weights.MNIST_5K_FLATTEN),
+        (simple_cnn, SimpleCNN_Weights.MNIST_5K_ROBUST, SimpleCNN_Weights.MNIST_5K, "mnist", ("l2", 2.5, 7)),
+        (
+            resnet5,
+            ResNet5_Weights.MNIST_5K_FLATTEN_ROBUST,
+            ResNet5_Weights.MNIST_5K_FLATTEN,
+            "mnist",
+            ("l2", 2.0, 7),
+        ),
+        (resnet5, ResNet5_Weights.FASHION_MNIST_ROBUST, ResNet5_Weights.FASHION_MNIST, "fashion-mnist", ("l2", 1.0, 1)),
     ],
-    ids=["simple-cnn", "resnet5-flatten"],
+    ids=["simple-cnn", "resnet5-flatten", "fashion-resnet5"],
 )
-def test_the_robust_weights_have_the_clean_and_robust_accuracy_their_meta_records(builder, weights, standard):
+def test_the_robust_weights_have_the_clean_and_robust_accuracy_their_meta_records(
+    builder, weights, standard, dataset, attack
+):
     from captum_fillblanks.paper.data import load_tensors
     from captum_fillblanks.paper.robust import PGD, robust_accuracy
 
     model = builder(weights=weights)
-    images, labels = load_tensors("mnist", SHARED_MNIST, train=False)
+    images, labels = load_tensors(dataset, SHARED_DATA / dataset, train=False)
     assert evaluate_accuracy(model, images, labels) == pytest.approx(weights.meta["t10k_accuracy"], abs=5e-4)
     standard = builder(weights=standard)
     for measured in weights.meta["robust_accuracy"].values():
-        attack, n = PGD(**measured["attack"]), measured["images"]
-        robust = robust_accuracy(model, images[:n], labels[:n], attack)
+        evaluation, n = PGD(**measured["attack"]), measured["images"]
+        robust = robust_accuracy(model, images[:n], labels[:n], evaluation)
         assert robust == pytest.approx(measured["accuracy"], abs=0.005)  # another CPU may round differently
         assert abs(measured["art_accuracy"] - measured["accuracy"]) <= 0.01  # ART's PGD agrees with ours
         # what robust means: the standard twin loses far more to the same attack (first 200 images)
-        assert robust_accuracy(standard, images[:200], labels[:200], attack) < robust - 0.15
-    assert PGD(**weights.meta["recipe"]["attack"]) == PGD("l2", 2.5, warmup=0.2)
+        assert robust_accuracy(standard, images[:200], labels[:200], evaluation) < robust - 0.15
+    norm, epsilon, steps = attack
+    assert PGD(**weights.meta["recipe"]["attack"]) == PGD(norm, epsilon, steps=steps, warmup=0.2)
