@@ -46,8 +46,14 @@ from pathlib import Path
 
 import torch
 
-from captum_fillblanks import MaskFill, ProgressiveMaskFill, prototype
-from captum_fillblanks.attr.readability import inpainting_agreement, wrong_target_control
+from captum_fillblanks import MaskFill, ProgressiveMaskFill, TransformSetting, prototype
+from captum_fillblanks.attr.readability import (
+    ink,
+    inpainting_agreement,
+    intersection_over_union,
+    judge_accuracy,
+    wrong_target_control,
+)
 from captum_fillblanks.paper.data import CLASS_NAMES, load_tensors, split_training_set
 from captum_fillblanks.paper.files import load_tensors_file, save_tensors_file, write_atomically
 from captum_fillblanks.paper.models import JUDGE_ARCH, shipped_model, shipped_weights
@@ -251,6 +257,35 @@ def table(rows: dict[str, dict], dataset: str) -> str:
     return "\n".join(lines)
 
 
+#: The settings of T scored by ``--displays``: the grid the package's default was chosen
+#: from (experiments/choose_display.py), binarized.
+DISPLAY_GRID = tuple(
+    TransformSetting(threshold=tau, scale_percentile=p)
+    for p in (100.0, 99.0, 98.0, 95.0, 90.0, 80.0)
+    for tau in (0.05, 0.1, 0.2, 0.3, 0.5)
+)
+
+
+def displays(model, judge, images: torch.Tensor, fill: torch.Tensor) -> str:
+    """The default T and the best of :data:`DISPLAY_GRID` on ``fill`` by the default's
+    criterion (the judge's reading / 100 + the median IoU with the ink)."""
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    truth = ink(images)
+
+    def merit(setting: TransformSetting) -> tuple[float, float, float]:
+        shown = prototype(fill, transform=setting)
+        read = judge_accuracy(judge, shown, labels)
+        iou = float(intersection_over_union(shown > 0.5, truth).nanmedian())
+        return read / 100 + iou, read, iou
+
+    default, best = TransformSetting(), max(DISPLAY_GRID, key=lambda s: merit(s)[0])
+    return " | ".join(
+        f"{label} {setting}: judge {m[1]:.1f} %, IoU {m[2]:.3f}, merit {m[0]:.3f}"
+        for label, setting, m in (("default", default, merit(default)), ("best", best, merit(best)))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -261,6 +296,9 @@ def main() -> None:
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     parser.add_argument("--n-images", type=int, default=200)
     parser.add_argument("--figure", action="store_true")
+    parser.add_argument(
+        "--displays", action="store_true", help="also score other settings of T on each variant's kept fills"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test's sizes: tiny counts, one epoch")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +327,14 @@ def main() -> None:
     if args.figure:
         images, labels, _ = split_images(args.dataset, args.data_dir, args.split, args.n_images)
         print("wrote", draw(args.out, args.split, args.dataset, args.arch, images, labels, prototypes))
+    if args.displays:
+        images, _, _ = split_images(args.dataset, args.data_dir, args.split, args.n_images)
+        for name in args.variants:
+            model = trained(name, args.dataset, args.arch, args.data_dir, args.out, sizes)
+            fill = load_tensors_file(
+                args.out / f"{args.dataset}_{args.arch}_{name}_{args.split}_{args.n_images}_fill.pt"
+            )
+            print(name, displays(model, judge, images, fill), flush=True)
 
 
 if __name__ == "__main__":

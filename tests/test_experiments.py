@@ -71,8 +71,11 @@ def test_robust_training_compares_variants_and_draws_their_prototypes(tmp_path):
     assert rows["standard"]["clean t10k"] != rows["noise-0.5"]["clean t10k"]  # one epoch of noise is another model
     assert (tmp_path / "mnist_simple-cnn_noise-0.5.pt").is_file()  # kept: a rerun loads it
     assert (tmp_path / "figure_mnist_simple-cnn_validation.png").read_bytes()[:4] == b"\x89PNG"
-    rerun = run(*command)
+    rerun = run(*command, "--displays")
     assert "trained in" not in rerun and json.loads(rerun.splitlines()[0].split(" ", 1)[1]) == rows["standard"]
+    # the default T and the grid's best on the kept fills: the best scores at least the default
+    merits = [float(m) for m in re.findall(r"merit ([\d.]+)", rerun)]
+    assert len(merits) == 4 and merits[1] >= merits[0] and merits[3] >= merits[2]
 
 
 @needs_data
