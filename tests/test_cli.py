@@ -23,7 +23,8 @@ def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
         for d in ("mnist", "fashion-mnist")
         for f in ("fig1_one_mask", "fig2_expected_fill", "fig2_prototypes", "fig3_progressive")
     )
-    expected = sorted([*expected, "mnist_fig2_standard_vs_robust.png"])  # MNIST ships a robust twin
+    # both data sets ship a robust twin of their default model
+    expected = sorted([*expected, "mnist_fig2_standard_vs_robust.png", "fashion-mnist_fig2_standard_vs_robust.png"])
     assert written == expected
     assert all((tmp_path / name).stat().st_size > 5000 for name in written)
     out = capsys.readouterr().out
@@ -32,7 +33,7 @@ def test_demo_writes_every_figure_and_the_table(tmp_path, capsys):
     assert str(tmp_path) in out
     # the readability checks beside it, one row per data set, and the draws each fill kept
     assert "| mnist | SimpleCNN | 20 | 0." in out and "| fashion-mnist | ResNet5 | 20 | 0." in out
-    assert "| mnist | SimpleCNN (robust) | 20 | 0." in out
+    assert "| mnist | SimpleCNN (robust) | 20 | 0." in out and "| fashion-mnist | ResNet5 (robust) | 20 | 0." in out
     assert out.count(" kept masks per image (tolerance 0.3, at most 5)") == 2
 
 
@@ -52,7 +53,7 @@ def test_the_demo_stops_by_precision_and_reports_its_readability(tmp_path):
     stops = [line for line in said if line.startswith("  fills:")]
     assert len(stops) == 2 and all("(tolerance 0.6, at most 64)" in line for line in stops)
     assert any(not line.startswith("  fills: 64 to 64") for line in stops)  # some image stopped before the cap
-    assert set(summaries) == {"mnist", "fashion-mnist", "mnist, robust"}
+    assert set(summaries) == {"mnist", "fashion-mnist", "mnist, robust", "fashion-mnist, robust"}
     for summary in summaries.values():
         assert 0 <= summary.auc <= 1 and 0 <= summary.iou <= 1 and 0 <= summary.judge <= 100
         assert summary.wrong_target is not None
@@ -375,13 +376,16 @@ def test_the_demo_draws_the_standard_and_the_robust_prototypes_of_the_same_sampl
     def title(figure):
         return " ".join(text.get_text() for text in figure.texts)
 
-    figure = next(f for f in drawn.values() if "standard and robust" in title(f))
-    entry = shipped_model("mnist")
-    images, labels = load_samples("mnist")
-    first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(10)])
-    for row, weights in ((1, entry.weights), (2, robust_twin(entry))):
-        fill = MaskFill(entry.build(weights)).attribute(images[first], n_samples=6, seed=0)
-        for c in range(10):
-            panel = torch.from_numpy(figure.axes[10 * row + c].get_images()[0].get_array().data.copy())
-            assert torch.allclose(panel, prototype(fill)[c, 0])
-    assert "standard: judge reads" in title(figure) and "robust: judge reads" in title(figure)
+    figures = [f for f in drawn.values() if "standard and robust" in title(f)]
+    assert len(figures) == 2
+    for figure, dataset in zip(figures, ("mnist", "fashion-mnist")):
+        assert title(figure).startswith(dataset)
+        entry = shipped_model(dataset)
+        images, labels = load_samples(dataset)
+        first = torch.stack([(labels == c).nonzero()[0, 0] for c in range(10)])
+        for row, weights in ((1, entry.weights), (2, robust_twin(entry))):
+            fill = MaskFill(entry.build(weights)).attribute(images[first], n_samples=6, seed=0)
+            for c in range(10):
+                panel = torch.from_numpy(figure.axes[10 * row + c].get_images()[0].get_array().data.copy())
+                assert torch.allclose(panel, prototype(fill)[c, 0])
+        assert "standard: judge reads" in title(figure) and "robust: judge reads" in title(figure)
