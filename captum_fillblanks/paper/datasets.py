@@ -66,6 +66,8 @@ class DataSet:
 
 _IDX = "a folder of IDX files, plain or .gz (train-* and t10k-*)"
 
+#: Every data set of the kit by its ``--dataset`` name (read-only), in the command line's
+#: order.
 DATA_SETS: Mapping[str, DataSet] = MappingProxyType(
     {
         "mnist": DataSet("mnist", "images", _IDX, IMAGE_REPRODUCTION),
