@@ -1,5 +1,7 @@
 """The reference models: shapes, the shipped weights, and the ``weights=`` argument."""
 
+import math
+
 import pytest
 import torch
 from conftest import SHARED_DATA
@@ -86,8 +88,10 @@ def test_shipped_weights_classify_the_bundled_samples(builder, weights, dataset)
     assert not model.training
     assert all(not m.training for m in model.modules())
     images, labels = load_samples(dataset)
-    # 100 images: within five points of the t10k accuracy (the Fashion-MNIST judge's is 90.5 %)
-    assert evaluate_accuracy(model, images, labels) >= min(0.9, weights.meta["t10k_accuracy"] - 0.05)
+    # 100 images: within three binomial standard errors of the t10k accuracy (about 10
+    # points at the robust Fashion-MNIST model's 87.8 %, 4 at MNIST's 98 %)
+    expected = weights.meta["t10k_accuracy"]
+    assert evaluate_accuracy(model, images, labels) >= expected - 3 * math.sqrt(expected * (1 - expected) / len(labels))
 
 
 @pytest.mark.parametrize(("builder", "weights", "dataset"), SHIPPED, ids=SHIPPED_IDS)

@@ -179,7 +179,7 @@ def test_train_model_refuses_bad_robust_settings_by_name(tiny_set, settings, mes
         (["--attack", "l2"], "--attack needs --epsilon"),
         (["--attack", "l2", "--epsilon", "-1"], "epsilon must be a number > 0"),
         (["--noise-std", "-0.5"], "--noise-std must be >= 0"),
-        (["--dataset", "tweets", "--attack", "l2", "--epsilon", "1"], "--attack, --epsilon train image models"),
+        (["--dataset", "tweets", "--attack", "l2", "--epsilon", "1"], "--attack, --epsilon are not for --dataset"),
     ],
 )
 def test_the_train_command_refuses_bad_robust_options_in_one_line(tmp_path, extra, message):
