@@ -44,8 +44,9 @@ __all__ = [
     "binarized_figure",
 ]
 
-#: Fig. 4's grid: the paper's mask ratios (rows) and patch sizes (columns).
+#: Fig. 4's grid: the paper's mask ratios (rows).
 FIG4_MASK_RATIOS = (0.1, 0.25, 0.5, 0.75)
+#: Fig. 4's grid: the paper's patch sizes (columns).
 FIG4_PATCH_SIZES = (1, 2, 4, 7)
 #: Fig. 4 draws up to this many masks per kept one (a high ratio keeps few).
 FIG4_MAX_DRAWS_PER_SAMPLE = 20

@@ -13,7 +13,8 @@ The modules, in the order a run uses them:
 - :mod:`~.settings`: the candidate settings of ``T`` and how one is chosen per row;
 - :mod:`~.stages`: the fill jobs, the validation choice, the scoring of the shards;
 - :mod:`~.prototypes`: :func:`class_prototypes`, the mean fill per class;
-- :mod:`~.figures` and :mod:`~.report`: Figs. 2-6 and the Markdown report;
+- ``figures`` (the recipes of :mod:`captum_fillblanks.paper.figures`) and ``report``: Figs. 2-6
+  and the Markdown report;
 - :mod:`~.run`: :func:`reproduce`, all of it.
 """
 
