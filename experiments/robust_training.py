@@ -273,16 +273,17 @@ def displays(model, judge, images: torch.Tensor, fill: torch.Tensor) -> str:
         labels = model(images).argmax(1)
     truth = ink(images)
 
-    def merit(setting: TransformSetting) -> tuple[float, float, float]:
+    scores = {}  # setting -> (merit, judge, IoU), each setting's picture drawn once
+    for setting in DISPLAY_GRID:
         shown = prototype(fill, transform=setting)
         read = judge_accuracy(judge, shown, labels)
         iou = float(intersection_over_union(shown > 0.5, truth).nanmedian())
-        return read / 100 + iou, read, iou
-
-    default, best = TransformSetting(), max(DISPLAY_GRID, key=lambda s: merit(s)[0])
+        scores[setting] = (read / 100 + iou, read, iou)
+    default, best = TransformSetting(), max(DISPLAY_GRID, key=lambda s: scores[s][0])
     return " | ".join(
-        f"{label} {setting}: judge {m[1]:.1f} %, IoU {m[2]:.3f}, merit {m[0]:.3f}"
-        for label, setting, m in (("default", default, merit(default)), ("best", best, merit(best)))
+        f"{label} {setting}: judge {scores[setting][1]:.1f} %, IoU {scores[setting][2]:.3f}, "
+        f"merit {scores[setting][0]:.3f}"
+        for label, setting in (("default", default), ("best", best))
     )
 
 
@@ -304,9 +305,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     judge = shipped_model(args.dataset, JUDGE_ARCH[args.dataset]).build()
     sizes = QUICK if args.quick else Sizes()
-    prototypes, rows = {}, {}
+    prototypes, rows, models, kept = {}, {}, {}, {}
     for name in args.variants:
-        model = trained(name, args.dataset, args.arch, args.data_dir, args.out, sizes)
+        model = models[name] = trained(name, args.dataset, args.arch, args.data_dir, args.out, sizes)
         stem = f"{args.dataset}_{args.arch}_{name}_{args.split}_{args.n_images}"
         result, fills = args.out / f"{stem}.json", args.out / f"{stem}_fill.pt"
         if not result.exists():
@@ -319,7 +320,8 @@ def main() -> None:
         row = json.loads(result.read_text())
         rows[name] = row
         print(name, json.dumps(row), flush=True)
-        prototypes[name] = prototype(load_tensors_file(fills))
+        kept[name] = load_tensors_file(fills)
+        prototypes[name] = prototype(kept[name])
     text = table(rows, args.dataset) + "\n"
     write_atomically(
         args.out / f"table_{args.dataset}_{args.arch}_{args.split}.md", lambda handle: handle.write(text.encode())
@@ -330,11 +332,7 @@ def main() -> None:
     if args.displays:
         images, _, _ = split_images(args.dataset, args.data_dir, args.split, args.n_images)
         for name in args.variants:
-            model = trained(name, args.dataset, args.arch, args.data_dir, args.out, sizes)
-            fill = load_tensors_file(
-                args.out / f"{args.dataset}_{args.arch}_{name}_{args.split}_{args.n_images}_fill.pt"
-            )
-            print(name, displays(model, judge, images, fill), flush=True)
+            print(name, displays(models[name], judge, images, kept[name]), flush=True)
 
 
 if __name__ == "__main__":

@@ -74,11 +74,8 @@ def load_images(data: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     return images[samples], labels[samples]
 
 
-def save(figure, name: str) -> None:
-    """Write ``figure`` (a :class:`PaperFigure`: its caption is printed too) as ``name``."""
+def save(figure, name: str, caption: str | None = None) -> None:
     path = HERE / name
-    caption = getattr(figure, "caption", None)
-    figure = getattr(figure, "figure", figure)
     figure.savefig(path, dpi=100)
     print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
     if caption:
@@ -132,7 +129,7 @@ def fig3_progressive(model, images, labels) -> None:
     drawn = progressive_figure(
         model, images[chosen], target=labels[chosen], n_steps=4, seed=SEED, selection=SELECTION.format("digit 3")
     )
-    save(drawn, "fig3_progressive.png")
+    save(drawn.figure, "fig3_progressive.png", drawn.caption)
 
 
 def fig3_progressive_classes(model, images, labels) -> None:
@@ -191,7 +188,7 @@ def fig4_grid(model, images, labels) -> None:
         transform=TransformSetting(binarized=False),
         selection=SELECTION.format("digit 3"),
     )
-    save(drawn, "fig4_grid.png")
+    save(drawn.figure, "fig4_grid.png", drawn.caption)
 
 
 def fig5_second_order(model, images, labels) -> None:
@@ -207,7 +204,7 @@ def fig5_second_order(model, images, labels) -> None:
         transform=TransformSetting(),
         selection=SELECTION.format("digits 0, 3, 5 and 8"),
     )
-    save(drawn, "fig5_first_vs_second_order.png")
+    save(drawn.figure, "fig5_first_vs_second_order.png", drawn.caption)
 
 
 def fig6_binarized(model, images, labels) -> None:
@@ -224,7 +221,7 @@ def fig6_binarized(model, images, labels) -> None:
         progressive_transform=TransformSetting(),
         selection=SELECTION.format("digits 2, 4 and 7"),
     )
-    save(drawn, "fig6_binarized.png")
+    save(drawn.figure, "fig6_binarized.png", drawn.caption)
 
 
 def methods_comparison(model, images, labels) -> None:
