@@ -45,7 +45,7 @@ from captum_fillblanks.attr.masks import apply_masks
 from captum_fillblanks.attr.metrics import ConsistencyCounts, rebuild_rows, score_rows
 from captum_fillblanks.paper.models import shipped_model
 from captum_fillblanks.paper.reproduce import CANDIDATE_SETTINGS, RunConfig, best_settings, run_fills
-from captum_fillblanks.paper.scoring import SCORING_SEED_OFFSET, per_image_blanks
+from captum_fillblanks.paper.scoring import per_image_blanks, scoring_seed
 
 ROWS = ("paper-style", "strict")
 SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -64,10 +64,9 @@ def blur(fill: torch.Tensor, sigma: float) -> torch.Tensor:
 def scoring_masks(images, config: RunConfig, first: int, n: int) -> torch.Tensor:
     """Draw ``k`` of each image's scoring masks, ``k < n``, as blank indicators shaped
     ``(n, *images.shape)``; draw 0 is :func:`per_image_blanks`, the report's."""
-    base = config.seed + SCORING_SEED_OFFSET + first
     draws = []
     for i in range(len(images)):
-        generator = torch.Generator().manual_seed(base + i)
+        generator = torch.Generator().manual_seed(scoring_seed(config, first + i))
         draws.append(random_patch_masks(n, *images.shape[-2:], **config.masks, generator=generator) == 0)
     return torch.stack(draws, 1)[:, :, None].expand(n, *images.shape)
 

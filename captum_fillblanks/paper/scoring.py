@@ -32,6 +32,7 @@ __all__ = [
     "MAX_SCALED_T",
     "SCORING_SEED_OFFSET",
     "N_RESAMPLES",
+    "scoring_seed",
     "per_image_blanks",
     "per_text_blanks",
     "image_columns",
@@ -54,14 +55,24 @@ SCORING_SEED_OFFSET = 3 * 10**6
 N_RESAMPLES = 1000
 
 
+def scoring_seed(config: RunConfig, index: int) -> int:
+    """The seed of the ``index``-th test image's scoring masks: ``seed + 3,000,000 +
+    index`` (``config`` gives the run's ``seed``)."""
+    return config.seed + SCORING_SEED_OFFSET + index
+
+
 def per_image_blanks(images: Tensor, config: RunConfig, first: int = 0) -> Tensor:
-    """One scoring mask per image, the first mask of seed ``seed + 3,000,000 + i`` for
-    the ``i``-th test image (``images`` start at test image ``first``; ``config`` gives
-    the run's ``seed`` and ``masks``): each image's score is independent of the others',
-    and an image has the same mask in every shard layout, in the mask study and in
+    """One scoring mask per image, the first mask of :func:`scoring_seed` for the
+    ``i``-th test image (``images`` start at test image ``first``; ``config`` gives the
+    run's ``seed`` and ``masks``): each image's score is independent of the others', and
+    an image has the same mask in every shard layout, in the mask study and in
     ``reproduce``."""
-    base = config.seed + SCORING_SEED_OFFSET + first
-    return torch.cat([scoring_blank(images[i : i + 1], seed=base + i, **config.masks) for i in range(len(images))])
+    return torch.cat(
+        [
+            scoring_blank(images[i : i + 1], seed=scoring_seed(config, first + i), **config.masks)
+            for i in range(len(images))
+        ]
+    )
 
 
 def per_text_blanks(attention: Tensor, indices: Sequence[int], seed: int, mask_ratio: float = 0.25) -> Tensor:
